@@ -1,0 +1,247 @@
+//! detect's decision policy: pure functions over what detect observed, unit-tested without AWS.
+//! Order of checks: origin (account, region, alarm name) -> state -> live alarm state -> quorum -> running
+//! execution -> target already active -> cooldown. Only then one execution, with a deterministic name.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::plan::{Direction, FailoverPlan, Mode, Side, Timing};
+use crate::trigger::{AlarmState, AlarmTransition, ManualCommand};
+
+/// Executions whose name starts with this are rehearsals: they never block or cool down a real failover.
+pub const DRY_RUN_PREFIX: &str = "dryrun-";
+
+/// An alarm as DescribeAlarms shows it now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveAlarm {
+    pub name: String,
+    pub state: String,
+    /// When the state value last changed (StateTransitionedTimestamp, else StateUpdatedTimestamp).
+    pub transitioned_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentExecution {
+    pub name: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Which region serves traffic, judged from the Global Accelerator dials.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "side", rename_all = "lowercase")]
+pub enum ActiveSide {
+    Primary,
+    Dr,
+    /// Dials between the two end states: a shift is in progress or was interrupted.
+    Shifting { primary_dial: i32, dr_dial: i32 },
+    /// The dials could not be read; detect does not block on that.
+    Unknown { reason: String },
+}
+
+impl ActiveSide {
+    pub fn from_dials(primary_dial: i32, dr_dial: i32) -> Self {
+        match (primary_dial, dr_dial) {
+            (100, 0) => ActiveSide::Primary,
+            (0, 100) => ActiveSide::Dr,
+            _ => ActiveSide::Shifting { primary_dial, dr_dial },
+        }
+    }
+    fn is(&self, side: Side) -> bool {
+        matches!((self, side), (ActiveSide::Primary, Side::Primary) | (ActiveSide::Dr, Side::Dr))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Situation {
+    pub alarms: Vec<LiveAlarm>,
+    pub executions: Vec<RecentExecution>,
+    pub active: ActiveSide,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerInfo {
+    /// "alarm" or "manual".
+    pub source: String,
+    pub alarms: Vec<String>,
+    pub state_change_time: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// The state machine's input (docs/contract.md). Deterministic for a given trigger, so duplicate deliveries send
+/// byte-identical input under the same name and Step Functions treats them as one execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    pub direction: Direction,
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub force: bool,
+    pub trigger: TriggerInfo,
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Start { name: String, input: ExecutionInput, reason: String },
+    Skip { reason: String },
+    Ignore { reason: String },
+}
+
+/// Refuses alarms from another account, another region, or not named in the plan.
+pub fn check_origin(plan: &FailoverPlan, t: &AlarmTransition) -> Result<()> {
+    if t.account_id != plan.account_id {
+        return Err(Error::invalid_input(format!(
+            "alarm {} comes from account {}, the plan's account is {}; nothing was changed",
+            t.alarm_name, t.account_id, plan.account_id
+        )));
+    }
+    if t.region != plan.alarms.region {
+        return Err(Error::invalid_input(format!(
+            "alarm {} comes from region {}, the plan's alarms live in {} (PILOTLIGHT_ALARM_REGION); nothing was changed",
+            t.alarm_name, t.region, plan.alarms.region
+        )));
+    }
+    if !plan.alarms.names.iter().any(|n| n == &t.alarm_name) {
+        return Err(Error::invalid_input(format!(
+            "alarm {} is not one of the plan's alarms ({}); nothing was changed",
+            t.alarm_name,
+            plan.alarms.names.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> Verdict {
+    if t.state != AlarmState::Alarm {
+        return Verdict::Ignore { reason: format!("alarm {} moved to {}: only ALARM can start a failover", t.alarm_name, t.state.as_str()) };
+    }
+    let live = s.alarms.iter().find(|a| a.name == t.alarm_name);
+    match live {
+        Some(a) if a.state == "ALARM" => {}
+        Some(a) => return Verdict::Skip { reason: format!("alarm {} is {} now (it recovered since the event was sent)", a.name, a.state) },
+        None => return Verdict::Skip { reason: format!("alarm {} was not found by DescribeAlarms in {}", t.alarm_name, plan.alarms.region) },
+    }
+    // The quorum set: the plan's alarms in ALARM, earliest transition first; the K-th one completes the quorum.
+    let mut firing: Vec<&LiveAlarm> =
+        s.alarms.iter().filter(|a| a.state == "ALARM" && plan.alarms.names.contains(&a.name)).collect();
+    firing.sort_by(|a, b| (a.transitioned_at, &a.name).cmp(&(b.transitioned_at, &b.name)));
+    if firing.len() < plan.alarms.quorum {
+        return Verdict::Skip {
+            reason: format!(
+                "quorum not met: {} of {} required alarms in ALARM ({})",
+                firing.len(),
+                plan.alarms.quorum,
+                firing.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+    }
+    let quorum: Vec<&LiveAlarm> = firing[..plan.alarms.quorum].to_vec();
+    let dry_run = plan.dry_run;
+    if let Some(reason) = blocked_by_executions(s, dry_run, Some(plan.alarms.cooldown)) {
+        return Verdict::Skip { reason };
+    }
+    if s.active.is(Side::Dr) {
+        return Verdict::Skip { reason: format!("DR region {} is already active (dials 0/100): nothing to fail over", plan.dr.region) };
+    }
+    let quorum_time = quorum.iter().filter_map(|a| a.transitioned_at).max().unwrap_or(t.state_change_time);
+    let identity: Vec<String> = quorum
+        .iter()
+        .map(|a| format!("{}@{}", a.name, a.transitioned_at.unwrap_or(t.state_change_time).timestamp_millis()))
+        .collect();
+    let names: Vec<String> = quorum.iter().map(|a| a.name.clone()).collect();
+    let name = execution_name(dry_run, "failover", quorum_time, &identity.join("|"));
+    let input = ExecutionInput {
+        direction: Direction::Failover,
+        mode: Mode::Ungraceful,
+        dry_run,
+        force: false,
+        trigger: TriggerInfo {
+            source: "alarm".into(),
+            alarms: names.clone(),
+            state_change_time: quorum_time,
+            reason: format!("{} of {} alarms in ALARM: {}", quorum.len(), plan.alarms.names.len(), names.join(", ")),
+        },
+        timing: plan.timing,
+    };
+    Verdict::Start { name, input, reason: format!("quorum reached ({}) and no execution running", names.join(", ")) }
+}
+
+pub fn decide_manual(plan: &FailoverPlan, cmd: &ManualCommand, direction: Direction, s: &Situation) -> Verdict {
+    if let Some(reason) = blocked_by_executions(s, cmd.dry_run, None) {
+        return Verdict::Skip { reason };
+    }
+    let target = direction.target();
+    if s.active.is(target) && !cmd.force {
+        return Verdict::Skip {
+            reason: format!(
+                "{} region {} is already active: nothing to {}; add \"force\": true to run the steps anyway",
+                if target == Side::Dr { "DR" } else { "primary" },
+                plan.region(target).region,
+                direction.as_str()
+            ),
+        };
+    }
+    let reason = cmd.reason.clone().unwrap_or_else(|| "manual command".into());
+    // Failback is always graceful unless explicitly forced ungraceful: the team is going home, not fleeing.
+    let mode = cmd.mode.unwrap_or(match direction {
+        Direction::Failover => Mode::Ungraceful,
+        Direction::Failback => Mode::Graceful,
+    });
+    let identity = serde_json::to_string(cmd).unwrap_or_default();
+    // Same command within the same minute = the same request delivered twice: same name, one execution.
+    let minute = DateTime::from_timestamp(s.now.timestamp() / 60 * 60, 0).unwrap_or(s.now);
+    let base = execution_name(cmd.dry_run, direction.as_str(), minute, &identity);
+    let input = ExecutionInput {
+        direction,
+        mode,
+        dry_run: cmd.dry_run,
+        force: cmd.force,
+        trigger: TriggerInfo { source: "manual".into(), alarms: vec![], state_change_time: s.now, reason: reason.clone() },
+        timing: plan.timing,
+    };
+    Verdict::Start { name: base, input, reason: format!("manual {}: {reason}", direction.as_str()) }
+}
+
+/// A running execution always blocks (never two at once); a recent one blocks automatic starts (cooldown).
+/// Rehearsals and real runs do not block each other.
+fn blocked_by_executions(s: &Situation, dry_run: bool, cooldown: Option<Duration>) -> Option<String> {
+    let relevant = s.executions.iter().filter(|e| e.name.starts_with(DRY_RUN_PREFIX) == dry_run);
+    let mut latest: Option<&RecentExecution> = None;
+    for e in relevant {
+        if e.status == "RUNNING" {
+            return Some(format!("execution {} is already running (started {})", e.name, rfc3339(e.started_at)));
+        }
+        if latest.is_none_or(|l| e.started_at > l.started_at) {
+            latest = Some(e);
+        }
+    }
+    let (cooldown, last) = (cooldown?, latest?);
+    let since = s.now.signed_duration_since(last.started_at).to_std().unwrap_or_default();
+    (since < cooldown).then(|| {
+        format!(
+            "cooldown: execution {} started {}s ago ({}), cooldown is {}s",
+            last.name,
+            since.as_secs(),
+            last.status,
+            cooldown.as_secs()
+        )
+    })
+}
+
+/// `failover-20261129T101500Z-<16 hex>`: readable, at most 80 characters, only [A-Za-z0-9-].
+pub fn execution_name(dry_run: bool, kind: &str, at: DateTime<Utc>, identity: &str) -> String {
+    let prefix = if dry_run { DRY_RUN_PREFIX } else { "" };
+    format!("{prefix}{kind}-{}-{:016x}", at.format("%Y%m%dT%H%M%SZ"), fnv1a(identity.as_bytes()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

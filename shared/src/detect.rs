@@ -1,0 +1,146 @@
+//! The `detect` entry point: parse the trigger, observe (alarms, executions, dials), decide, start at most one
+//! execution. Anything unparseable or foreign fails before the first AWS call, so it cannot change anything.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cloudwatch::describe_alarms;
+use crate::decision::{ActiveSide, Situation, Verdict, check_origin, decide_alarm, decide_manual};
+use crate::error::{Error, ErrorKind, Result};
+use crate::globalaccelerator::{Dials, read_dials};
+use crate::plan::Direction;
+use crate::runtime::Context;
+use crate::stepfunctions::{Started, recent_executions, start_execution};
+use crate::trigger::{AlarmState, CommandName, Trigger, parse_trigger};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Started,
+    Skipped,
+    Ignored,
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    pub dry_run: bool,
+    /// What detect saw before deciding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Situation>,
+}
+
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    let decision = decide(ctx, &event).await?;
+    tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
+    serde_json::to_value(decision).map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode decision: {e}")))
+}
+
+pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
+    match parse_trigger(event)? {
+        Trigger::Alarm(t) => {
+            check_origin(&ctx.plan, &t)?;
+            let dry_run = ctx.plan.dry_run;
+            if t.state != AlarmState::Alarm {
+                // No AWS call at all for OK / INSUFFICIENT_DATA.
+                return Ok(Decision {
+                    outcome: Outcome::Ignored,
+                    reason: format!("alarm {} moved to {}: only ALARM can start a failover", t.alarm_name, t.state.as_str()),
+                    execution_name: None,
+                    execution_arn: None,
+                    direction: None,
+                    dry_run,
+                    observed: None,
+                });
+            }
+            let situation = observe(ctx).await?;
+            let verdict = decide_alarm(&ctx.plan, &t, &situation);
+            act(ctx, verdict, Direction::Failover, dry_run, situation).await
+        }
+        Trigger::Manual(cmd) => {
+            let situation = observe(ctx).await?;
+            match cmd.direction() {
+                None => Ok(Decision {
+                    outcome: Outcome::Status,
+                    reason: status_line(&situation),
+                    execution_name: None,
+                    execution_arn: None,
+                    direction: None,
+                    dry_run: cmd.dry_run,
+                    observed: Some(situation),
+                }),
+                Some(direction) => {
+                    debug_assert!(cmd.command != CommandName::Status);
+                    let verdict = decide_manual(&ctx.plan, &cmd, direction, &situation);
+                    act(ctx, verdict, direction, cmd.dry_run, situation).await
+                }
+            }
+        }
+    }
+}
+
+/// Reads alarms, executions and dials concurrently. The dials are best-effort: Global Accelerator being
+/// unreachable must not stop a failover from starting (the shift step will retry it).
+async fn observe(ctx: &Context) -> Result<Situation> {
+    let sm = ctx.plan.state_machine_arn()?;
+    let (alarms, executions, dials) = tokio::join!(
+        describe_alarms(&ctx.aws.alarms, &ctx.plan.alarms.names),
+        recent_executions(&ctx.aws.sfn, sm),
+        read_dials(&ctx.aws.global_accelerator, &ctx.plan),
+    );
+    let active = match dials {
+        Ok(Dials { primary, dr }) => ActiveSide::from_dials(primary, dr),
+        Err(e) => ActiveSide::Unknown { reason: e.to_string() },
+    };
+    Ok(Situation { alarms: alarms?, executions: executions?, active, now: chrono::Utc::now() })
+}
+
+async fn act(ctx: &Context, verdict: Verdict, direction: Direction, dry_run: bool, situation: Situation) -> Result<Decision> {
+    let mut d = Decision {
+        outcome: Outcome::Skipped,
+        reason: String::new(),
+        execution_name: None,
+        execution_arn: None,
+        direction: Some(direction),
+        dry_run,
+        observed: Some(situation),
+    };
+    match verdict {
+        Verdict::Ignore { reason } => {
+            d.outcome = Outcome::Ignored;
+            d.reason = reason;
+        }
+        Verdict::Skip { reason } => d.reason = reason,
+        Verdict::Start { name, input, reason } => {
+            let sm = ctx.plan.state_machine_arn()?;
+            let body = serde_json::to_string(&input).map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode execution input: {e}")))?;
+            match start_execution(&ctx.aws.sfn, sm, &name, &body).await? {
+                Started::New { arn } => {
+                    d.outcome = Outcome::Started;
+                    d.reason = reason;
+                    d.execution_arn = Some(arn);
+                }
+                Started::AlreadyExists => {
+                    d.reason = format!("duplicate delivery: execution {name} already exists for this trigger");
+                }
+            }
+            d.execution_name = Some(name);
+        }
+    }
+    Ok(d)
+}
+
+fn status_line(s: &Situation) -> String {
+    let running: Vec<&str> = s.executions.iter().filter(|e| e.status == "RUNNING").map(|e| e.name.as_str()).collect();
+    let firing: Vec<&str> = s.alarms.iter().filter(|a| a.state == "ALARM").map(|a| a.name.as_str()).collect();
+    let active = serde_json::to_value(&s.active).unwrap_or(json!(null));
+    format!("active: {active}; alarms in ALARM: [{}]; running executions: [{}]", firing.join(", "), running.join(", "))
+}

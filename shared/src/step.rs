@@ -1,0 +1,139 @@
+//! The common shape of every failover step: input from the state machine, and the report it returns
+//! (what it saw, what it changed or would change, whether the state machine may move on).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::plan::{Direction, Mode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Observe, then make the change (idempotent: a re-run converges on the same end state).
+    Start,
+    /// Observe only: is the change complete? The state machine polls this with Wait + Choice.
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepInput {
+    pub action: Action,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Accept a known risk the step would otherwise refuse (e.g. replica lag above the plan's maximum).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl StepInput {
+    pub fn parse(step: &str, input: Value) -> Result<Self> {
+        serde_json::from_value(input).map_err(|e| {
+            Error::invalid_input(format!(
+                "{step}: input rejected ({e}); expected {{\"action\": \"start\"|\"status\", \"direction\": \"failover\"|\"failback\", \"mode\": \"graceful\"|\"ungraceful\", \"dry_run\": bool, \"force\": bool}}"
+            ))
+        })
+    }
+}
+
+/// One change to live state, with the value seen and the value wanted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub resource: String,
+    pub field: String,
+    pub from: Value,
+    pub to: Value,
+    /// False in dry-run, and for changes a step plans but has not made yet.
+    pub applied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub step: String,
+    pub action: Action,
+    pub direction: Direction,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Live state read before acting.
+    pub saw: Value,
+    pub changes: Vec<Change>,
+    /// The state machine moves on when true.
+    pub done: bool,
+    pub message: String,
+    /// Replica lag seen before promotion (promote-db only): the RPO estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+}
+
+impl StepReport {
+    pub fn begin(step: &str, input: &StepInput) -> Self {
+        let now = Utc::now();
+        StepReport {
+            step: step.to_string(),
+            action: input.action,
+            direction: input.direction,
+            dry_run: input.dry_run,
+            started_at: now,
+            finished_at: now,
+            saw: Value::Null,
+            changes: Vec::new(),
+            done: false,
+            message: String::new(),
+            rpo_seconds: None,
+        }
+    }
+
+    /// Records a change; applied only when not in dry-run (the caller makes the call only when not in dry-run).
+    pub fn change(&mut self, resource: &str, field: &str, from: impl Into<Value>, to: impl Into<Value>) {
+        self.changes.push(Change {
+            resource: resource.to_string(),
+            field: field.to_string(),
+            from: from.into(),
+            to: to.into(),
+            applied: !self.dry_run,
+        });
+    }
+
+    pub fn finish(mut self, done: bool, message: impl Into<String>) -> Self {
+        self.finished_at = Utc::now();
+        self.done = done;
+        self.message = message.into();
+        self
+    }
+
+    pub fn into_json(self) -> Result<Value> {
+        serde_json::to_value(self).map_err(|e| Error::new(crate::error::ErrorKind::Aws, format!("cannot encode step report: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let i = StepInput::parse("promote-db", json!({"action": "start"})).unwrap();
+        assert_eq!((i.direction, i.mode, i.dry_run, i.force), (Direction::Failover, Mode::Ungraceful, false, false));
+        let e = StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
+        assert!(e.message.contains("dryrun"), "{e}");
+        assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
+    }
+
+    #[test]
+    fn dry_run_changes_are_not_applied() {
+        let input = StepInput::parse("s", json!({"action": "start", "dry_run": true})).unwrap();
+        let mut r = StepReport::begin("s", &input);
+        r.change("asg", "DesiredCapacity", 0, 2);
+        let r = r.finish(true, "would scale");
+        assert!(!r.changes[0].applied);
+        assert!(r.finished_at >= r.started_at);
+    }
+}

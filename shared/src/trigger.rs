@@ -1,0 +1,257 @@
+//! What can invoke `detect`, parsed strictly. Dispatch is on the event's keys, not on trial deserialisation: an
+//! EventBridge event also deserialises as a Lambda-action alarm payload with an empty name (all fields default).
+
+use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::plan::{Direction, Mode, arn_account, arn_region};
+
+/// Larger events are refused before parsing (SNS caps messages at 256 KiB; alarm events are a few KiB).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+pub const EVENTBRIDGE_ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlarmShape {
+    /// CloudWatch alarm invoking the function directly (alarm Lambda action).
+    LambdaAction,
+    /// The alarm's SNS notification, delivered by an SNS subscription.
+    Sns,
+    /// EventBridge "CloudWatch Alarm State Change".
+    EventBridge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "OK" => Ok(AlarmState::Ok),
+            "ALARM" => Ok(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Ok(AlarmState::InsufficientData),
+            other => Err(Error::invalid_input(format!("unknown alarm state {other:?}; expected OK, ALARM or INSUFFICIENT_DATA"))),
+        }
+    }
+    fn from_event(v: &CloudWatchAlarmStateValue) -> Result<Self> {
+        match v {
+            CloudWatchAlarmStateValue::Ok => Ok(AlarmState::Ok),
+            CloudWatchAlarmStateValue::Alarm => Ok(AlarmState::Alarm),
+            CloudWatchAlarmStateValue::InsufficientData => Ok(AlarmState::InsufficientData),
+            other => Err(Error::invalid_input(format!("unknown alarm state {other:?}"))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// One alarm state change, whatever shape delivered it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmTransition {
+    pub shape: AlarmShape,
+    pub alarm_name: String,
+    pub alarm_arn: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    pub state: AlarmState,
+    pub state_change_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandName {
+    Failover,
+    Failback,
+    Status,
+}
+
+/// A manual command to `detect`. Unknown fields are refused so a typo (`dryrun`) never runs a real failover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualCommand {
+    pub command: CommandName,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Start even when live state says it is not needed (e.g. dials already on the target).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl ManualCommand {
+    pub fn direction(&self) -> Option<Direction> {
+        match self.command {
+            CommandName::Failover => Some(Direction::Failover),
+            CommandName::Failback => Some(Direction::Failback),
+            CommandName::Status => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Alarm(AlarmTransition),
+    Manual(ManualCommand),
+}
+
+/// The alarm notification inside an SNS message (metric or composite alarm). Own minimal type: the crate's
+/// `CloudWatchAlarmPayload` requires a metric `Trigger`, which composite-alarm notifications do not have.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: String,
+    #[serde(rename = "AWSAccountId")]
+    aws_account_id: String,
+    new_state_value: String,
+    state_change_time: String,
+    alarm_arn: String,
+}
+
+pub fn parse_trigger(event: &Value) -> Result<Trigger> {
+    let size = serde_json::to_vec(event).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(Error::invalid_input(format!(
+            "event of {size} bytes refused: larger than {MAX_EVENT_BYTES} bytes, no alarm event is that big"
+        )));
+    }
+    let obj = event.as_object().ok_or_else(|| Error::invalid_input(format!("event must be a JSON object, got {}", kind_of(event))))?;
+    if obj.contains_key("command") {
+        let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
+            Error::invalid_input(format!(
+                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool}}"
+            ))
+        })?;
+        return Ok(Trigger::Manual(cmd));
+    }
+    if obj.contains_key("detail-type") {
+        return parse_eventbridge(event).map(Trigger::Alarm);
+    }
+    if obj.contains_key("Records") {
+        return parse_sns(event).map(Trigger::Alarm);
+    }
+    if obj.contains_key("alarmData") {
+        return parse_lambda_action(event).map(Trigger::Alarm);
+    }
+    Err(Error::invalid_input(
+        "unrecognised event: expected a CloudWatch alarm Lambda-action payload (alarmData), an SNS notification (Records), \
+         an EventBridge \"CloudWatch Alarm State Change\" event (detail-type) or a manual command (command)",
+    ))
+}
+
+fn parse_lambda_action(event: &Value) -> Result<AlarmTransition> {
+    let alarm: CloudWatchAlarm = serde_json::from_value(event.clone())
+        .map_err(|e| Error::invalid_input(format!("CloudWatch alarm Lambda-action payload rejected: {e}")))?;
+    if alarm.source.as_deref() != Some("aws.cloudwatch") {
+        return Err(Error::invalid_input(format!("alarm payload with source {:?} refused; expected aws.cloudwatch", alarm.source)));
+    }
+    let state = alarm.alarm_data.state.as_ref().ok_or_else(|| Error::invalid_input("alarm payload has no alarmData.state"))?;
+    let account_id = alarm
+        .account_id
+        .clone()
+        .or_else(|| alarm.alarm_arn.as_deref().and_then(arn_account).map(str::to_string))
+        .ok_or_else(|| Error::invalid_input("alarm payload names no account (accountId)"))?;
+    let region = alarm
+        .region
+        .clone()
+        .or_else(|| alarm.alarm_arn.as_deref().and_then(arn_region).map(str::to_string))
+        .ok_or_else(|| Error::invalid_input("alarm payload names no region"))?;
+    let t = transition(AlarmShape::LambdaAction, &alarm.alarm_data.alarm_name, alarm.alarm_arn.clone(), account_id, region)?;
+    Ok(AlarmTransition { state: AlarmState::from_event(&state.value)?, state_change_time: state.timestamp, ..t })
+}
+
+fn parse_eventbridge(event: &Value) -> Result<AlarmTransition> {
+    let ev: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
+        .map_err(|e| Error::invalid_input(format!("EventBridge alarm event rejected: {e}")))?;
+    if ev.detail_type != EVENTBRIDGE_ALARM_DETAIL_TYPE || ev.source != "aws.cloudwatch" {
+        return Err(Error::invalid_input(format!(
+            "EventBridge event {:?} from {:?} refused; expected \"{EVENTBRIDGE_ALARM_DETAIL_TYPE}\" from aws.cloudwatch",
+            ev.detail_type, ev.source
+        )));
+    }
+    let state = ev.detail.state.as_ref().ok_or_else(|| Error::invalid_input("EventBridge alarm event has no detail.state"))?;
+    let arn = ev.resources.as_ref().and_then(|r| r.first().cloned());
+    let account_id = ev.account.clone().ok_or_else(|| Error::invalid_input("EventBridge alarm event names no account"))?;
+    let region = ev.region.clone().ok_or_else(|| Error::invalid_input("EventBridge alarm event names no region"))?;
+    let t = transition(AlarmShape::EventBridge, &ev.detail.alarm_name, arn, account_id, region)?;
+    Ok(AlarmTransition { state: AlarmState::from_event(&state.value)?, state_change_time: state.timestamp, ..t })
+}
+
+fn parse_sns(event: &Value) -> Result<AlarmTransition> {
+    let ev: SnsEvent =
+        serde_json::from_value(event.clone()).map_err(|e| Error::invalid_input(format!("SNS event rejected: {e}")))?;
+    let [record] = ev.records.as_slice() else {
+        return Err(Error::invalid_input(format!("SNS event must carry exactly one record, got {}", ev.records.len())));
+    };
+    if record.event_source != "aws:sns" {
+        return Err(Error::invalid_input(format!("record from {:?} refused; expected aws:sns", record.event_source)));
+    }
+    let msg: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
+        Error::invalid_input(format!("SNS message from {} is not a CloudWatch alarm notification: {e}", record.sns.topic_arn))
+    })?;
+    let region = arn_region(&msg.alarm_arn)
+        .ok_or_else(|| Error::invalid_input(format!("alarm ARN {:?} in the SNS message has no region", msg.alarm_arn)))?
+        .to_string();
+    let state = AlarmState::parse(&msg.new_state_value)?;
+    let time = parse_alarm_time(&msg.state_change_time)?;
+    transition(AlarmShape::Sns, &msg.alarm_name, Some(msg.alarm_arn.clone()), msg.aws_account_id.clone(), region)
+        .map(|t| AlarmTransition { state, state_change_time: time, ..t })
+}
+
+fn transition(shape: AlarmShape, name: &str, arn: Option<String>, account_id: String, region: String) -> Result<AlarmTransition> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid_input("alarm event has an empty alarm name"));
+    }
+    if let Some(arn) = &arn {
+        // The ARN must agree with the fields beside it, or the event was forged or mangled.
+        if arn_account(arn) != Some(account_id.as_str()) || arn_region(arn) != Some(region.as_str()) {
+            return Err(Error::invalid_input(format!("alarm ARN {arn} disagrees with account {account_id} / region {region} in the event")));
+        }
+    }
+    Ok(AlarmTransition {
+        shape,
+        alarm_name: name.to_string(),
+        alarm_arn: arn,
+        account_id,
+        region,
+        state: AlarmState::Ok,
+        state_change_time: DateTime::<Utc>::UNIX_EPOCH,
+    })
+}
+
+/// CloudWatch writes `2023-08-04T12:36:15.490+0000` (no colon in the offset); accept RFC 3339 too.
+pub fn parse_alarm_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::invalid_input(format!("alarm state-change time {s:?} unreadable: {e}")))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
