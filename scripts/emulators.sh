@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start/stop the local AWS-API emulators the tests and the drill talk to.
 #
-#   scripts/emulators.sh start [moto] [gapfill] [ministack]   (no names = moto gapfill)
+#   scripts/emulators.sh start [moto] [gapfill] [ministack]   (no names = all three)
 #   scripts/emulators.sh stop                                  (everything this script started; never fails)
 #   scripts/emulators.sh env                                   (export lines for a test run: eval "$(... env)")
 #   scripts/emulators.sh status
@@ -180,6 +180,9 @@ export AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL=http://$HOST:$MOTO_PORT
 export AWS_ENDPOINT_URL_GLOBAL_ACCELERATOR=http://$HOST:$GAPFILL_PORT
 export AWS_ENDPOINT_URL_BACKUP=http://$HOST:$GAPFILL_PORT
+# The Rust SDK speaks smithy-rpc-v2-cbor to CloudWatch; moto 5.2.5 only serves its Query/JSON API (404 on
+# /service/GraniteServiceVersion20100801/...), ministack 1.5.33 serves CBOR.
+export AWS_ENDPOINT_URL_CLOUDWATCH=http://$HOST:$MINISTACK_PORT
 export PILOTLIGHT_MOTO_URL=http://$HOST:$MOTO_PORT
 export PILOTLIGHT_GAPFILL_URL=http://$HOST:$GAPFILL_PORT
 export PILOTLIGHT_MINISTACK_URL=http://$HOST:$MINISTACK_PORT
@@ -209,7 +212,7 @@ action="$1"; shift
 case "$action" in
   start)
     names=("$@")
-    [[ ${#names[@]} -eq 0 ]] && names=(moto gapfill)
+    [[ ${#names[@]} -eq 0 ]] && names=(moto gapfill ministack)
     for n in "${names[@]}"; do
       case "$n" in moto|gapfill|ministack) ;; *) echo "unknown emulator: $n" >&2; usage ;; esac
     done

@@ -10,9 +10,10 @@ set -euo pipefail
 
 # ---- pins -------------------------------------------------------------------------------------
 MOTO_PKGS=("moto[server]==5.2.5")
+# cbor2: ministack needs it to serve CloudWatch in smithy-rpc-v2-cbor, the protocol the Rust SDK speaks.
 # ministack pins its own botocore, hence its own venv; aws-sam-translator lets its CloudFormation
 # deploy SAM templates (version = what pip resolved beside ministack 1.5.33).
-MINISTACK_PKGS=("ministack==1.5.33" "aws-sam-translator==1.115.0")
+MINISTACK_PKGS=("ministack==1.5.33" "aws-sam-translator==1.115.0" "cbor2==6.3.0")
 SAM_PKGS=("aws-sam-cli==1.170.0" "cfn-lint==1.58.0")
 ASL_PKGS=("asl-validator@4.0.0")
 # Only needed by `sam build` (BuildMethod: rust-cargolambda) for real deployments.

@@ -80,13 +80,32 @@ impl AwsClients {
         let primary_retries = RetryConfig::standard().with_max_attempts(2);
         let dr_retries = RetryConfig::standard().with_max_attempts(3);
         let dr_t = timeouts(plan.dr.connect_timeout, plan.dr.read_timeout);
-        let sns_region = arn_region(&plan.sns_topic_arn).unwrap_or(&plan.dr.region).to_string();
-        let sfn_region = plan.state_machine_arn.as_deref().and_then(arn_region).unwrap_or(&plan.dr.region).to_string();
+        let sns_region = arn_region(&plan.sns_topic_arn)
+            .unwrap_or(&plan.dr.region)
+            .to_string();
+        let sfn_region = plan
+            .state_machine_arn
+            .as_deref()
+            .and_then(arn_region)
+            .unwrap_or(&plan.dr.region)
+            .to_string();
         AwsClients {
             primary: RegionClients::new(base, &plan.primary, &primary_retries),
             dr: RegionClients::new(base, &plan.dr, &dr_retries),
-            alarms: regional!(aws_sdk_cloudwatch, base, plan.alarms.region, dr_t, dr_retries),
-            global_accelerator: regional!(aws_sdk_globalaccelerator, base, GLOBAL_ACCELERATOR_API_REGION, dr_t, dr_retries),
+            alarms: regional!(
+                aws_sdk_cloudwatch,
+                base,
+                plan.alarms.region,
+                dr_t,
+                dr_retries
+            ),
+            global_accelerator: regional!(
+                aws_sdk_globalaccelerator,
+                base,
+                GLOBAL_ACCELERATOR_API_REGION,
+                dr_t,
+                dr_retries
+            ),
             // Route 53's API is global (us-east-1 signing); the SDK resolves its endpoint from any region.
             route53: regional!(aws_sdk_route53, base, "us-east-1", dr_t, dr_retries),
             sns: regional!(aws_sdk_sns, base, sns_region, dr_t, dr_retries),

@@ -8,7 +8,10 @@ use crate::decision::LiveAlarm;
 use crate::error::{Error, Result};
 
 /// Reads metric and composite alarms by name (DescribeAlarms takes at most 100 names per call).
-pub async fn describe_alarms(cw: &aws_sdk_cloudwatch::Client, names: &[String]) -> Result<Vec<LiveAlarm>> {
+pub async fn describe_alarms(
+    cw: &aws_sdk_cloudwatch::Client,
+    names: &[String],
+) -> Result<Vec<LiveAlarm>> {
     let mut out = Vec::new();
     for chunk in names.chunks(100) {
         let mut next: Option<String> = None;
@@ -25,15 +28,27 @@ pub async fn describe_alarms(cw: &aws_sdk_cloudwatch::Client, names: &[String]) 
             for a in resp.metric_alarms() {
                 out.push(LiveAlarm {
                     name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
-                    transitioned_at: to_chrono(a.state_transitioned_timestamp().or(a.state_updated_timestamp())),
+                    state: a
+                        .state_value()
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default(),
+                    transitioned_at: to_chrono(
+                        a.state_transitioned_timestamp()
+                            .or(a.state_updated_timestamp()),
+                    ),
                 });
             }
             for a in resp.composite_alarms() {
                 out.push(LiveAlarm {
                     name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
-                    transitioned_at: to_chrono(a.state_transitioned_timestamp().or(a.state_updated_timestamp())),
+                    state: a
+                        .state_value()
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default(),
+                    transitioned_at: to_chrono(
+                        a.state_transitioned_timestamp()
+                            .or(a.state_updated_timestamp()),
+                    ),
                 });
             }
             match resp.next_token() {

@@ -37,9 +37,14 @@ pub enum ActiveSide {
     Primary,
     Dr,
     /// Dials between the two end states: a shift is in progress or was interrupted.
-    Shifting { primary_dial: i32, dr_dial: i32 },
+    Shifting {
+        primary_dial: i32,
+        dr_dial: i32,
+    },
     /// The dials could not be read; detect does not block on that.
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 impl ActiveSide {
@@ -47,11 +52,17 @@ impl ActiveSide {
         match (primary_dial, dr_dial) {
             (100, 0) => ActiveSide::Primary,
             (0, 100) => ActiveSide::Dr,
-            _ => ActiveSide::Shifting { primary_dial, dr_dial },
+            _ => ActiveSide::Shifting {
+                primary_dial,
+                dr_dial,
+            },
         }
     }
     fn is(&self, side: Side) -> bool {
-        matches!((self, side), (ActiveSide::Primary, Side::Primary) | (ActiveSide::Dr, Side::Dr))
+        matches!(
+            (self, side),
+            (ActiveSide::Primary, Side::Primary) | (ActiveSide::Dr, Side::Dr)
+        )
     }
 }
 
@@ -86,9 +97,17 @@ pub struct ExecutionInput {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Start { name: String, input: ExecutionInput, reason: String },
-    Skip { reason: String },
-    Ignore { reason: String },
+    Start {
+        name: String,
+        input: ExecutionInput,
+        reason: String,
+    },
+    Skip {
+        reason: String,
+    },
+    Ignore {
+        reason: String,
+    },
 }
 
 /// Refuses alarms from another account, another region, or not named in the plan.
@@ -117,17 +136,40 @@ pub fn check_origin(plan: &FailoverPlan, t: &AlarmTransition) -> Result<()> {
 
 pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> Verdict {
     if t.state != AlarmState::Alarm {
-        return Verdict::Ignore { reason: format!("alarm {} moved to {}: only ALARM can start a failover", t.alarm_name, t.state.as_str()) };
+        return Verdict::Ignore {
+            reason: format!(
+                "alarm {} moved to {}: only ALARM can start a failover",
+                t.alarm_name,
+                t.state.as_str()
+            ),
+        };
     }
     let live = s.alarms.iter().find(|a| a.name == t.alarm_name);
     match live {
         Some(a) if a.state == "ALARM" => {}
-        Some(a) => return Verdict::Skip { reason: format!("alarm {} is {} now (it recovered since the event was sent)", a.name, a.state) },
-        None => return Verdict::Skip { reason: format!("alarm {} was not found by DescribeAlarms in {}", t.alarm_name, plan.alarms.region) },
+        Some(a) => {
+            return Verdict::Skip {
+                reason: format!(
+                    "alarm {} is {} now (it recovered since the event was sent)",
+                    a.name, a.state
+                ),
+            };
+        }
+        None => {
+            return Verdict::Skip {
+                reason: format!(
+                    "alarm {} was not found by DescribeAlarms in {}",
+                    t.alarm_name, plan.alarms.region
+                ),
+            };
+        }
     }
     // The quorum set: the plan's alarms in ALARM, earliest transition first; the K-th one completes the quorum.
-    let mut firing: Vec<&LiveAlarm> =
-        s.alarms.iter().filter(|a| a.state == "ALARM" && plan.alarms.names.contains(&a.name)).collect();
+    let mut firing: Vec<&LiveAlarm> = s
+        .alarms
+        .iter()
+        .filter(|a| a.state == "ALARM" && plan.alarms.names.contains(&a.name))
+        .collect();
     firing.sort_by(|a, b| (a.transitioned_at, &a.name).cmp(&(b.transitioned_at, &b.name)));
     if firing.len() < plan.alarms.quorum {
         return Verdict::Skip {
@@ -135,7 +177,11 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
                 "quorum not met: {} of {} required alarms in ALARM ({})",
                 firing.len(),
                 plan.alarms.quorum,
-                firing.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                firing
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
     }
@@ -145,12 +191,29 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
         return Verdict::Skip { reason };
     }
     if s.active.is(Side::Dr) {
-        return Verdict::Skip { reason: format!("DR region {} is already active (dials 0/100): nothing to fail over", plan.dr.region) };
+        return Verdict::Skip {
+            reason: format!(
+                "DR region {} is already active (dials 0/100): nothing to fail over",
+                plan.dr.region
+            ),
+        };
     }
-    let quorum_time = quorum.iter().filter_map(|a| a.transitioned_at).max().unwrap_or(t.state_change_time);
+    let quorum_time = quorum
+        .iter()
+        .filter_map(|a| a.transitioned_at)
+        .max()
+        .unwrap_or(t.state_change_time);
     let identity: Vec<String> = quorum
         .iter()
-        .map(|a| format!("{}@{}", a.name, a.transitioned_at.unwrap_or(t.state_change_time).timestamp_millis()))
+        .map(|a| {
+            format!(
+                "{}@{}",
+                a.name,
+                a.transitioned_at
+                    .unwrap_or(t.state_change_time)
+                    .timestamp_millis()
+            )
+        })
         .collect();
     let names: Vec<String> = quorum.iter().map(|a| a.name.clone()).collect();
     let name = execution_name(dry_run, "failover", quorum_time, &identity.join("|"));
@@ -163,14 +226,31 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
             source: "alarm".into(),
             alarms: names.clone(),
             state_change_time: quorum_time,
-            reason: format!("{} of {} alarms in ALARM: {}", quorum.len(), plan.alarms.names.len(), names.join(", ")),
+            reason: format!(
+                "{} of {} alarms in ALARM: {}",
+                quorum.len(),
+                plan.alarms.names.len(),
+                names.join(", ")
+            ),
         },
         timing: plan.timing,
     };
-    Verdict::Start { name, input, reason: format!("quorum reached ({}) and no execution running", names.join(", ")) }
+    Verdict::Start {
+        name,
+        input,
+        reason: format!(
+            "quorum reached ({}) and no execution running",
+            names.join(", ")
+        ),
+    }
 }
 
-pub fn decide_manual(plan: &FailoverPlan, cmd: &ManualCommand, direction: Direction, s: &Situation) -> Verdict {
+pub fn decide_manual(
+    plan: &FailoverPlan,
+    cmd: &ManualCommand,
+    direction: Direction,
+    s: &Situation,
+) -> Verdict {
     if let Some(reason) = blocked_by_executions(s, cmd.dry_run, None) {
         return Verdict::Skip { reason };
     }
@@ -185,7 +265,10 @@ pub fn decide_manual(plan: &FailoverPlan, cmd: &ManualCommand, direction: Direct
             ),
         };
     }
-    let reason = cmd.reason.clone().unwrap_or_else(|| "manual command".into());
+    let reason = cmd
+        .reason
+        .clone()
+        .unwrap_or_else(|| "manual command".into());
     // Failback is always graceful unless explicitly forced ungraceful: the team is going home, not fleeing.
     let mode = cmd.mode.unwrap_or(match direction {
         Direction::Failover => Mode::Ungraceful,
@@ -200,27 +283,51 @@ pub fn decide_manual(plan: &FailoverPlan, cmd: &ManualCommand, direction: Direct
         mode,
         dry_run: cmd.dry_run,
         force: cmd.force,
-        trigger: TriggerInfo { source: "manual".into(), alarms: vec![], state_change_time: s.now, reason: reason.clone() },
+        trigger: TriggerInfo {
+            source: "manual".into(),
+            alarms: vec![],
+            state_change_time: s.now,
+            reason: reason.clone(),
+        },
         timing: plan.timing,
     };
-    Verdict::Start { name: base, input, reason: format!("manual {}: {reason}", direction.as_str()) }
+    Verdict::Start {
+        name: base,
+        input,
+        reason: format!("manual {}: {reason}", direction.as_str()),
+    }
 }
 
 /// A running execution always blocks (never two at once); a recent one blocks automatic starts (cooldown).
 /// Rehearsals and real runs do not block each other.
-fn blocked_by_executions(s: &Situation, dry_run: bool, cooldown: Option<Duration>) -> Option<String> {
-    let relevant = s.executions.iter().filter(|e| e.name.starts_with(DRY_RUN_PREFIX) == dry_run);
+fn blocked_by_executions(
+    s: &Situation,
+    dry_run: bool,
+    cooldown: Option<Duration>,
+) -> Option<String> {
+    let relevant = s
+        .executions
+        .iter()
+        .filter(|e| e.name.starts_with(DRY_RUN_PREFIX) == dry_run);
     let mut latest: Option<&RecentExecution> = None;
     for e in relevant {
         if e.status == "RUNNING" {
-            return Some(format!("execution {} is already running (started {})", e.name, rfc3339(e.started_at)));
+            return Some(format!(
+                "execution {} is already running (started {})",
+                e.name,
+                rfc3339(e.started_at)
+            ));
         }
         if latest.is_none_or(|l| e.started_at > l.started_at) {
             latest = Some(e);
         }
     }
     let (cooldown, last) = (cooldown?, latest?);
-    let since = s.now.signed_duration_since(last.started_at).to_std().unwrap_or_default();
+    let since = s
+        .now
+        .signed_duration_since(last.started_at)
+        .to_std()
+        .unwrap_or_default();
     (since < cooldown).then(|| {
         format!(
             "cooldown: execution {} started {}s ago ({}), cooldown is {}s",
@@ -235,13 +342,317 @@ fn blocked_by_executions(s: &Situation, dry_run: bool, cooldown: Option<Duration
 /// `failover-20261129T101500Z-<16 hex>`: readable, at most 80 characters, only [A-Za-z0-9-].
 pub fn execution_name(dry_run: bool, kind: &str, at: DateTime<Utc>, identity: &str) -> String {
     let prefix = if dry_run { DRY_RUN_PREFIX } else { "" };
-    format!("{prefix}{kind}-{}-{:016x}", at.format("%Y%m%dT%H%M%SZ"), fnv1a(identity.as_bytes()))
+    format!(
+        "{prefix}{kind}-{}-{:016x}",
+        at.format("%Y%m%dT%H%M%SZ"),
+        fnv1a(identity.as_bytes())
+    )
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::reference_vars;
+    use crate::trigger::AlarmShape;
+    use chrono::TimeZone;
+
+    fn plan_with(overrides: &[(&str, &str)]) -> FailoverPlan {
+        let mut v = reference_vars();
+        for (k, val) in overrides {
+            v.insert(k.to_string(), val.to_string());
+        }
+        FailoverPlan::from_map(&v).unwrap()
+    }
+
+    fn at(min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, min, 0).unwrap()
+    }
+
+    fn transition(name: &str, state: AlarmState) -> AlarmTransition {
+        AlarmTransition {
+            shape: AlarmShape::LambdaAction,
+            alarm_name: name.into(),
+            alarm_arn: None,
+            account_id: "123456789012".into(),
+            region: "ap-northeast-1".into(),
+            state,
+            state_change_time: at(15),
+        }
+    }
+
+    fn live(name: &str, state: &str, min: u32) -> LiveAlarm {
+        LiveAlarm {
+            name: name.into(),
+            state: state.into(),
+            transitioned_at: Some(at(min)),
+        }
+    }
+
+    fn situation(alarms: Vec<LiveAlarm>) -> Situation {
+        Situation {
+            alarms,
+            executions: vec![],
+            active: ActiveSide::Primary,
+            now: at(20),
+        }
+    }
+
+    fn skip_reason(v: Verdict) -> String {
+        match v {
+            Verdict::Skip { reason } => reason,
+            other => panic!("expected a skip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_alarm_in_alarm_starts_a_failover() {
+        let plan = plan_with(&[]);
+        let s = situation(vec![
+            live("web-primary-5xx", "ALARM", 15),
+            live("web-primary-unhealthy-hosts", "OK", 1),
+        ]);
+        let Verdict::Start { name, input, .. } =
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s)
+        else {
+            panic!()
+        };
+        assert!(name.starts_with("failover-20261129T101500Z-"), "{name}");
+        assert!(name.len() <= 80 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        assert_eq!(input.direction, Direction::Failover);
+        assert_eq!(input.mode, Mode::Ungraceful);
+        assert_eq!(input.trigger.alarms, vec!["web-primary-5xx".to_string()]);
+        assert_eq!(input.trigger.state_change_time, at(15));
+        assert_eq!(input.timing, plan.timing);
+    }
+
+    #[test]
+    fn the_name_and_input_do_not_depend_on_the_delivery() {
+        let plan = plan_with(&[]);
+        let s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        let mut late = transition("web-primary-5xx", AlarmState::Alarm);
+        late.shape = AlarmShape::Sns;
+        late.state_change_time = at(16);
+        assert_eq!(
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s),
+            decide_alarm(&plan, &late, &s)
+        );
+    }
+
+    #[test]
+    fn quorum_of_two() {
+        let plan = plan_with(&[("PILOTLIGHT_QUORUM", "2")]);
+        let t = transition("web-primary-5xx", AlarmState::Alarm);
+        let one = situation(vec![
+            live("web-primary-5xx", "ALARM", 15),
+            live("web-primary-unhealthy-hosts", "OK", 1),
+        ]);
+        assert!(skip_reason(decide_alarm(&plan, &t, &one)).contains("quorum not met: 1 of 2"));
+        let two = situation(vec![
+            live("web-primary-5xx", "ALARM", 15),
+            live("web-primary-unhealthy-hosts", "ALARM", 12),
+        ]);
+        let Verdict::Start { name, input, .. } = decide_alarm(&plan, &t, &two) else {
+            panic!()
+        };
+        // The quorum completes at the later of the two transitions; both alarms name the execution.
+        assert_eq!(input.trigger.state_change_time, at(15));
+        assert_eq!(
+            input.trigger.alarms,
+            vec![
+                "web-primary-unhealthy-hosts".to_string(),
+                "web-primary-5xx".to_string()
+            ]
+        );
+        // The other alarm's delivery converges on the same execution.
+        let Verdict::Start { name: other, .. } = decide_alarm(
+            &plan,
+            &transition("web-primary-unhealthy-hosts", AlarmState::Alarm),
+            &two,
+        ) else {
+            panic!()
+        };
+        assert_eq!(name, other);
+    }
+
+    #[test]
+    fn ok_and_insufficient_data_are_ignored() {
+        let plan = plan_with(&[]);
+        let s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        for state in [AlarmState::Ok, AlarmState::InsufficientData] {
+            assert!(matches!(
+                decide_alarm(&plan, &transition("web-primary-5xx", state), &s),
+                Verdict::Ignore { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn an_alarm_that_recovered_since_is_skipped() {
+        let plan = plan_with(&[]);
+        let s = situation(vec![live("web-primary-5xx", "OK", 16)]);
+        assert!(
+            skip_reason(decide_alarm(
+                &plan,
+                &transition("web-primary-5xx", AlarmState::Alarm),
+                &s
+            ))
+            .contains("recovered")
+        );
+    }
+
+    #[test]
+    fn running_execution_cooldown_and_active_dr_block() {
+        let plan = plan_with(&[("PILOTLIGHT_COOLDOWN_SECONDS", "1800")]);
+        let t = transition("web-primary-5xx", AlarmState::Alarm);
+        let mut s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        s.executions = vec![RecentExecution {
+            name: "failover-x".into(),
+            status: "RUNNING".into(),
+            started_at: at(1),
+        }];
+        assert!(skip_reason(decide_alarm(&plan, &t, &s)).contains("already running"));
+        s.executions[0].status = "FAILED".into();
+        assert!(skip_reason(decide_alarm(&plan, &t, &s)).contains("cooldown"));
+        s.now = at(59); // 58 minutes after: past the 30-minute cooldown
+        assert!(matches!(decide_alarm(&plan, &t, &s), Verdict::Start { .. }));
+        s.active = ActiveSide::Dr;
+        assert!(skip_reason(decide_alarm(&plan, &t, &s)).contains("already active"));
+        // An interrupted shift (dials in between) is resumed, not refused.
+        s.active = ActiveSide::from_dials(50, 50);
+        assert!(matches!(decide_alarm(&plan, &t, &s), Verdict::Start { .. }));
+        // Unreadable dials do not block.
+        s.active = ActiveSide::Unknown {
+            reason: "timeout".into(),
+        };
+        assert!(matches!(decide_alarm(&plan, &t, &s), Verdict::Start { .. }));
+    }
+
+    #[test]
+    fn rehearsals_and_real_runs_do_not_block_each_other() {
+        let plan = plan_with(&[]);
+        let t = transition("web-primary-5xx", AlarmState::Alarm);
+        let mut s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        s.executions = vec![RecentExecution {
+            name: "dryrun-failover-x".into(),
+            status: "RUNNING".into(),
+            started_at: at(14),
+        }];
+        assert!(matches!(decide_alarm(&plan, &t, &s), Verdict::Start { .. }));
+        let dry = plan_with(&[("PILOTLIGHT_DRY_RUN", "true")]);
+        assert!(skip_reason(decide_alarm(&dry, &t, &s)).contains("already running"));
+        s.executions.clear();
+        let Verdict::Start { name, input, .. } = decide_alarm(&dry, &t, &s) else {
+            panic!()
+        };
+        assert!(name.starts_with(DRY_RUN_PREFIX) && input.dry_run);
+    }
+
+    #[test]
+    fn origin_checks() {
+        let plan = plan_with(&[]);
+        let mut t = transition("web-primary-5xx", AlarmState::Alarm);
+        assert!(check_origin(&plan, &t).is_ok());
+        t.account_id = "999999999999".into();
+        assert!(
+            check_origin(&plan, &t)
+                .unwrap_err()
+                .message
+                .contains("account 999999999999")
+        );
+        let mut t = transition("web-primary-5xx", AlarmState::Alarm);
+        t.region = "us-east-1".into();
+        assert!(
+            check_origin(&plan, &t)
+                .unwrap_err()
+                .message
+                .contains("region us-east-1")
+        );
+        let t = transition("someone-elses-alarm", AlarmState::Alarm);
+        assert!(
+            check_origin(&plan, &t)
+                .unwrap_err()
+                .message
+                .contains("not one of the plan's alarms")
+        );
+    }
+
+    #[test]
+    fn manual_commands() {
+        let plan = plan_with(&[]);
+        let cmd = |command: &str, force: bool| -> ManualCommand {
+            serde_json::from_value(
+                serde_json::json!({"command": command, "reason": "drill", "force": force}),
+            )
+            .unwrap()
+        };
+        let mut s = situation(vec![]);
+        // Manual failover ignores quorum and cooldown...
+        s.executions = vec![RecentExecution {
+            name: "failover-x".into(),
+            status: "SUCCEEDED".into(),
+            started_at: at(19),
+        }];
+        let Verdict::Start { name, input, .. } =
+            decide_manual(&plan, &cmd("failover", false), Direction::Failover, &s)
+        else {
+            panic!()
+        };
+        assert!(name.starts_with("failover-20261129T102000Z-"));
+        assert_eq!(
+            (input.trigger.source.as_str(), input.mode),
+            ("manual", Mode::Ungraceful)
+        );
+        // ...failback defaults to graceful and is refused when the primary already serves...
+        assert!(
+            skip_reason(decide_manual(
+                &plan,
+                &cmd("failback", false),
+                Direction::Failback,
+                &s
+            ))
+            .contains("already active")
+        );
+        let Verdict::Start { input, .. } =
+            decide_manual(&plan, &cmd("failback", true), Direction::Failback, &s)
+        else {
+            panic!()
+        };
+        assert_eq!(input.mode, Mode::Graceful);
+        // ...and nothing starts while an execution runs, force or not.
+        s.executions[0].status = "RUNNING".into();
+        assert!(
+            skip_reason(decide_manual(
+                &plan,
+                &cmd("failover", true),
+                Direction::Failover,
+                &s
+            ))
+            .contains("already running")
+        );
+    }
+
+    #[test]
+    fn same_command_same_minute_same_name() {
+        let plan = plan_with(&[]);
+        let cmd: ManualCommand =
+            serde_json::from_value(serde_json::json!({"command": "failover"})).unwrap();
+        let mut s = situation(vec![]);
+        let a = decide_manual(&plan, &cmd, Direction::Failover, &s);
+        s.now += chrono::Duration::seconds(30);
+        let b = decide_manual(&plan, &cmd, Direction::Failover, &s);
+        let (Verdict::Start { name: a, .. }, Verdict::Start { name: b, .. }) = (a, b) else {
+            panic!()
+        };
+        assert_eq!(a, b);
+    }
 }

@@ -41,7 +41,8 @@ pub struct Decision {
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
     let decision = decide(ctx, &event).await?;
     tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
-    serde_json::to_value(decision).map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode decision: {e}")))
+    serde_json::to_value(decision)
+        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode decision: {e}")))
 }
 
 pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
@@ -53,7 +54,11 @@ pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
                 // No AWS call at all for OK / INSUFFICIENT_DATA.
                 return Ok(Decision {
                     outcome: Outcome::Ignored,
-                    reason: format!("alarm {} moved to {}: only ALARM can start a failover", t.alarm_name, t.state.as_str()),
+                    reason: format!(
+                        "alarm {} moved to {}: only ALARM can start a failover",
+                        t.alarm_name,
+                        t.state.as_str()
+                    ),
                     execution_name: None,
                     execution_arn: None,
                     direction: None,
@@ -98,12 +103,25 @@ async fn observe(ctx: &Context) -> Result<Situation> {
     );
     let active = match dials {
         Ok(Dials { primary, dr }) => ActiveSide::from_dials(primary, dr),
-        Err(e) => ActiveSide::Unknown { reason: e.to_string() },
+        Err(e) => ActiveSide::Unknown {
+            reason: e.to_string(),
+        },
     };
-    Ok(Situation { alarms: alarms?, executions: executions?, active, now: chrono::Utc::now() })
+    Ok(Situation {
+        alarms: alarms?,
+        executions: executions?,
+        active,
+        now: chrono::Utc::now(),
+    })
 }
 
-async fn act(ctx: &Context, verdict: Verdict, direction: Direction, dry_run: bool, situation: Situation) -> Result<Decision> {
+async fn act(
+    ctx: &Context,
+    verdict: Verdict,
+    direction: Direction,
+    dry_run: bool,
+    situation: Situation,
+) -> Result<Decision> {
     let mut d = Decision {
         outcome: Outcome::Skipped,
         reason: String::new(),
@@ -119,9 +137,18 @@ async fn act(ctx: &Context, verdict: Verdict, direction: Direction, dry_run: boo
             d.reason = reason;
         }
         Verdict::Skip { reason } => d.reason = reason,
-        Verdict::Start { name, input, reason } => {
+        Verdict::Start {
+            name,
+            input,
+            reason,
+        } => {
             let sm = ctx.plan.state_machine_arn()?;
-            let body = serde_json::to_string(&input).map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode execution input: {e}")))?;
+            let body = serde_json::to_string(&input).map_err(|e| {
+                Error::new(
+                    ErrorKind::Aws,
+                    format!("cannot encode execution input: {e}"),
+                )
+            })?;
             match start_execution(&ctx.aws.sfn, sm, &name, &body).await? {
                 Started::New { arn } => {
                     d.outcome = Outcome::Started;
@@ -129,7 +156,9 @@ async fn act(ctx: &Context, verdict: Verdict, direction: Direction, dry_run: boo
                     d.execution_arn = Some(arn);
                 }
                 Started::AlreadyExists => {
-                    d.reason = format!("duplicate delivery: execution {name} already exists for this trigger");
+                    d.reason = format!(
+                        "duplicate delivery: execution {name} already exists for this trigger"
+                    );
                 }
             }
             d.execution_name = Some(name);
@@ -139,8 +168,22 @@ async fn act(ctx: &Context, verdict: Verdict, direction: Direction, dry_run: boo
 }
 
 fn status_line(s: &Situation) -> String {
-    let running: Vec<&str> = s.executions.iter().filter(|e| e.status == "RUNNING").map(|e| e.name.as_str()).collect();
-    let firing: Vec<&str> = s.alarms.iter().filter(|a| a.state == "ALARM").map(|a| a.name.as_str()).collect();
+    let running: Vec<&str> = s
+        .executions
+        .iter()
+        .filter(|e| e.status == "RUNNING")
+        .map(|e| e.name.as_str())
+        .collect();
+    let firing: Vec<&str> = s
+        .alarms
+        .iter()
+        .filter(|a| a.state == "ALARM")
+        .map(|a| a.name.as_str())
+        .collect();
     let active = serde_json::to_value(&s.active).unwrap_or(json!(null));
-    format!("active: {active}; alarms in ALARM: [{}]; running executions: [{}]", firing.join(", "), running.join(", "))
+    format!(
+        "active: {active}; alarms in ALARM: [{}]; running executions: [{}]",
+        firing.join(", "),
+        running.join(", ")
+    )
 }

@@ -46,10 +46,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn config(variable: &str, expected: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::Config, format!("plan variable {variable}: {expected}"))
+        Error::new(
+            ErrorKind::Config,
+            format!("plan variable {variable}: {expected}"),
+        )
     }
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidInput, message)
@@ -68,13 +74,19 @@ impl Error {
     {
         let (kind, detail) = match &err {
             SdkError::TimeoutError(_) => (ErrorKind::Transient, "timed out".to_string()),
-            SdkError::DispatchFailure(f) => (ErrorKind::Transient, format!("could not reach the endpoint: {f:?}")),
+            SdkError::DispatchFailure(f) => (
+                ErrorKind::Transient,
+                format!("could not reach the endpoint: {f:?}"),
+            ),
             SdkError::ResponseError(_) => (ErrorKind::Transient, "unreadable response".to_string()),
             SdkError::ServiceError(ctx) => {
                 let status = ctx.raw().status().as_u16();
                 let code = ctx.err().code().unwrap_or("Unknown").to_string();
                 let msg = ctx.err().message().unwrap_or("").to_string();
-                (classify(status, &code), format!("{code}: {msg} (HTTP {status})"))
+                (
+                    classify(status, &code),
+                    format!("{code}: {msg} (HTTP {status})"),
+                )
             }
             other => (ErrorKind::Aws, format!("{other:?}")),
         };
@@ -116,7 +128,10 @@ impl std::error::Error for Error {}
 
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(e: Error) -> Self {
-        lambda_runtime::Diagnostic { error_type: e.kind.error_type().to_string(), error_message: e.message }
+        lambda_runtime::Diagnostic {
+            error_type: e.kind.error_type().to_string(),
+            error_message: e.message,
+        }
     }
 }
 
@@ -134,7 +149,10 @@ mod tests {
     #[test]
     fn not_found_codes_are_not_found() {
         assert_eq!(classify(404, "DBInstanceNotFound"), ErrorKind::NotFound);
-        assert_eq!(classify(400, "EndpointGroupNotFoundException"), ErrorKind::NotFound);
+        assert_eq!(
+            classify(400, "EndpointGroupNotFoundException"),
+            ErrorKind::NotFound
+        );
         assert_eq!(classify(404, "NoSuchHealthCheck"), ErrorKind::NotFound);
         assert_eq!(classify(400, "AccessDenied"), ErrorKind::Aws);
     }

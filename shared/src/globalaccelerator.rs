@@ -13,7 +13,10 @@ pub struct Dials {
     pub dr: i32,
 }
 
-pub async fn read_dial(ga: &aws_sdk_globalaccelerator::Client, endpoint_group_arn: &str) -> Result<i32> {
+pub async fn read_dial(
+    ga: &aws_sdk_globalaccelerator::Client,
+    endpoint_group_arn: &str,
+) -> Result<i32> {
     let resp = ga
         .describe_endpoint_group()
         .endpoint_group_arn(endpoint_group_arn)
@@ -24,11 +27,22 @@ pub async fn read_dial(ga: &aws_sdk_globalaccelerator::Client, endpoint_group_ar
         Error::not_found(format!("endpoint group {endpoint_group_arn}: DescribeEndpointGroup returned no group; check the plan's ARN"))
     })?;
     // An unset dial means the default, 100.
-    Ok(group.traffic_dial_percentage().map(|d| d.round() as i32).unwrap_or(100))
+    Ok(group
+        .traffic_dial_percentage()
+        .map(|d| d.round() as i32)
+        .unwrap_or(100))
 }
 
-pub async fn read_dials(ga: &aws_sdk_globalaccelerator::Client, plan: &FailoverPlan) -> Result<Dials> {
-    let (primary, dr) =
-        tokio::join!(read_dial(ga, &plan.primary.endpoint_group_arn), read_dial(ga, &plan.dr.endpoint_group_arn));
-    Ok(Dials { primary: primary?, dr: dr? })
+pub async fn read_dials(
+    ga: &aws_sdk_globalaccelerator::Client,
+    plan: &FailoverPlan,
+) -> Result<Dials> {
+    let (primary, dr) = tokio::join!(
+        read_dial(ga, &plan.primary.endpoint_group_arn),
+        read_dial(ga, &plan.dr.endpoint_group_arn)
+    );
+    Ok(Dials {
+        primary: primary?,
+        dr: dr?,
+    })
 }

@@ -89,18 +89,36 @@ pub struct RegionPlan {
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum DatabasePlan {
     /// RDS instance in the primary with a cross-region read replica in the DR region.
-    RdsReplica { primary_instance: String, dr_instance: String },
+    RdsReplica {
+        primary_instance: String,
+        dr_instance: String,
+    },
     /// Aurora global database with one cluster per region.
-    AuroraGlobal { global_cluster: String, primary_cluster_arn: String, dr_cluster_arn: String },
+    AuroraGlobal {
+        global_cluster: String,
+        primary_cluster_arn: String,
+        dr_cluster_arn: String,
+    },
 }
 
 impl DatabasePlan {
     /// The instance id (RDS) or cluster ARN (Aurora) on `side`.
     pub fn resource(&self, side: Side) -> &str {
         match (self, side) {
-            (DatabasePlan::RdsReplica { primary_instance, .. }, Side::Primary) => primary_instance,
+            (
+                DatabasePlan::RdsReplica {
+                    primary_instance, ..
+                },
+                Side::Primary,
+            ) => primary_instance,
             (DatabasePlan::RdsReplica { dr_instance, .. }, Side::Dr) => dr_instance,
-            (DatabasePlan::AuroraGlobal { primary_cluster_arn, .. }, Side::Primary) => primary_cluster_arn,
+            (
+                DatabasePlan::AuroraGlobal {
+                    primary_cluster_arn,
+                    ..
+                },
+                Side::Primary,
+            ) => primary_cluster_arn,
             (DatabasePlan::AuroraGlobal { dr_cluster_arn, .. }, Side::Dr) => dr_cluster_arn,
         }
     }
@@ -110,9 +128,18 @@ impl DatabasePlan {
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum DnsPlan {
     /// Failover records guarded by pre-created health checks; failover flips the checks (no record change).
-    HealthCheck { primary_health_check_id: String, dr_health_check_id: String },
+    HealthCheck {
+        primary_health_check_id: String,
+        dr_health_check_id: String,
+    },
     /// One CNAME record UPSERTed to the active region's target.
-    Records { hosted_zone_id: String, record_name: String, primary_value: String, dr_value: String, ttl: i64 },
+    Records {
+        hosted_zone_id: String,
+        record_name: String,
+        primary_value: String,
+        dr_value: String,
+        ttl: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -159,16 +186,20 @@ impl FailoverPlan {
 
     /// Reads the plan from the process environment.
     pub fn from_env() -> Result<Self> {
-        let vars: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("PILOTLIGHT_")).collect();
+        let vars: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PILOTLIGHT_"))
+            .collect();
         Self::from_map(&vars)
     }
 
     /// Reads a `KEY=VALUE` plan file (blank lines and `#` comments allowed). Variables already set in the
     /// environment win, so one value can be overridden for a run.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config("plan file", format!("cannot read {}: {e}", path.display())))?;
-        let mut vars = parse_env_file(&text).map_err(|e| Error::config("plan file", format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config("plan file", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let mut vars = parse_env_file(&text)
+            .map_err(|e| Error::config("plan file", format!("{}: {e}", path.display())))?;
         vars.extend(std::env::vars().filter(|(k, _)| k.starts_with("PILOTLIGHT_")));
         Self::from_map(&vars)
     }
@@ -178,25 +209,40 @@ impl FailoverPlan {
         let primary_region = v.region("PILOTLIGHT_PRIMARY_REGION")?;
         let dr_region = v.region("PILOTLIGHT_DR_REGION")?;
         if primary_region == dr_region {
-            return Err(Error::config("PILOTLIGHT_DR_REGION", format!("must differ from PILOTLIGHT_PRIMARY_REGION ({primary_region})")));
+            return Err(Error::config(
+                "PILOTLIGHT_DR_REGION",
+                format!("must differ from PILOTLIGHT_PRIMARY_REGION ({primary_region})"),
+            ));
         }
         let account_id = v.required("PILOTLIGHT_ACCOUNT_ID")?;
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::config("PILOTLIGHT_ACCOUNT_ID", format!("expected 12 digits, got {account_id:?}")));
+            return Err(Error::config(
+                "PILOTLIGHT_ACCOUNT_ID",
+                format!("expected 12 digits, got {account_id:?}"),
+            ));
         }
-        let region_plan = |prefix: &str, region: String, timeouts: (u64, u64)| -> Result<RegionPlan> {
-            Ok(RegionPlan {
-                region,
-                asg: v.required(&format!("PILOTLIGHT_{prefix}_ASG"))?,
-                capacity: v.capacity(&format!("PILOTLIGHT_{prefix}_CAPACITY"))?,
-                target_group_arn: v.optional(&format!("PILOTLIGHT_{prefix}_TARGET_GROUP_ARN")),
-                backup_vault: v.required(&format!("PILOTLIGHT_{prefix}_BACKUP_VAULT"))?,
-                ami_parameter: v.required(&format!("PILOTLIGHT_{prefix}_AMI_PARAMETER"))?,
-                endpoint_group_arn: v.arn(&format!("PILOTLIGHT_{prefix}_ENDPOINT_GROUP_ARN"), "globalaccelerator")?,
-                connect_timeout: Duration::from_millis(v.number(&format!("PILOTLIGHT_{prefix}_CONNECT_TIMEOUT_MS"), timeouts.0)?),
-                read_timeout: Duration::from_millis(v.number(&format!("PILOTLIGHT_{prefix}_READ_TIMEOUT_MS"), timeouts.1)?),
-            })
-        };
+        let region_plan =
+            |prefix: &str, region: String, timeouts: (u64, u64)| -> Result<RegionPlan> {
+                Ok(RegionPlan {
+                    region,
+                    asg: v.required(&format!("PILOTLIGHT_{prefix}_ASG"))?,
+                    capacity: v.capacity(&format!("PILOTLIGHT_{prefix}_CAPACITY"))?,
+                    target_group_arn: v.optional(&format!("PILOTLIGHT_{prefix}_TARGET_GROUP_ARN")),
+                    backup_vault: v.required(&format!("PILOTLIGHT_{prefix}_BACKUP_VAULT"))?,
+                    ami_parameter: v.required(&format!("PILOTLIGHT_{prefix}_AMI_PARAMETER"))?,
+                    endpoint_group_arn: v.arn(
+                        &format!("PILOTLIGHT_{prefix}_ENDPOINT_GROUP_ARN"),
+                        "globalaccelerator",
+                    )?,
+                    connect_timeout: Duration::from_millis(v.number(
+                        &format!("PILOTLIGHT_{prefix}_CONNECT_TIMEOUT_MS"),
+                        timeouts.0,
+                    )?),
+                    read_timeout: Duration::from_millis(
+                        v.number(&format!("PILOTLIGHT_{prefix}_READ_TIMEOUT_MS"), timeouts.1)?,
+                    ),
+                })
+            };
         // The primary is the region most likely to be failing: short timeouts so a dead endpoint never blocks.
         let primary = region_plan("PRIMARY", primary_region, (1000, 3000))?;
         let dr = region_plan("DR", dr_region, (3000, 20000))?;
@@ -204,7 +250,13 @@ impl FailoverPlan {
         let names: Vec<String> = v.list("PILOTLIGHT_ALARM_NAMES")?;
         let quorum = v.number("PILOTLIGHT_QUORUM", 1)? as usize;
         if quorum == 0 || quorum > names.len() {
-            return Err(Error::config("PILOTLIGHT_QUORUM", format!("must be between 1 and the number of alarms ({}), got {quorum}", names.len())));
+            return Err(Error::config(
+                "PILOTLIGHT_QUORUM",
+                format!(
+                    "must be between 1 and the number of alarms ({}), got {quorum}",
+                    names.len()
+                ),
+            ));
         }
         let alarms = AlarmPolicy {
             region: match v.optional("PILOTLIGHT_ALARM_REGION") {
@@ -226,7 +278,12 @@ impl FailoverPlan {
                 primary_cluster_arn: v.arn("PILOTLIGHT_PRIMARY_DB_CLUSTER_ARN", "rds")?,
                 dr_cluster_arn: v.arn("PILOTLIGHT_DR_DB_CLUSTER_ARN", "rds")?,
             },
-            other => return Err(Error::config("PILOTLIGHT_DB_MODE", format!("expected rds-replica or aurora-global, got {other:?}"))),
+            other => {
+                return Err(Error::config(
+                    "PILOTLIGHT_DB_MODE",
+                    format!("expected rds-replica or aurora-global, got {other:?}"),
+                ));
+            }
         };
 
         let dns = match v.required("PILOTLIGHT_DNS_MODE")?.as_str() {
@@ -241,7 +298,12 @@ impl FailoverPlan {
                 dr_value: v.required("PILOTLIGHT_DR_RECORD_VALUE")?,
                 ttl: v.number("PILOTLIGHT_RECORD_TTL", 60)? as i64,
             },
-            other => return Err(Error::config("PILOTLIGHT_DNS_MODE", format!("expected health-check or records, got {other:?}"))),
+            other => {
+                return Err(Error::config(
+                    "PILOTLIGHT_DNS_MODE",
+                    format!("expected health-check or records, got {other:?}"),
+                ));
+            }
         };
 
         let dial_steps = v.dial_steps("PILOTLIGHT_DIAL_STEPS")?;
@@ -272,9 +334,12 @@ impl FailoverPlan {
 
     /// The state machine ARN, required by detect only.
     pub fn state_machine_arn(&self) -> Result<&str> {
-        self.state_machine_arn
-            .as_deref()
-            .ok_or_else(|| Error::config("PILOTLIGHT_STATE_MACHINE_ARN", "required for detect: the failover state machine's ARN"))
+        self.state_machine_arn.as_deref().ok_or_else(|| {
+            Error::config(
+                "PILOTLIGHT_STATE_MACHINE_ARN",
+                "required for detect: the failover state machine's ARN",
+            )
+        })
     }
 }
 
@@ -296,7 +361,9 @@ pub fn parse_env_file(text: &str) -> std::result::Result<HashMap<String, String>
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let (k, val) = line.split_once('=').ok_or_else(|| format!("line {}: expected KEY=VALUE", n + 1))?;
+        let (k, val) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected KEY=VALUE", n + 1))?;
         let val = val.trim().trim_matches('"');
         out.insert(k.trim().to_string(), val.to_string());
     }
@@ -307,18 +374,35 @@ struct Vars<'a>(&'a HashMap<String, String>);
 
 impl Vars<'_> {
     fn optional(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     }
     fn required(&self, name: &str) -> Result<String> {
-        self.optional(name).ok_or_else(|| Error::config(name, "is missing or empty"))
+        self.optional(name)
+            .ok_or_else(|| Error::config(name, "is missing or empty"))
     }
     fn region(&self, name: &str) -> Result<String> {
         let r = self.required(name)?;
         let parts: Vec<&str> = r.split('-').collect();
         let ok = parts.len() >= 3
-            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-            && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-        if ok { Ok(r) } else { Err(Error::config(name, format!("expected an AWS region name like ap-northeast-1, got {r:?}"))) }
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+            && parts
+                .last()
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+        if ok {
+            Ok(r)
+        } else {
+            Err(Error::config(
+                name,
+                format!("expected an AWS region name like ap-northeast-1, got {r:?}"),
+            ))
+        }
     }
     fn arn(&self, name: &str, service: &str) -> Result<String> {
         let a = self.required(name)?;
@@ -326,13 +410,18 @@ impl Vars<'_> {
         if parts.len() == 6 && parts[0] == "arn" && parts[2] == service {
             Ok(a)
         } else {
-            Err(Error::config(name, format!("expected an ARN of service {service} (arn:aws:{service}:...), got {a:?}")))
+            Err(Error::config(
+                name,
+                format!("expected an ARN of service {service} (arn:aws:{service}:...), got {a:?}"),
+            ))
         }
     }
     fn number(&self, name: &str, default: u64) -> Result<u64> {
         match self.optional(name) {
             None => Ok(default),
-            Some(s) => s.parse().map_err(|_| Error::config(name, format!("expected a whole number, got {s:?}"))),
+            Some(s) => s
+                .parse()
+                .map_err(|_| Error::config(name, format!("expected a whole number, got {s:?}"))),
         }
     }
     fn boolean(&self, name: &str, default: bool) -> Result<bool> {
@@ -340,32 +429,76 @@ impl Vars<'_> {
             None => Ok(default),
             Some("true") | Some("1") => Ok(true),
             Some("false") | Some("0") => Ok(false),
-            Some(s) => Err(Error::config(name, format!("expected true or false, got {s:?}"))),
+            Some(s) => Err(Error::config(
+                name,
+                format!("expected true or false, got {s:?}"),
+            )),
         }
     }
     fn list(&self, name: &str) -> Result<Vec<String>> {
-        let items: Vec<String> =
-            self.required(name)?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        if items.is_empty() { Err(Error::config(name, "expected a comma-separated list with at least one name")) } else { Ok(items) }
+        let items: Vec<String> = self
+            .required(name)?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            Err(Error::config(
+                name,
+                "expected a comma-separated list with at least one name",
+            ))
+        } else {
+            Ok(items)
+        }
     }
     fn capacity(&self, name: &str) -> Result<Capacity> {
         let raw = self.required(name)?;
-        let nums: Vec<i32> = raw.split(',').map(|s| s.trim().parse::<i32>()).collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::config(name, format!("expected min,desired,max (e.g. 2,4,8), got {raw:?}")))?;
+        let nums: Vec<i32> = raw
+            .split(',')
+            .map(|s| s.trim().parse::<i32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| {
+                Error::config(
+                    name,
+                    format!("expected min,desired,max (e.g. 2,4,8), got {raw:?}"),
+                )
+            })?;
         match nums[..] {
-            [min, desired, max] if 0 <= min && min <= desired && desired <= max && max > 0 => Ok(Capacity { min, desired, max }),
-            _ => Err(Error::config(name, format!("expected min,desired,max with 0 <= min <= desired <= max and max > 0, got {raw:?}"))),
+            [min, desired, max] if 0 <= min && min <= desired && desired <= max && max > 0 => {
+                Ok(Capacity { min, desired, max })
+            }
+            _ => Err(Error::config(
+                name,
+                format!(
+                    "expected min,desired,max with 0 <= min <= desired <= max and max > 0, got {raw:?}"
+                ),
+            )),
         }
     }
     fn dial_steps(&self, name: &str) -> Result<Vec<i32>> {
-        let raw = self.optional(name).unwrap_or_else(|| "25,50,100".to_string());
-        let steps: Vec<i32> = raw.split(',').map(|s| s.trim().parse::<i32>()).collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::config(name, format!("expected increasing percentages ending in 100, got {raw:?}")))?;
+        let raw = self
+            .optional(name)
+            .unwrap_or_else(|| "25,50,100".to_string());
+        let steps: Vec<i32> = raw
+            .split(',')
+            .map(|s| s.trim().parse::<i32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| {
+                Error::config(
+                    name,
+                    format!("expected increasing percentages ending in 100, got {raw:?}"),
+                )
+            })?;
         let increasing = steps.windows(2).all(|w| w[0] < w[1]);
         if !steps.is_empty() && increasing && steps[0] > 0 && steps.last() == Some(&100) {
             Ok(steps)
         } else {
-            Err(Error::config(name, format!("expected strictly increasing percentages in 1..=100 ending in 100 (e.g. 25,50,100), got {raw:?}")))
+            Err(Error::config(
+                name,
+                format!(
+                    "expected strictly increasing percentages in 1..=100 ending in 100 (e.g. 25,50,100), got {raw:?}"
+                ),
+            ))
         }
     }
 }
@@ -386,9 +519,22 @@ pub(crate) mod tests {
         assert_eq!(plan.dr.region, "ap-northeast-1");
         assert_eq!(plan.alarms.region, "ap-northeast-1");
         assert_eq!(plan.dial_steps, vec![25, 50, 100]);
-        assert_eq!(plan.dr.capacity, Capacity { min: 2, desired: 2, max: 4 });
-        assert_eq!(plan.region(Direction::Failover.target()).region, "ap-northeast-1");
-        assert_eq!(plan.region(Direction::Failback.target()).region, "ap-northeast-2");
+        assert_eq!(
+            plan.dr.capacity,
+            Capacity {
+                min: 2,
+                desired: 2,
+                max: 4
+            }
+        );
+        assert_eq!(
+            plan.region(Direction::Failover.target()).region,
+            "ap-northeast-1"
+        );
+        assert_eq!(
+            plan.region(Direction::Failback.target()).region,
+            "ap-northeast-2"
+        );
     }
 
     #[test]
@@ -417,7 +563,9 @@ pub(crate) mod tests {
         assert!(error_for("PILOTLIGHT_DR_REGION", Some("tokyo")).contains("region name"));
         assert!(error_for("PILOTLIGHT_DR_REGION", Some("ap-northeast-2")).contains("must differ"));
         assert!(error_for("PILOTLIGHT_ACCOUNT_ID", Some("12")).contains("12 digits"));
-        assert!(error_for("PILOTLIGHT_DR_CAPACITY", Some("4,2,8")).contains("PILOTLIGHT_DR_CAPACITY"));
+        assert!(
+            error_for("PILOTLIGHT_DR_CAPACITY", Some("4,2,8")).contains("PILOTLIGHT_DR_CAPACITY")
+        );
         assert!(error_for("PILOTLIGHT_DIAL_STEPS", Some("50,25,100")).contains("increasing"));
         assert!(error_for("PILOTLIGHT_DIAL_STEPS", Some("25,50")).contains("ending in 100"));
         assert!(error_for("PILOTLIGHT_QUORUM", Some("5")).contains("PILOTLIGHT_QUORUM"));
@@ -432,6 +580,9 @@ pub(crate) mod tests {
         let arn = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:pilotlight";
         assert_eq!(arn_region(arn), Some("ap-northeast-1"));
         assert_eq!(arn_account(arn), Some("123456789012"));
-        assert_eq!(arn_region("arn:aws:globalaccelerator::123456789012:accelerator/x"), None);
+        assert_eq!(
+            arn_region("arn:aws:globalaccelerator::123456789012:accelerator/x"),
+            None
+        );
     }
 }

@@ -91,7 +91,13 @@ impl StepReport {
     }
 
     /// Records a change; applied only when not in dry-run (the caller makes the call only when not in dry-run).
-    pub fn change(&mut self, resource: &str, field: &str, from: impl Into<Value>, to: impl Into<Value>) {
+    pub fn change(
+        &mut self,
+        resource: &str,
+        field: &str,
+        from: impl Into<Value>,
+        to: impl Into<Value>,
+    ) {
         self.changes.push(Change {
             resource: resource.to_string(),
             field: field.to_string(),
@@ -109,7 +115,12 @@ impl StepReport {
     }
 
     pub fn into_json(self) -> Result<Value> {
-        serde_json::to_value(self).map_err(|e| Error::new(crate::error::ErrorKind::Aws, format!("cannot encode step report: {e}")))
+        serde_json::to_value(self).map_err(|e| {
+            Error::new(
+                crate::error::ErrorKind::Aws,
+                format!("cannot encode step report: {e}"),
+            )
+        })
     }
 }
 
@@ -121,8 +132,12 @@ mod tests {
     #[test]
     fn defaults_and_unknown_fields() {
         let i = StepInput::parse("promote-db", json!({"action": "start"})).unwrap();
-        assert_eq!((i.direction, i.mode, i.dry_run, i.force), (Direction::Failover, Mode::Ungraceful, false, false));
-        let e = StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
+        assert_eq!(
+            (i.direction, i.mode, i.dry_run, i.force),
+            (Direction::Failover, Mode::Ungraceful, false, false)
+        );
+        let e =
+            StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
         assert!(e.message.contains("dryrun"), "{e}");
         assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
     }

@@ -8,7 +8,10 @@ use crate::decision::RecentExecution;
 use crate::error::{Error, Result};
 
 /// The most recent executions (running and finished) of the state machine, newest first.
-pub async fn recent_executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str) -> Result<Vec<RecentExecution>> {
+pub async fn recent_executions(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+) -> Result<Vec<RecentExecution>> {
     let resp = sfn
         .list_executions()
         .state_machine_arn(state_machine_arn)
@@ -30,15 +33,33 @@ pub async fn recent_executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &st
 }
 
 pub enum Started {
-    New { arn: String },
+    New {
+        arn: String,
+    },
     /// Same name already used: a duplicate delivery of the same trigger (or a finished run of it).
     AlreadyExists,
 }
 
-pub async fn start_execution(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str, name: &str, input: &str) -> Result<Started> {
-    match sfn.start_execution().state_machine_arn(state_machine_arn).name(name).input(input).send().await {
-        Ok(resp) => Ok(Started::New { arn: resp.execution_arn().to_string() }),
-        Err(SdkError::ServiceError(ctx)) if matches!(ctx.err(), StartExecutionError::ExecutionAlreadyExists(_)) => {
+pub async fn start_execution(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+    name: &str,
+    input: &str,
+) -> Result<Started> {
+    match sfn
+        .start_execution()
+        .state_machine_arn(state_machine_arn)
+        .name(name)
+        .input(input)
+        .send()
+        .await
+    {
+        Ok(resp) => Ok(Started::New {
+            arn: resp.execution_arn().to_string(),
+        }),
+        Err(SdkError::ServiceError(ctx))
+            if matches!(ctx.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
+        {
             Ok(Started::AlreadyExists)
         }
         Err(e) => Err(Error::aws("StartExecution", state_machine_arn, e)),

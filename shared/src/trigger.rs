@@ -1,7 +1,9 @@
 //! What can invoke `detect`, parsed strictly. Dispatch is on the event's keys, not on trial deserialisation: an
 //! EventBridge event also deserialises as a Lambda-action alarm payload with an empty name (all fields default).
 
-use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::cloudwatch_alarms::{
+    CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
+};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use chrono::{DateTime, Utc};
@@ -41,7 +43,9 @@ impl AlarmState {
             "OK" => Ok(AlarmState::Ok),
             "ALARM" => Ok(AlarmState::Alarm),
             "INSUFFICIENT_DATA" => Ok(AlarmState::InsufficientData),
-            other => Err(Error::invalid_input(format!("unknown alarm state {other:?}; expected OK, ALARM or INSUFFICIENT_DATA"))),
+            other => Err(Error::invalid_input(format!(
+                "unknown alarm state {other:?}; expected OK, ALARM or INSUFFICIENT_DATA"
+            ))),
         }
     }
     fn from_event(v: &CloudWatchAlarmStateValue) -> Result<Self> {
@@ -49,7 +53,9 @@ impl AlarmState {
             CloudWatchAlarmStateValue::Ok => Ok(AlarmState::Ok),
             CloudWatchAlarmStateValue::Alarm => Ok(AlarmState::Alarm),
             CloudWatchAlarmStateValue::InsufficientData => Ok(AlarmState::InsufficientData),
-            other => Err(Error::invalid_input(format!("unknown alarm state {other:?}"))),
+            other => Err(Error::invalid_input(format!(
+                "unknown alarm state {other:?}"
+            ))),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -127,13 +133,20 @@ struct SnsAlarmMessage {
 }
 
 pub fn parse_trigger(event: &Value) -> Result<Trigger> {
-    let size = serde_json::to_vec(event).map(|b| b.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(event)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
         return Err(Error::invalid_input(format!(
             "event of {size} bytes refused: larger than {MAX_EVENT_BYTES} bytes, no alarm event is that big"
         )));
     }
-    let obj = event.as_object().ok_or_else(|| Error::invalid_input(format!("event must be a JSON object, got {}", kind_of(event))))?;
+    let obj = event.as_object().ok_or_else(|| {
+        Error::invalid_input(format!(
+            "event must be a JSON object, got {}",
+            kind_of(event)
+        ))
+    })?;
     if obj.contains_key("command") {
         let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
             Error::invalid_input(format!(
@@ -158,24 +171,56 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
 }
 
 fn parse_lambda_action(event: &Value) -> Result<AlarmTransition> {
-    let alarm: CloudWatchAlarm = serde_json::from_value(event.clone())
-        .map_err(|e| Error::invalid_input(format!("CloudWatch alarm Lambda-action payload rejected: {e}")))?;
+    let alarm: CloudWatchAlarm = serde_json::from_value(event.clone()).map_err(|e| {
+        Error::invalid_input(format!(
+            "CloudWatch alarm Lambda-action payload rejected: {e}"
+        ))
+    })?;
     if alarm.source.as_deref() != Some("aws.cloudwatch") {
-        return Err(Error::invalid_input(format!("alarm payload with source {:?} refused; expected aws.cloudwatch", alarm.source)));
+        return Err(Error::invalid_input(format!(
+            "alarm payload with source {:?} refused; expected aws.cloudwatch",
+            alarm.source
+        )));
     }
-    let state = alarm.alarm_data.state.as_ref().ok_or_else(|| Error::invalid_input("alarm payload has no alarmData.state"))?;
+    let state = alarm
+        .alarm_data
+        .state
+        .as_ref()
+        .ok_or_else(|| Error::invalid_input("alarm payload has no alarmData.state"))?;
     let account_id = alarm
         .account_id
         .clone()
-        .or_else(|| alarm.alarm_arn.as_deref().and_then(arn_account).map(str::to_string))
+        .or_else(|| {
+            alarm
+                .alarm_arn
+                .as_deref()
+                .and_then(arn_account)
+                .map(str::to_string)
+        })
         .ok_or_else(|| Error::invalid_input("alarm payload names no account (accountId)"))?;
     let region = alarm
         .region
         .clone()
-        .or_else(|| alarm.alarm_arn.as_deref().and_then(arn_region).map(str::to_string))
+        .or_else(|| {
+            alarm
+                .alarm_arn
+                .as_deref()
+                .and_then(arn_region)
+                .map(str::to_string)
+        })
         .ok_or_else(|| Error::invalid_input("alarm payload names no region"))?;
-    let t = transition(AlarmShape::LambdaAction, &alarm.alarm_data.alarm_name, alarm.alarm_arn.clone(), account_id, region)?;
-    Ok(AlarmTransition { state: AlarmState::from_event(&state.value)?, state_change_time: state.timestamp, ..t })
+    let t = transition(
+        AlarmShape::LambdaAction,
+        &alarm.alarm_data.alarm_name,
+        alarm.alarm_arn.clone(),
+        account_id,
+        region,
+    )?;
+    Ok(AlarmTransition {
+        state: AlarmState::from_event(&state.value)?,
+        state_change_time: state.timestamp,
+        ..t
+    })
 }
 
 fn parse_eventbridge(event: &Value) -> Result<AlarmTransition> {
@@ -187,43 +232,96 @@ fn parse_eventbridge(event: &Value) -> Result<AlarmTransition> {
             ev.detail_type, ev.source
         )));
     }
-    let state = ev.detail.state.as_ref().ok_or_else(|| Error::invalid_input("EventBridge alarm event has no detail.state"))?;
+    let state = ev
+        .detail
+        .state
+        .as_ref()
+        .ok_or_else(|| Error::invalid_input("EventBridge alarm event has no detail.state"))?;
     let arn = ev.resources.as_ref().and_then(|r| r.first().cloned());
-    let account_id = ev.account.clone().ok_or_else(|| Error::invalid_input("EventBridge alarm event names no account"))?;
-    let region = ev.region.clone().ok_or_else(|| Error::invalid_input("EventBridge alarm event names no region"))?;
-    let t = transition(AlarmShape::EventBridge, &ev.detail.alarm_name, arn, account_id, region)?;
-    Ok(AlarmTransition { state: AlarmState::from_event(&state.value)?, state_change_time: state.timestamp, ..t })
+    let account_id = ev
+        .account
+        .clone()
+        .ok_or_else(|| Error::invalid_input("EventBridge alarm event names no account"))?;
+    let region = ev
+        .region
+        .clone()
+        .ok_or_else(|| Error::invalid_input("EventBridge alarm event names no region"))?;
+    let t = transition(
+        AlarmShape::EventBridge,
+        &ev.detail.alarm_name,
+        arn,
+        account_id,
+        region,
+    )?;
+    Ok(AlarmTransition {
+        state: AlarmState::from_event(&state.value)?,
+        state_change_time: state.timestamp,
+        ..t
+    })
 }
 
 fn parse_sns(event: &Value) -> Result<AlarmTransition> {
-    let ev: SnsEvent =
-        serde_json::from_value(event.clone()).map_err(|e| Error::invalid_input(format!("SNS event rejected: {e}")))?;
+    let ev: SnsEvent = serde_json::from_value(event.clone())
+        .map_err(|e| Error::invalid_input(format!("SNS event rejected: {e}")))?;
     let [record] = ev.records.as_slice() else {
-        return Err(Error::invalid_input(format!("SNS event must carry exactly one record, got {}", ev.records.len())));
+        return Err(Error::invalid_input(format!(
+            "SNS event must carry exactly one record, got {}",
+            ev.records.len()
+        )));
     };
     if record.event_source != "aws:sns" {
-        return Err(Error::invalid_input(format!("record from {:?} refused; expected aws:sns", record.event_source)));
+        return Err(Error::invalid_input(format!(
+            "record from {:?} refused; expected aws:sns",
+            record.event_source
+        )));
     }
     let msg: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
-        Error::invalid_input(format!("SNS message from {} is not a CloudWatch alarm notification: {e}", record.sns.topic_arn))
+        Error::invalid_input(format!(
+            "SNS message from {} is not a CloudWatch alarm notification: {e}",
+            record.sns.topic_arn
+        ))
     })?;
     let region = arn_region(&msg.alarm_arn)
-        .ok_or_else(|| Error::invalid_input(format!("alarm ARN {:?} in the SNS message has no region", msg.alarm_arn)))?
+        .ok_or_else(|| {
+            Error::invalid_input(format!(
+                "alarm ARN {:?} in the SNS message has no region",
+                msg.alarm_arn
+            ))
+        })?
         .to_string();
     let state = AlarmState::parse(&msg.new_state_value)?;
     let time = parse_alarm_time(&msg.state_change_time)?;
-    transition(AlarmShape::Sns, &msg.alarm_name, Some(msg.alarm_arn.clone()), msg.aws_account_id.clone(), region)
-        .map(|t| AlarmTransition { state, state_change_time: time, ..t })
+    transition(
+        AlarmShape::Sns,
+        &msg.alarm_name,
+        Some(msg.alarm_arn.clone()),
+        msg.aws_account_id.clone(),
+        region,
+    )
+    .map(|t| AlarmTransition {
+        state,
+        state_change_time: time,
+        ..t
+    })
 }
 
-fn transition(shape: AlarmShape, name: &str, arn: Option<String>, account_id: String, region: String) -> Result<AlarmTransition> {
+fn transition(
+    shape: AlarmShape,
+    name: &str,
+    arn: Option<String>,
+    account_id: String,
+    region: String,
+) -> Result<AlarmTransition> {
     if name.trim().is_empty() {
         return Err(Error::invalid_input("alarm event has an empty alarm name"));
     }
     if let Some(arn) = &arn {
         // The ARN must agree with the fields beside it, or the event was forged or mangled.
-        if arn_account(arn) != Some(account_id.as_str()) || arn_region(arn) != Some(region.as_str()) {
-            return Err(Error::invalid_input(format!("alarm ARN {arn} disagrees with account {account_id} / region {region} in the event")));
+        if arn_account(arn) != Some(account_id.as_str()) || arn_region(arn) != Some(region.as_str())
+        {
+            return Err(Error::invalid_input(format!(
+                "alarm ARN {arn} disagrees with account {account_id} / region {region} in the event"
+            )));
         }
     }
     Ok(AlarmTransition {
@@ -253,5 +351,122 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load(name: &str) -> Value {
+        let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn alarm(name: &str) -> AlarmTransition {
+        match parse_trigger(&load(name)).unwrap() {
+            Trigger::Alarm(t) => t,
+            other => panic!("{name}: expected an alarm, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_three_alarm_shapes_agree() {
+        let direct = alarm("detect-alarm-lambda-action.json");
+        let sns = alarm("detect-alarm-sns.json");
+        let eb = alarm("detect-alarm-eventbridge.json");
+        assert_eq!(direct.shape, AlarmShape::LambdaAction);
+        assert_eq!(sns.shape, AlarmShape::Sns);
+        assert_eq!(eb.shape, AlarmShape::EventBridge);
+        for t in [&direct, &sns, &eb] {
+            assert_eq!(t.alarm_name, "web-primary-5xx");
+            assert_eq!(t.account_id, "123456789012");
+            assert_eq!(t.region, "ap-northeast-1");
+            assert_eq!(t.state, AlarmState::Alarm);
+            assert_eq!(
+                t.state_change_time,
+                parse_alarm_time("2026-11-29T10:15:00.490+0000").unwrap()
+            );
+        }
+        assert_eq!(alarm("detect-alarm-ok.json").state, AlarmState::Ok);
+    }
+
+    #[test]
+    fn manual_commands() {
+        let Trigger::Manual(c) =
+            parse_trigger(&load("detect-manual-failover-dry-run.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.command, c.dry_run, c.mode),
+            (CommandName::Failover, true, Some(Mode::Graceful))
+        );
+        let Trigger::Manual(c) = parse_trigger(&load("detect-manual-failback.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.direction(), Some(Direction::Failback));
+        let Trigger::Manual(c) = parse_trigger(&load("detect-manual-status.json")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.direction(), None);
+        let Trigger::Manual(c) = parse_trigger(&load("detect-manual-failover.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!c.dry_run);
+    }
+
+    fn rejected(event: Value) -> String {
+        let e = parse_trigger(&event).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::InvalidInput, "{e}");
+        e.message
+    }
+
+    #[test]
+    fn malformed_events_are_rejected_with_a_reason() {
+        assert!(rejected(json!("failover")).contains("JSON object"));
+        assert!(rejected(json!({"hello": 1})).contains("unrecognised event"));
+        assert!(rejected(json!({"command": "failover", "dryrun": true})).contains("dryrun"));
+        assert!(rejected(json!({"command": "explode"})).contains("manual command rejected"));
+        assert!(
+            rejected(json!({"command": "failover", "mode": "fast"}))
+                .contains("manual command rejected")
+        );
+        let mut eb = load("detect-alarm-eventbridge.json");
+        eb["detail-type"] = json!("EC2 Instance State-change Notification");
+        assert!(rejected(eb).contains("refused"));
+        let mut direct = load("detect-alarm-lambda-action.json");
+        direct["source"] = json!("aws.events");
+        assert!(rejected(direct).contains("source"));
+        let mut direct = load("detect-alarm-lambda-action.json");
+        direct["alarmData"]
+            .as_object_mut()
+            .unwrap()
+            .remove("alarmName");
+        assert!(rejected(direct).contains("rejected"));
+        let mut forged = load("detect-alarm-lambda-action.json");
+        forged["accountId"] = json!("999999999999");
+        assert!(rejected(forged).contains("disagrees"));
+        let mut sns = load("detect-alarm-sns.json");
+        sns["Records"][0]["Sns"]["Message"] = json!("not json");
+        assert!(rejected(sns).contains("not a CloudWatch alarm notification"));
+        let mut two = load("detect-alarm-sns.json");
+        let rec = two["Records"][0].clone();
+        two["Records"].as_array_mut().unwrap().push(rec);
+        assert!(rejected(two).contains("exactly one record"));
+        let mut big = load("detect-manual-failover.json");
+        big["reason"] = json!("x".repeat(1024 * 1024));
+        assert!(rejected(big).contains("larger than"));
+    }
+
+    #[test]
+    fn alarm_times_in_cloudwatch_and_rfc3339_formats() {
+        let a = parse_alarm_time("2026-11-29T10:15:00.490+0000").unwrap();
+        let b = parse_alarm_time("2026-11-29T10:15:00.490Z").unwrap();
+        assert_eq!(a, b);
+        assert!(parse_alarm_time("yesterday").is_err());
     }
 }

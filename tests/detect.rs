@@ -1,0 +1,435 @@
+//! detect against the emulators: CloudWatch alarms and Step Functions in moto, Global Accelerator dials in gapfill.
+//! Every events/detect-*.json file is delivered here; the shapes are rewritten only to carry each test's own alarm
+//! names, so tests run in parallel without seeing each other.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use pilotlight::ErrorKind;
+use pilotlight::detect::{Decision, Outcome, decide};
+use pilotlight::runtime::Context;
+use serde_json::{Value, json};
+
+const PRIMARY: &str = "ap-northeast-2";
+const DR: &str = "ap-northeast-1";
+
+/// One isolated pilot-light setup as detect sees it: two alarms, a state machine, two endpoint groups.
+struct Setup {
+    ctx: Arc<Context>,
+    alarms: [String; 2],
+    state_machine_arn: String,
+}
+
+async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
+    let cfg = common::sdk_config().await;
+    let alarms = [common::unique("web-5xx"), common::unique("web-unhealthy")];
+    let cw = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(&cfg)
+            .region(aws_config::Region::new(DR))
+            .build(),
+    );
+    for name in &alarms {
+        cw.put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_ELB_5XX_Count")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(50.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .unwrap();
+    }
+    let sfn = aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(&cfg)
+            .region(aws_config::Region::new(DR))
+            .build(),
+    );
+    let sm = sfn
+        .create_state_machine()
+        .name(common::unique("pilotlight-failover"))
+        .definition(r#"{"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": true}}}"#)
+        .role_arn(format!(
+            "arn:aws:iam::{}:role/pilotlight-sfn",
+            common::ACCOUNT
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (primary_eg, dr_eg) = common::seed_endpoint_groups(&cfg, PRIMARY, DR, dials).await;
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PILOTLIGHT_ALARM_NAMES", alarms.join(",")),
+        (
+            "PILOTLIGHT_STATE_MACHINE_ARN",
+            sm.state_machine_arn().to_string(),
+        ),
+        ("PILOTLIGHT_PRIMARY_ENDPOINT_GROUP_ARN", primary_eg),
+        ("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN", dr_eg),
+    ];
+    vars.extend(extra.iter().cloned());
+    let ctx = Arc::new(common::context(&common::plan_vars(&vars)).await);
+    Setup {
+        ctx,
+        alarms,
+        state_machine_arn: sm.state_machine_arn().to_string(),
+    }
+}
+
+impl Setup {
+    async fn set_alarm(&self, name: &str, state: StateValue) {
+        self.ctx
+            .aws
+            .alarms
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(state)
+            .state_reason("test")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn executions(&self) -> Vec<aws_sdk_sfn::types::ExecutionListItem> {
+        let resp = self
+            .ctx
+            .aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .send()
+            .await
+            .unwrap();
+        resp.executions().to_vec()
+    }
+
+    async fn decide(&self, event: &Value) -> pilotlight::Result<Decision> {
+        decide(&self.ctx, event).await
+    }
+}
+
+/// Points an events/ alarm file at `alarm` (and optionally another account/region), whatever its shape.
+fn for_alarm(file: &str, alarm: &str, account: &str, region: &str) -> Value {
+    let mut e = common::event(file);
+    let arn = format!("arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}");
+    if e.get("alarmData").is_some() {
+        e["alarmData"]["alarmName"] = json!(alarm);
+        e["alarmArn"] = json!(arn);
+        e["accountId"] = json!(account);
+        e["region"] = json!(region);
+    } else if e.get("detail-type").is_some() {
+        e["detail"]["alarmName"] = json!(alarm);
+        e["resources"] = json!([arn]);
+        e["account"] = json!(account);
+        e["region"] = json!(region);
+    } else {
+        let sns = &mut e["Records"][0]["Sns"];
+        let mut msg: Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+        msg["AlarmName"] = json!(alarm);
+        msg["AlarmArn"] = json!(arn);
+        msg["AWSAccountId"] = json!(account);
+        sns["Message"] = json!(msg.to_string());
+    }
+    e
+}
+
+fn ours(file: &str, alarm: &str) -> Value {
+    for_alarm(file, alarm, common::ACCOUNT, DR)
+}
+
+const ALARM_SHAPES: [&str; 3] = [
+    "detect-alarm-lambda-action.json",
+    "detect-alarm-sns.json",
+    "detect-alarm-eventbridge.json",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_deliveries_of_one_alarm_start_exactly_one_execution() {
+    let s = Arc::new(setup(&[], (100, 0)).await);
+    s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        let event = ours(ALARM_SHAPES[i % 3], &s.alarms[0]);
+        tasks.push(tokio::spawn(async move { s.decide(&event).await.unwrap() }));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut started = 0;
+    for t in tasks {
+        let d = t.await.unwrap();
+        match d.outcome {
+            Outcome::Started => {
+                started += 1;
+                names.insert(d.execution_name.clone().unwrap());
+            }
+            Outcome::Skipped => assert!(
+                d.reason.contains("already running") || d.reason.contains("duplicate delivery"),
+                "unexpected skip: {}",
+                d.reason
+            ),
+            other => panic!("unexpected outcome {other:?}: {}", d.reason),
+        }
+    }
+    assert!(
+        started >= 1,
+        "at least one delivery must start the execution"
+    );
+    assert!(
+        names.len() <= 1,
+        "deliveries named different executions: {names:?}"
+    );
+    let execs = s.executions().await;
+    assert_eq!(execs.len(), 1, "exactly one execution, got {execs:?}");
+    assert!(execs[0].name().starts_with("failover-"));
+    // The execution input is the contract's, deterministic from the alarm's live transition.
+    let desc = s
+        .ctx
+        .aws
+        .sfn
+        .describe_execution()
+        .execution_arn(execs[0].execution_arn())
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(desc.input().unwrap()).unwrap();
+    assert_eq!(input["direction"], "failover");
+    assert_eq!(input["mode"], "ungraceful");
+    assert_eq!(input["dry_run"], false);
+    assert_eq!(input["trigger"]["alarms"], json!([s.alarms[0]]));
+    assert_eq!(input["timing"]["max_polls"], 80);
+}
+
+#[tokio::test]
+async fn each_alarm_shape_starts_a_failover_on_its_own() {
+    for file in ALARM_SHAPES {
+        let s = setup(&[], (100, 0)).await;
+        s.set_alarm(&s.alarms[1], StateValue::Alarm).await;
+        let d = s.decide(&ours(file, &s.alarms[1])).await.unwrap();
+        assert_eq!(d.outcome, Outcome::Started, "{file}: {}", d.reason);
+        assert_eq!(s.executions().await.len(), 1, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn quorum_of_two_waits_for_the_second_alarm() {
+    let s = setup(&[("PILOTLIGHT_QUORUM", "2".into())], (100, 0)).await;
+    s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+    let d = s
+        .decide(&ours("detect-alarm-sns.json", &s.alarms[0]))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Skipped);
+    assert!(d.reason.contains("quorum not met: 1 of 2"), "{}", d.reason);
+    assert!(s.executions().await.is_empty());
+    s.set_alarm(&s.alarms[1], StateValue::Alarm).await;
+    let d = s
+        .decide(&ours("detect-alarm-eventbridge.json", &s.alarms[1]))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Started, "{}", d.reason);
+    // A late delivery of the first alarm converges on the same execution.
+    let again = s
+        .decide(&ours("detect-alarm-lambda-action.json", &s.alarms[0]))
+        .await
+        .unwrap();
+    assert_ne!(again.outcome, Outcome::Started);
+    assert_eq!(s.executions().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_alarm_back_to_ok_in_live_state_is_skipped() {
+    let s = setup(&[], (100, 0)).await;
+    // The event says ALARM, but DescribeAlarms says the alarm is OK again (it flapped).
+    let d = s
+        .decide(&ours("detect-alarm-lambda-action.json", &s.alarms[0]))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Skipped);
+    assert!(d.reason.contains("recovered"), "{}", d.reason);
+    assert!(s.executions().await.is_empty());
+}
+
+#[tokio::test]
+async fn dr_already_active_and_cooldown_skip() {
+    let s = setup(&[], (0, 100)).await;
+    s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+    let d = s
+        .decide(&ours("detect-alarm-eventbridge.json", &s.alarms[0]))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Skipped);
+    assert!(d.reason.contains("already active"), "{}", d.reason);
+    assert!(s.executions().await.is_empty());
+
+    let s = setup(&[], (100, 0)).await;
+    s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+    assert_eq!(
+        s.decide(&ours("detect-alarm-sns.json", &s.alarms[0]))
+            .await
+            .unwrap()
+            .outcome,
+        Outcome::Started
+    );
+    let first = s.executions().await[0].execution_arn().to_string();
+    s.ctx
+        .aws
+        .sfn
+        .stop_execution()
+        .execution_arn(&first)
+        .send()
+        .await
+        .unwrap();
+    // A new transition of the other alarm, right after: the cooldown holds it back.
+    s.set_alarm(&s.alarms[1], StateValue::Alarm).await;
+    let d = s
+        .decide(&ours("detect-alarm-sns.json", &s.alarms[1]))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Skipped);
+    assert!(d.reason.contains("cooldown"), "{}", d.reason);
+    assert_eq!(s.executions().await.len(), 1);
+}
+
+#[tokio::test]
+async fn manual_commands_from_events() {
+    let s = setup(&[], (100, 0)).await;
+    let status = s
+        .decide(&common::event("detect-manual-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status.outcome, Outcome::Status);
+    assert!(status.reason.contains("primary"), "{}", status.reason);
+
+    let back = s
+        .decide(&common::event("detect-manual-failback.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.outcome,
+        Outcome::Skipped,
+        "primary serves: nothing to fail back"
+    );
+    assert!(s.executions().await.is_empty());
+
+    let dry = s
+        .decide(&common::event("detect-manual-failover-dry-run.json"))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Started, "{}", dry.reason);
+    assert!(
+        dry.execution_name
+            .as_deref()
+            .unwrap()
+            .starts_with("dryrun-failover-")
+    );
+
+    // A rehearsal in flight does not block the real thing.
+    let real = s
+        .decide(&common::event("detect-manual-failover.json"))
+        .await
+        .unwrap();
+    assert_eq!(real.outcome, Outcome::Started, "{}", real.reason);
+    let execs = s.executions().await;
+    assert_eq!(execs.len(), 2);
+    let desc = s
+        .ctx
+        .aws
+        .sfn
+        .describe_execution()
+        .execution_arn(real.execution_arn.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(desc.input().unwrap()).unwrap();
+    assert_eq!(input["trigger"]["source"], "manual");
+    assert!(
+        input["trigger"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("INC-4711")
+    );
+    // The same command again while it runs: refused, still two executions.
+    let again = s
+        .decide(&common::event("detect-manual-failover.json"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Skipped);
+    assert_eq!(s.executions().await.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_and_starts_nothing() {
+    let s = setup(&[], (100, 0)).await;
+    s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+    let mut unknown_field = common::event("detect-manual-failover.json");
+    unknown_field["dryrun"] = json!(true);
+    let mut huge = common::event("detect-manual-failover.json");
+    huge["reason"] = json!("x".repeat(1024 * 1024));
+    let mut wrong_shape = ours("detect-alarm-lambda-action.json", &s.alarms[0]);
+    wrong_shape["alarmData"] = json!("ALARM");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("a JSON string", json!("failover"), "JSON object"),
+        ("an array", json!([1, 2]), "JSON object"),
+        (
+            "an unknown object",
+            json!({"hello": "world"}),
+            "unrecognised event",
+        ),
+        ("a wrong alarm shape", wrong_shape, "rejected"),
+        (
+            "an unknown alarm",
+            ours("detect-alarm-sns.json", "someone-elses-alarm"),
+            "not one of the plan's alarms",
+        ),
+        (
+            "another account",
+            for_alarm(
+                "detect-alarm-eventbridge.json",
+                &s.alarms[0],
+                "999999999999",
+                DR,
+            ),
+            "account 999999999999",
+        ),
+        (
+            "another region",
+            for_alarm(
+                "detect-alarm-lambda-action.json",
+                &s.alarms[0],
+                common::ACCOUNT,
+                "us-east-1",
+            ),
+            "region us-east-1",
+        ),
+        (
+            "a manual command with an unknown field",
+            unknown_field,
+            "unknown field `dryrun`",
+        ),
+        ("a 1 MiB payload", huge, "larger than"),
+    ];
+    for (what, event, expect) in cases {
+        let err = s.decide(&event).await.expect_err(what);
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{what}: {err}");
+        assert!(err.message.contains(expect), "{what}: {err}");
+    }
+    for (file, state) in [
+        ("detect-alarm-ok.json", StateValue::Ok),
+        ("detect-alarm-ok.json", StateValue::InsufficientData),
+    ] {
+        let mut e = ours(file, &s.alarms[0]);
+        if state == StateValue::InsufficientData {
+            e["alarmData"]["state"]["value"] = json!("INSUFFICIENT_DATA");
+        }
+        let d = s.decide(&e).await.unwrap();
+        assert_eq!(d.outcome, Outcome::Ignored, "{}", d.reason);
+        assert!(d.reason.contains("only ALARM"), "{}", d.reason);
+    }
+    assert!(
+        s.executions().await.is_empty(),
+        "no input above may start an execution"
+    );
+}
