@@ -35,23 +35,28 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Runs `handler` as the Lambda function. A bad plan fails the cold start with an error naming the variable.
+/// Runs `handler` as the Lambda function. A bad plan does not crash-loop the cold start: every invocation is
+/// answered with the `pilotlight.Config` error naming the variable, so the operator sees it where the alarm's
+/// invocation failed, and nothing is called.
 pub async fn serve<F, Fut>(handler: F) -> std::result::Result<(), lambda_runtime::Error>
 where
     F: Fn(&'static Context, Value) -> Fut,
     Fut: Future<Output = Result<Value>>,
 {
     init_tracing();
-    let ctx: &'static Context = match Context::from_env().await {
-        Ok(ctx) => Box::leak(Box::new(ctx)),
+    let ctx: std::result::Result<&'static Context, crate::Error> = match Context::from_env().await {
+        Ok(ctx) => Ok(Box::leak(Box::new(ctx))),
         Err(e) => {
             tracing::error!(error = %e, "plan rejected at start-up");
-            return Err(e.into());
+            Err(e)
         }
     };
-    let handler = &handler;
+    let (handler, ctx) = (&handler, &ctx);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let result = handler(ctx, event.payload).await;
+        let result = match ctx {
+            Ok(ctx) => handler(ctx, event.payload).await,
+            Err(e) => Err(e.clone()),
+        };
         if let Err(e) = &result {
             tracing::error!(error_type = e.kind.error_type(), error = %e, "invocation failed");
         }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every test pilotlight has, on a fresh machine: installs the pinned tools, starts the emulators, checks format,
+# lints, builds the Lambda binaries, runs unit + integration tests against the emulators, validates the SAM
+# template and the state machine, and stops what it started. One cargo profile (dev) for build and test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log="$(mktemp)"
+trap 'scripts/emulators.sh stop >/dev/null 2>&1 || true; rm -f "$log"' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools (pinned)"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+scripts/install-tools.sh moto ministack sam asl
+
+step "emulators"
+scripts/emulators.sh start moto gapfill ministack
+eval "$(scripts/emulators.sh env)"
+
+step "gapfill test server self-check"
+python3 tests/support/check_gapfill.py --url "$PILOTLIGHT_GAPFILL_URL"
+
+step "template and state machine"
+scripts/validate-template.sh
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the Lambda binaries"
+cargo build --workspace --bins --locked
+
+step "tests"
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "cargo: ${passed} passed, ${failed} failed"
+exit "$status"
