@@ -56,14 +56,21 @@ fn serve_connection(conn: TcpStream, tx: mpsc::Sender<Posted>, queue: Queue) {
         let mut body = vec![0; len];
         reader.read_exact(&mut body).unwrap();
         let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("").to_string());
+        let (method, path) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("").to_string(),
+        );
         if method == "GET" && path.ends_with("/invocation/next") {
             let next = queue.lock().unwrap().next();
             let Some((i, event)) = next else {
                 std::thread::sleep(Duration::from_secs(3600)); // no more work: the test ends the process
                 return;
             };
-            let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\n\
                  Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
@@ -74,8 +81,12 @@ fn serve_connection(conn: TcpStream, tx: mpsc::Sender<Posted>, queue: Queue) {
             out.write_all(head.as_bytes()).unwrap();
             out.write_all(&event).unwrap();
         } else {
-            out.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").unwrap();
-            let _ = tx.send(Posted { path, body: String::from_utf8_lossy(&body).into_owned() });
+            out.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            let _ = tx.send(Posted {
+                path,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
         }
     }
 }
@@ -83,7 +94,11 @@ fn serve_connection(conn: TcpStream, tx: mpsc::Sender<Posted>, queue: Queue) {
 fn binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
@@ -107,28 +122,44 @@ fn start(name: &str, addr: &str, vars: &std::collections::HashMap<String, String
 }
 
 fn recv(rx: &mpsc::Receiver<Posted>) -> Posted {
-    rx.recv_timeout(Duration::from_secs(20)).expect("the function posted nothing back within 20 s")
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the function posted nothing back within 20 s")
 }
 
 #[test]
 fn detect_binary_refuses_payloads_it_cannot_parse() {
     let mut huge = common::event("detect-manual-failover.json");
     huge["reason"] = serde_json::json!("x".repeat(1024 * 1024));
-    let events = vec![b"this is not JSON".to_vec(), b"{\"command\": \"failover\"".to_vec(), serde_json::to_vec(&huge).unwrap()];
+    let events = vec![
+        b"this is not JSON".to_vec(),
+        b"{\"command\": \"failover\"".to_vec(),
+        serde_json::to_vec(&huge).unwrap(),
+    ];
     let (addr, rx) = runtime_api(events);
     let mut child = start("detect", &addr, &common::plan_vars(&[]));
     let results: Vec<Posted> = (0..3).map(|_| recv(&rx)).collect();
     child.kill().unwrap();
     child.wait().unwrap();
     for (i, p) in results.iter().enumerate() {
-        assert!(p.path.ends_with(&format!("/invocation/req-{i}/error")), "invocation {i} must fail: {p:?}");
+        assert!(
+            p.path.ends_with(&format!("/invocation/req-{i}/error")),
+            "invocation {i} must fail: {p:?}"
+        );
     }
     // Not JSON: the runtime refuses it before the handler runs, so nothing can be called.
     assert!(results[0].body.contains("errorType"), "{}", results[0].body);
     assert!(results[1].body.contains("errorType"), "{}", results[1].body);
     // Valid JSON but 1 MiB: the handler refuses it with the contract's error type.
-    assert!(results[2].body.contains("pilotlight.InvalidInput"), "{}", results[2].body);
-    assert!(results[2].body.contains("larger than"), "{}", results[2].body);
+    assert!(
+        results[2].body.contains("pilotlight.InvalidInput"),
+        "{}",
+        results[2].body
+    );
+    assert!(
+        results[2].body.contains("larger than"),
+        "{}",
+        results[2].body
+    );
 }
 
 #[test]
@@ -140,7 +171,14 @@ fn a_bad_plan_is_reported_on_every_invocation_naming_the_variable() {
     let posted = recv(&rx);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(posted.path.ends_with("/invocation/req-0/error"), "{posted:?}");
-    assert!(posted.body.contains("PILOTLIGHT_DR_CAPACITY"), "{}", posted.body);
+    assert!(
+        posted.path.ends_with("/invocation/req-0/error"),
+        "{posted:?}"
+    );
+    assert!(
+        posted.body.contains("PILOTLIGHT_DR_CAPACITY"),
+        "{}",
+        posted.body
+    );
     assert!(posted.body.contains("pilotlight.Config"), "{}", posted.body);
 }

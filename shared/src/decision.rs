@@ -663,9 +663,13 @@ mod execution_input_events {
 
     #[test]
     fn state_machine_sample_inputs_match_the_contract() {
-        for name in ["statemachine-failover.json", "statemachine-failover-dry-run.json"] {
+        for name in [
+            "statemachine-failover.json",
+            "statemachine-failover-dry-run.json",
+        ] {
             let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-            let input: ExecutionInput = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let input: ExecutionInput =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(input.timing.max_polls, 80, "{name}");
         }
     }

@@ -3,6 +3,8 @@
 //! Pure decision logic (`plan`, `trigger`, `decision`, `step`) is separate from I/O: one module per AWS service the
 //! orchestrator drives. The Lambda crates in `functions/` are thin wrappers over [`runtime::serve`].
 
+pub mod autoscaling;
+pub mod backup;
 pub mod clients;
 pub mod cloudwatch;
 pub mod decision;
