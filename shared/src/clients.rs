@@ -76,7 +76,7 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(base: &SdkConfig, plan: &FailoverPlan) -> Self {
-        // The region being left may be the failed one: one attempt, so a dead endpoint costs one short timeout.
+        // The region being left may be the failed one: two short attempts at most, so a dead endpoint costs seconds.
         let primary_retries = RetryConfig::standard().with_max_attempts(2);
         let dr_retries = RetryConfig::standard().with_max_attempts(3);
         let dr_t = timeouts(plan.dr.connect_timeout, plan.dr.read_timeout);
