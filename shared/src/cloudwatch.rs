@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -82,11 +84,22 @@ pub async fn replica_lag(
     let metric = Metric::builder()
         .namespace("AWS/RDS")
         .metric_name("ReplicaLag")
-        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(instance).build())
+        .dimensions(
+            Dimension::builder()
+                .name("DBInstanceIdentifier")
+                .value(instance)
+                .build(),
+        )
         .build();
     let query = MetricDataQuery::builder()
         .id("lag")
-        .metric_stat(MetricStat::builder().metric(metric).period(60).stat("Maximum").build())
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
         .return_data(true)
         .build();
     let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));

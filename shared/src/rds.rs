@@ -128,7 +128,8 @@ pub struct InstanceView {
 impl InstanceView {
     /// Still a read replica (see the module documentation for why a lingering source field alone is not enough).
     pub fn is_replica(&self) -> bool {
-        self.replica_source.is_some() && (self.promote_requested_at.is_none() || self.replication_status.is_some())
+        self.replica_source.is_some()
+            && (self.promote_requested_at.is_none() || self.replication_status.is_some())
     }
 
     /// Accepts writes: a standalone instance in status `available`.
@@ -138,11 +139,14 @@ impl InstanceView {
 
     /// The recorded RPO estimate, when pilotlight promoted this instance and saw a lag.
     pub fn recorded_rpo_seconds(&self) -> Option<f64> {
-        self.recorded_rpo.as_deref().and_then(|s| s.parse::<f64>().ok())
+        self.recorded_rpo
+            .as_deref()
+            .and_then(|s| s.parse::<f64>().ok())
     }
 
     fn promotion_recorded_since(&self, now: DateTime<Utc>) -> bool {
-        self.promote_requested_at.is_some_and(|t| now - t <= PROMOTION_RECORD_TTL)
+        self.promote_requested_at
+            .is_some_and(|t| now - t <= PROMOTION_RECORD_TTL)
     }
 }
 
@@ -154,7 +158,13 @@ pub fn lag_estimate(lag: Option<Datapoint>) -> Option<f64> {
 
 /// Decides what `start` does with an RDS instance. `lag` is the ReplicaLag estimate (None = unknown: in a
 /// regional outage the metric may stop, which must not block a failover).
-pub fn decide_promotion(v: &InstanceView, lag: Option<f64>, max_lag: f64, force: bool, now: DateTime<Utc>) -> Verdict {
+pub fn decide_promotion(
+    v: &InstanceView,
+    lag: Option<f64>,
+    max_lag: f64,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Verdict {
     let id = &v.instance;
     let status = v.status.as_str();
     if v.is_replica() {
@@ -173,7 +183,9 @@ pub fn decide_promotion(v: &InstanceView, lag: Option<f64>, max_lag: f64, force:
                  backup to finish (move the replica's backup window away from failover hours) and re-run"
             )),
             s if TRANSITIONAL.contains(&s) && v.promote_requested_at.is_some() => {
-                Verdict::InProgress(format!("promotion of {id} requested; status {s}, still a replica of {source}"))
+                Verdict::InProgress(format!(
+                    "promotion of {id} requested; status {s}, still a replica of {source}"
+                ))
             }
             s if TRANSITIONAL.contains(&s) => Verdict::Wait(format!(
                 "read replica {id} is {s}; PromoteReadReplica needs it available. If it stays {s}, check its \
@@ -189,7 +201,10 @@ pub fn decide_promotion(v: &InstanceView, lag: Option<f64>, max_lag: f64, force:
     // Standalone (or promoted, with the emulator's lingering source field).
     if !v.promotion_recorded_since(now) && !force {
         let record = match v.promote_requested_at {
-            Some(t) => format!("its promotion record ({PROMOTE_REQUESTED_TAG}={}) is from an earlier failover", rfc3339(t)),
+            Some(t) => format!(
+                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) is from an earlier failover",
+                rfc3339(t)
+            ),
             None => "pilotlight has not promoted it".to_string(),
         };
         return Verdict::Refuse(format!(
@@ -203,7 +218,9 @@ pub fn decide_promotion(v: &InstanceView, lag: Option<f64>, max_lag: f64, force:
         AVAILABLE => Verdict::AlreadyWriter,
         s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
             // A promotion ends with a reboot and an automated backup.
-            Verdict::InProgress(format!("{id} is no longer a replica; status {s}, waiting for available"))
+            Verdict::InProgress(format!(
+                "{id} is no longer a replica; status {s}, waiting for available"
+            ))
         }
         s => Verdict::Refuse(format!(
             "DB instance {id} is {s}: it cannot take writes. Check the instance and its events in the RDS console ({})",
@@ -237,7 +254,12 @@ fn hint(mut e: Error, what_to_check: impl std::fmt::Display) -> Error {
 }
 
 /// Reads one DB instance (DescribeDBInstances returns its tags too).
-pub async fn describe_instance(rds: &aws_sdk_rds::Client, region: &str, instance: &str, variable: &str) -> Result<InstanceView> {
+pub async fn describe_instance(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    instance: &str,
+    variable: &str,
+) -> Result<InstanceView> {
     let resp = rds.describe_db_instances().db_instance_identifier(instance).send().await.map_err(|e| {
         let e = Error::aws("DescribeDBInstances", instance, e);
         match e.kind {
@@ -251,13 +273,22 @@ pub async fn describe_instance(rds: &aws_sdk_rds::Client, region: &str, instance
     let db = resp.db_instances().first().ok_or_else(|| {
         Error::not_found(format!("{STEP}: DescribeDBInstances returned no DB instance {instance} in {region}; check {variable}"))
     })?;
-    let tag = |key: &str| db.tag_list().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string);
+    let tag = |key: &str| {
+        db.tag_list()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
     Ok(InstanceView {
         instance: db.db_instance_identifier().unwrap_or(instance).to_string(),
         arn: db.db_instance_arn().unwrap_or_default().to_string(),
         region: region.to_string(),
         status: db.db_instance_status().unwrap_or("unknown").to_string(),
-        replica_source: db.read_replica_source_db_instance_identifier().filter(|s| !s.is_empty()).map(str::to_string),
+        replica_source: db
+            .read_replica_source_db_instance_identifier()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         replicas: db.read_replica_db_instance_identifiers().to_vec(),
         replication_status: db
             .status_infos()
@@ -275,7 +306,9 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
     let input = StepInput::parse(STEP, event)?;
     let report = match &ctx.plan.database {
         DatabasePlan::RdsReplica { .. } => promote_replica(ctx, &input).await?,
-        DatabasePlan::AuroraGlobal { global_cluster, .. } => switch_global_cluster(ctx, &input, global_cluster).await?,
+        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+            switch_global_cluster(ctx, &input, global_cluster).await?
+        }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "promote-db");
     report.into_json()
@@ -286,11 +319,22 @@ async fn peek_source_instance(ctx: &Context, side: Side) -> Value {
     let region = ctx.plan.region(side);
     let instance = ctx.plan.database.resource(side);
     let budget = region.connect_timeout + region.read_timeout;
-    let read = describe_instance(&ctx.aws.region(side).rds, &region.region, instance, instance_variable(side));
+    let read = describe_instance(
+        &ctx.aws.region(side).rds,
+        &region.region,
+        instance,
+        instance_variable(side),
+    );
     match tokio::time::timeout(budget, read).await {
-        Ok(Ok(v)) => json!({ "instance": v.instance, "region": v.region, "status": v.status, "replicas": v.replicas }),
-        Ok(Err(e)) => json!({ "instance": instance, "region": region.region, "unreachable": e.message }),
-        Err(_) => json!({ "instance": instance, "region": region.region, "unreachable": format!("no answer within {budget:?}") }),
+        Ok(Ok(v)) => {
+            json!({ "instance": v.instance, "region": v.region, "status": v.status, "replicas": v.replicas })
+        }
+        Ok(Err(e)) => {
+            json!({ "instance": instance, "region": region.region, "unreachable": e.message })
+        }
+        Err(_) => {
+            json!({ "instance": instance, "region": region.region, "unreachable": format!("no answer within {budget:?}") })
+        }
     }
 }
 
@@ -309,6 +353,12 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
         "writable": view.writable(),
         "is_replica": view.is_replica(),
     });
+    if !view.is_replica() && view.replica_source.is_some() {
+        saw["note"] = json!(
+            "ReadReplicaSourceDBInstanceIdentifier is still set, but the promotion was recorded and AWS reports no \
+             read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto never does)"
+        );
+    }
 
     if input.action == Action::Status {
         report.rpo_seconds = view.recorded_rpo_seconds();
@@ -322,7 +372,10 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
                 view.replica_source.as_deref().unwrap_or_default()
             )
         } else {
-            format!("{instance} in {region} is not writable yet: status {}", view.status)
+            format!(
+                "{instance} in {region} is not writable yet: status {}",
+                view.status
+            )
         };
         // Dry-run never waits (docs/contract.md): the report still says whether it is writable.
         let done = input.dry_run || view.writable();
@@ -330,13 +383,21 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
     }
 
     // The lag only matters (and is only reported) while the instance is still a replica.
-    let lag = if view.is_replica() { replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW).await? } else { None };
+    let lag = if view.is_replica() {
+        replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW).await?
+    } else {
+        None
+    };
     let estimate = lag_estimate(lag);
     if view.is_replica() {
         saw["replica_lag"] = match (lag, estimate) {
             (Some(d), Some(_)) => json!({ "seconds": d.value, "at": d.at }),
-            (Some(d), None) => json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) }),
-            (None, _) => json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) }),
+            (Some(d), None) => {
+                json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) })
+            }
+            (None, _) => {
+                json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) })
+            }
         };
         saw["max_replica_lag_seconds"] = json!(ctx.plan.max_replica_lag_seconds);
     }
@@ -344,15 +405,29 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
         saw["source"] = peek_source_instance(ctx, input.direction.source()).await;
     }
 
-    let verdict = decide_promotion(&view, estimate, ctx.plan.max_replica_lag_seconds, input.force, now);
+    let verdict = decide_promotion(
+        &view,
+        estimate,
+        ctx.plan.max_replica_lag_seconds,
+        input.force,
+        now,
+    );
     saw["decision"] = json!(verdict.name());
     report.saw = saw;
     match verdict {
         Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
-        Verdict::Wait(reason) => Err(Error::new(ErrorKind::Transient, format!("{STEP}: {reason}"))),
+        Verdict::Wait(reason) => Err(Error::new(
+            ErrorKind::Transient,
+            format!("{STEP}: {reason}"),
+        )),
         Verdict::AlreadyWriter => {
             report.rpo_seconds = view.recorded_rpo_seconds();
-            Ok(report.finish(true, format!("{instance} in {region} is already the writer (available, not a read replica)")))
+            Ok(report.finish(
+                true,
+                format!(
+                    "{instance} in {region} is already the writer (available, not a read replica)"
+                ),
+            ))
         }
         Verdict::InProgress(reason) => {
             report.rpo_seconds = view.recorded_rpo_seconds();
@@ -360,7 +435,9 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
         }
         Verdict::Promote => {
             let requested_at = rfc3339(now);
-            let rpo = estimate.map(|l| l.to_string()).unwrap_or_else(|| "unknown".to_string());
+            let rpo = estimate
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "unknown".to_string());
             report.rpo_seconds = estimate;
             report.change(
                 &view.arn,
@@ -375,23 +452,40 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
                 Value::Null,
             );
             let lag_note = match estimate {
-                Some(l) if l > ctx.plan.max_replica_lag_seconds => format!("replica lag {l}s above the maximum, forced"),
+                Some(l) if l > ctx.plan.max_replica_lag_seconds => {
+                    format!("replica lag {l}s above the maximum, forced")
+                }
                 Some(l) => format!("replica lag {l}s"),
                 None => "replica lag unknown".to_string(),
             };
             if input.dry_run {
-                return Ok(report.finish(true, format!("dry-run: would promote read replica {instance} in {region} ({lag_note})")));
+                return Ok(report.finish(
+                    true,
+                    format!(
+                        "dry-run: would promote read replica {instance} in {region} ({lag_note})"
+                    ),
+                ));
             }
             // Record first (see the module documentation), then promote.
             clients
                 .rds
                 .add_tags_to_resource()
                 .resource_name(&view.arn)
-                .tags(Tag::builder().key(PROMOTE_REQUESTED_TAG).value(&requested_at).build())
+                .tags(
+                    Tag::builder()
+                        .key(PROMOTE_REQUESTED_TAG)
+                        .value(&requested_at)
+                        .build(),
+                )
                 .tags(Tag::builder().key(RPO_TAG).value(&rpo).build())
                 .send()
                 .await
-                .map_err(|e| hint(Error::aws("AddTagsToResource", &view.arn, e), "check the promote-db role's rds:AddTagsToResource permission"))?;
+                .map_err(|e| {
+                    hint(
+                        Error::aws("AddTagsToResource", &view.arn, e),
+                        "check the promote-db role's rds:AddTagsToResource permission",
+                    )
+                })?;
             clients.rds.promote_read_replica().db_instance_identifier(instance).send().await.map_err(|e| {
                 let invalid_state = e.as_service_error().and_then(|s| s.code()) == Some("InvalidDBInstanceState");
                 let e = Error::aws("PromoteReadReplica", instance, e);
@@ -437,7 +531,10 @@ pub struct GlobalClusterView {
 
 impl GlobalClusterView {
     pub fn writer(&self) -> Option<&str> {
-        self.members.iter().find(|m| m.is_writer).map(|m| m.cluster_arn.as_str())
+        self.members
+            .iter()
+            .find(|m| m.is_writer)
+            .map(|m| m.cluster_arn.as_str())
     }
 
     /// The target is the writer and nothing is switching any more.
@@ -454,15 +551,29 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
         let members: Vec<&str> = g.members.iter().map(|m| m.cluster_arn.as_str()).collect();
         return Verdict::Refuse(format!(
             "cluster {target_arn} is not a member of global cluster {id} (members: {}): check the plan's cluster ARN",
-            if members.is_empty() { "none".to_string() } else { members.join(", ") }
+            if members.is_empty() {
+                "none".to_string()
+            } else {
+                members.join(", ")
+            }
         ));
     };
     if let Some(f) = &g.failover {
         let to = f.to_cluster_arn.as_deref().unwrap_or("unknown");
         return if to == target_arn && f.status != "cancelling" {
-            Verdict::InProgress(format!("{} to {target_arn} is {}", if f.data_loss_allowed == Some(true) { "failover" } else { "switchover" }, f.status))
+            Verdict::InProgress(format!(
+                "{} to {target_arn} is {}",
+                if f.data_loss_allowed == Some(true) {
+                    "failover"
+                } else {
+                    "switchover"
+                },
+                f.status
+            ))
         } else if f.status == "cancelling" {
-            Verdict::Wait(format!("a switchover/failover of {id} to {to} is being cancelled; retry when it is gone"))
+            Verdict::Wait(format!(
+                "a switchover/failover of {id} to {to} is being cancelled; retry when it is gone"
+            ))
         } else {
             Verdict::Refuse(format!(
                 "global cluster {id} is already switching its writer to {to} ({}): wait for it to finish or cancel it, then re-run",
@@ -474,7 +585,10 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
         return if g.status == AVAILABLE {
             Verdict::AlreadyWriter
         } else {
-            Verdict::InProgress(format!("{target_arn} is the writer; global cluster {id} is {}", g.status))
+            Verdict::InProgress(format!(
+                "{target_arn} is the writer; global cluster {id} is {}",
+                g.status
+            ))
         };
     }
     if mode == Mode::Graceful && g.status != AVAILABLE {
@@ -487,7 +601,11 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
     Verdict::Promote
 }
 
-pub async fn describe_global_cluster(rds: &aws_sdk_rds::Client, region: &str, id: &str) -> Result<GlobalClusterView> {
+pub async fn describe_global_cluster(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<GlobalClusterView> {
     let resp = rds.describe_global_clusters().global_cluster_identifier(id).send().await.map_err(|e| {
         let e = Error::aws("DescribeGlobalClusters", id, e);
         match e.kind {
@@ -507,7 +625,10 @@ pub async fn describe_global_cluster(rds: &aws_sdk_rds::Client, region: &str, id
         members: g
             .global_cluster_members()
             .iter()
-            .map(|m| MemberView { cluster_arn: m.db_cluster_arn().unwrap_or_default().to_string(), is_writer: m.is_writer().unwrap_or(false) })
+            .map(|m| MemberView {
+                cluster_arn: m.db_cluster_arn().unwrap_or_default().to_string(),
+                is_writer: m.is_writer().unwrap_or(false),
+            })
             .collect(),
         failover: g.failover_state().and_then(|f| {
             f.status().map(|s| FailoverView {
@@ -520,7 +641,11 @@ pub async fn describe_global_cluster(rds: &aws_sdk_rds::Client, region: &str, id
     })
 }
 
-async fn switch_global_cluster(ctx: &Context, input: &StepInput, global_cluster: &str) -> Result<StepReport> {
+async fn switch_global_cluster(
+    ctx: &Context,
+    input: &StepInput,
+    global_cluster: &str,
+) -> Result<StepReport> {
     let target = input.direction.target();
     let region = &ctx.plan.region(target).region;
     let target_arn = ctx.plan.database.resource(target);
@@ -540,7 +665,10 @@ async fn switch_global_cluster(ctx: &Context, input: &StepInput, global_cluster:
                 "{target_arn} is not the writer yet: writer {}, global cluster {}{}",
                 g.writer().unwrap_or("none"),
                 g.status,
-                g.failover.as_ref().map(|f| format!(", switch {}", f.status)).unwrap_or_default()
+                g.failover
+                    .as_ref()
+                    .map(|f| format!(", switch {}", f.status))
+                    .unwrap_or_default()
             )
         };
         return Ok(report.finish(input.dry_run || ready, message));
@@ -551,13 +679,25 @@ async fn switch_global_cluster(ctx: &Context, input: &StepInput, global_cluster:
     report.saw = saw;
     match verdict {
         Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
-        Verdict::Wait(reason) => Err(Error::new(ErrorKind::Transient, format!("{STEP}: {reason}"))),
-        Verdict::AlreadyWriter => Ok(report.finish(true, format!("{target_arn} is already the writer of global cluster {global_cluster}"))),
+        Verdict::Wait(reason) => Err(Error::new(
+            ErrorKind::Transient,
+            format!("{STEP}: {reason}"),
+        )),
+        Verdict::AlreadyWriter => Ok(report.finish(
+            true,
+            format!("{target_arn} is already the writer of global cluster {global_cluster}"),
+        )),
         Verdict::InProgress(reason) => Ok(report.finish(input.dry_run, reason)),
         Verdict::Promote => {
             let (operation, field) = match input.mode {
-                Mode::Graceful => ("SwitchoverGlobalCluster", "SwitchoverGlobalCluster: writer cluster"),
-                Mode::Ungraceful => ("FailoverGlobalCluster", "FailoverGlobalCluster (AllowDataLoss): writer cluster"),
+                Mode::Graceful => (
+                    "SwitchoverGlobalCluster",
+                    "SwitchoverGlobalCluster: writer cluster",
+                ),
+                Mode::Ungraceful => (
+                    "FailoverGlobalCluster",
+                    "FailoverGlobalCluster (AllowDataLoss): writer cluster",
+                ),
             };
             report.change(global_cluster, field, json!(g.writer()), json!(target_arn));
             // A switchover waits for the secondary to catch up (RPO 0); a failover with data loss allowed loses
@@ -591,7 +731,12 @@ async fn switch_global_cluster(ctx: &Context, input: &StepInput, global_cluster:
                     cluster_variable(target)
                 ))
             })?;
-            Ok(report.finish(false, format!("{operation} to {target_arn} requested; poll status until it is the writer")))
+            Ok(report.finish(
+                false,
+                format!(
+                    "{operation} to {target_arn} requested; poll status until it is the writer"
+                ),
+            ))
         }
     }
 }
@@ -601,7 +746,9 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     /// A healthy cross-region replica as AWS shows it.
@@ -632,15 +779,30 @@ mod tests {
     fn unknown_lag_does_not_block() {
         assert_eq!(decide(&replica(), None, false), Verdict::Promote);
         // RDS reports -1 when replication is not running: unknown, not "no lag".
-        assert_eq!(lag_estimate(Some(Datapoint { value: -1.0, at: now() })), None);
-        assert_eq!(lag_estimate(Some(Datapoint { value: 3.5, at: now() })), Some(3.5));
+        assert_eq!(
+            lag_estimate(Some(Datapoint {
+                value: -1.0,
+                at: now()
+            })),
+            None
+        );
+        assert_eq!(
+            lag_estimate(Some(Datapoint {
+                value: 3.5,
+                at: now()
+            })),
+            Some(3.5)
+        );
         assert_eq!(lag_estimate(None), None);
     }
 
     #[test]
     fn lag_above_the_maximum_is_refused_unless_forced() {
         match decide(&replica(), Some(900.0), false) {
-            Verdict::Refuse(r) => assert!(r.contains("900s") && r.contains("300s") && r.contains("force=true"), "{r}"),
+            Verdict::Refuse(r) => assert!(
+                r.contains("900s") && r.contains("300s") && r.contains("force=true"),
+                "{r}"
+            ),
             other => panic!("{other:?}"),
         }
         assert_eq!(decide(&replica(), Some(900.0), true), Verdict::Promote);
@@ -649,36 +811,77 @@ mod tests {
     // moto cannot put an instance in backing-up (or any status but available), so these statuses are tested here.
     #[test]
     fn backing_up_replica_is_refused_with_the_reason() {
-        let v = InstanceView { status: "backing-up".into(), ..replica() };
+        let v = InstanceView {
+            status: "backing-up".into(),
+            ..replica()
+        };
         match decide(&v, Some(1.0), true) {
-            Verdict::Refuse(r) => assert!(r.contains("web-db-replica is backing-up") && r.contains("cannot promote"), "{r}"),
+            Verdict::Refuse(r) => assert!(
+                r.contains("web-db-replica is backing-up") && r.contains("cannot promote"),
+                "{r}"
+            ),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn transitional_replica_waits_and_broken_one_is_refused() {
-        let v = InstanceView { status: "modifying".into(), ..replica() };
+        let v = InstanceView {
+            status: "modifying".into(),
+            ..replica()
+        };
         assert!(matches!(decide(&v, None, false), Verdict::Wait(r) if r.contains("modifying")));
-        for s in ["storage-full", "creating", "failed", "incompatible-parameters"] {
-            let v = InstanceView { status: s.into(), ..replica() };
-            assert!(matches!(decide(&v, None, false), Verdict::Refuse(r) if r.contains(s)), "{s}");
+        for s in [
+            "storage-full",
+            "creating",
+            "failed",
+            "incompatible-parameters",
+        ] {
+            let v = InstanceView {
+                status: s.into(),
+                ..replica()
+            };
+            assert!(
+                matches!(decide(&v, None, false), Verdict::Refuse(r) if r.contains(s)),
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn requested_promotion_on_aws_is_in_progress_until_available_and_standalone() {
         // AWS: modifying -> rebooting -> available, source cleared at the end.
-        let requested = InstanceView { promote_requested_at: Some(now()), ..replica() };
+        let requested = InstanceView {
+            promote_requested_at: Some(now()),
+            ..replica()
+        };
         for s in ["modifying", "rebooting"] {
-            let v = InstanceView { status: s.into(), ..requested.clone() };
-            assert!(matches!(decide(&v, None, false), Verdict::InProgress(_)), "{s}");
+            let v = InstanceView {
+                status: s.into(),
+                ..requested.clone()
+            };
+            assert!(
+                matches!(decide(&v, None, false), Verdict::InProgress(_)),
+                "{s}"
+            );
             assert!(!v.writable());
         }
-        let finishing = InstanceView { status: "backing-up".into(), replica_source: None, replication_status: None, ..requested.clone() };
-        assert!(matches!(decide(&finishing, None, false), Verdict::InProgress(_)));
+        let finishing = InstanceView {
+            status: "backing-up".into(),
+            replica_source: None,
+            replication_status: None,
+            ..requested.clone()
+        };
+        assert!(matches!(
+            decide(&finishing, None, false),
+            Verdict::InProgress(_)
+        ));
         assert!(!finishing.writable());
-        let done = InstanceView { replica_source: None, replication_status: None, ..requested };
+        let done = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..requested
+        };
         assert!(done.writable());
         assert_eq!(decide(&done, None, false), Verdict::AlreadyWriter);
     }
@@ -686,7 +889,10 @@ mod tests {
     #[test]
     fn a_record_without_a_finished_promotion_promotes_again_on_aws() {
         // Tagged, but PromoteReadReplica failed: AWS still reports the replication status, so it is a replica.
-        let v = InstanceView { promote_requested_at: Some(now()), ..replica() };
+        let v = InstanceView {
+            promote_requested_at: Some(now()),
+            ..replica()
+        };
         assert!(v.is_replica());
         assert!(!v.writable());
         assert_eq!(decide(&v, Some(1.0), false), Verdict::Promote);
@@ -695,38 +901,72 @@ mod tests {
     #[test]
     fn emulator_lingering_source_with_a_record_and_no_replication_status_is_writable() {
         // moto: the source field stays after PromoteReadReplica and StatusInfos is never reported.
-        let v = InstanceView { promote_requested_at: Some(now()), replication_status: None, ..replica() };
+        let v = InstanceView {
+            promote_requested_at: Some(now()),
+            replication_status: None,
+            ..replica()
+        };
         assert!(!v.is_replica());
         assert!(v.writable());
         assert_eq!(decide(&v, None, false), Verdict::AlreadyWriter);
         // Without the record the same fields are a replica (moto never reports StatusInfos for replicas either).
-        let unpromoted = InstanceView { replication_status: None, ..replica() };
+        let unpromoted = InstanceView {
+            replication_status: None,
+            ..replica()
+        };
         assert!(unpromoted.is_replica());
         assert_eq!(decide(&unpromoted, None, false), Verdict::Promote);
     }
 
     #[test]
     fn standalone_without_a_recent_record_is_refused_unless_forced() {
-        let standalone = InstanceView { replica_source: None, replication_status: None, ..replica() };
+        let standalone = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..replica()
+        };
         match decide(&standalone, None, false) {
-            Verdict::Refuse(r) => assert!(r.contains("not a read replica") && r.contains("stale"), "{r}"),
+            Verdict::Refuse(r) => assert!(
+                r.contains("not a read replica") && r.contains("stale"),
+                "{r}"
+            ),
             other => panic!("{other:?}"),
         }
         // Even when it lists replicas: that list may be stale on a former primary.
-        let listed = InstanceView { replicas: vec!["arn:aws:rds:ap-northeast-1:123456789012:db:x".into()], ..standalone.clone() };
+        let listed = InstanceView {
+            replicas: vec!["arn:aws:rds:ap-northeast-1:123456789012:db:x".into()],
+            ..standalone.clone()
+        };
         assert!(matches!(decide(&listed, None, false), Verdict::Refuse(_)));
-        let old = InstanceView { promote_requested_at: Some(now() - chrono::TimeDelta::days(3)), ..standalone.clone() };
-        assert!(matches!(decide(&old, None, false), Verdict::Refuse(r) if r.contains("earlier failover")));
+        let old = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::days(3)),
+            ..standalone.clone()
+        };
+        assert!(
+            matches!(decide(&old, None, false), Verdict::Refuse(r) if r.contains("earlier failover"))
+        );
         assert_eq!(decide(&standalone, None, true), Verdict::AlreadyWriter);
-        let stopped = InstanceView { status: "stopped".into(), promote_requested_at: Some(now()), ..standalone };
-        assert!(matches!(decide(&stopped, None, false), Verdict::Refuse(r) if r.contains("stopped")));
+        let stopped = InstanceView {
+            status: "stopped".into(),
+            promote_requested_at: Some(now()),
+            ..standalone
+        };
+        assert!(
+            matches!(decide(&stopped, None, false), Verdict::Refuse(r) if r.contains("stopped"))
+        );
     }
 
     #[test]
     fn recorded_rpo_reads_back() {
-        let v = InstanceView { recorded_rpo: Some("12.5".into()), ..replica() };
+        let v = InstanceView {
+            recorded_rpo: Some("12.5".into()),
+            ..replica()
+        };
         assert_eq!(v.recorded_rpo_seconds(), Some(12.5));
-        let v = InstanceView { recorded_rpo: Some("unknown".into()), ..replica() };
+        let v = InstanceView {
+            recorded_rpo: Some("unknown".into()),
+            ..replica()
+        };
         assert_eq!(v.recorded_rpo_seconds(), None);
     }
 
@@ -738,8 +978,14 @@ mod tests {
             global_cluster: "web-global".into(),
             status: "available".into(),
             members: vec![
-                MemberView { cluster_arn: PRIMARY.into(), is_writer: writer == PRIMARY },
-                MemberView { cluster_arn: DR.into(), is_writer: writer == DR },
+                MemberView {
+                    cluster_arn: PRIMARY.into(),
+                    is_writer: writer == PRIMARY,
+                },
+                MemberView {
+                    cluster_arn: DR.into(),
+                    is_writer: writer == DR,
+                },
             ],
             failover: None,
         }
@@ -747,9 +993,18 @@ mod tests {
 
     #[test]
     fn aurora_promotes_a_secondary_and_is_done_when_it_writes() {
-        assert_eq!(decide_global_switch(&global(PRIMARY), DR, Mode::Graceful), Verdict::Promote);
-        assert_eq!(decide_global_switch(&global(PRIMARY), DR, Mode::Ungraceful), Verdict::Promote);
-        assert_eq!(decide_global_switch(&global(DR), DR, Mode::Graceful), Verdict::AlreadyWriter);
+        assert_eq!(
+            decide_global_switch(&global(PRIMARY), DR, Mode::Graceful),
+            Verdict::Promote
+        );
+        assert_eq!(
+            decide_global_switch(&global(PRIMARY), DR, Mode::Ungraceful),
+            Verdict::Promote
+        );
+        assert_eq!(
+            decide_global_switch(&global(DR), DR, Mode::Graceful),
+            Verdict::AlreadyWriter
+        );
         assert!(global(DR).target_is_writer(DR));
         assert!(!global(PRIMARY).target_is_writer(DR));
     }
@@ -758,14 +1013,27 @@ mod tests {
     fn aurora_follows_a_running_switch_and_refuses_a_foreign_one() {
         let mut g = global(PRIMARY);
         g.status = "switching-over".into();
-        g.failover = Some(FailoverView { status: "failing-over".into(), from_cluster_arn: Some(PRIMARY.into()), to_cluster_arn: Some(DR.into()), data_loss_allowed: Some(false) });
-        assert!(matches!(decide_global_switch(&g, DR, Mode::Graceful), Verdict::InProgress(_)));
+        g.failover = Some(FailoverView {
+            status: "failing-over".into(),
+            from_cluster_arn: Some(PRIMARY.into()),
+            to_cluster_arn: Some(DR.into()),
+            data_loss_allowed: Some(false),
+        });
+        assert!(matches!(
+            decide_global_switch(&g, DR, Mode::Graceful),
+            Verdict::InProgress(_)
+        ));
         assert!(!g.target_is_writer(DR));
-        assert!(matches!(decide_global_switch(&g, PRIMARY, Mode::Graceful), Verdict::Refuse(r) if r.contains("already switching")));
+        assert!(
+            matches!(decide_global_switch(&g, PRIMARY, Mode::Graceful), Verdict::Refuse(r) if r.contains("already switching"))
+        );
         // Writer flipped but the global cluster still settling: not done yet.
         let mut settling = global(DR);
         settling.status = "modifying".into();
-        assert!(matches!(decide_global_switch(&settling, DR, Mode::Ungraceful), Verdict::InProgress(_)));
+        assert!(matches!(
+            decide_global_switch(&settling, DR, Mode::Ungraceful),
+            Verdict::InProgress(_)
+        ));
         assert!(!settling.target_is_writer(DR));
     }
 
@@ -773,13 +1041,21 @@ mod tests {
     fn aurora_graceful_waits_for_an_available_global_cluster_but_ungraceful_does_not() {
         let mut g = global(PRIMARY);
         g.status = "modifying".into();
-        assert!(matches!(decide_global_switch(&g, DR, Mode::Graceful), Verdict::Wait(_)));
-        assert_eq!(decide_global_switch(&g, DR, Mode::Ungraceful), Verdict::Promote);
+        assert!(matches!(
+            decide_global_switch(&g, DR, Mode::Graceful),
+            Verdict::Wait(_)
+        ));
+        assert_eq!(
+            decide_global_switch(&g, DR, Mode::Ungraceful),
+            Verdict::Promote
+        );
     }
 
     #[test]
     fn aurora_target_outside_the_global_cluster_is_refused() {
         let other = "arn:aws:rds:ap-northeast-1:123456789012:cluster:elsewhere";
-        assert!(matches!(decide_global_switch(&global(PRIMARY), other, Mode::Ungraceful), Verdict::Refuse(r) if r.contains("not a member") && r.contains(DR)));
+        assert!(
+            matches!(decide_global_switch(&global(PRIMARY), other, Mode::Ungraceful), Verdict::Refuse(r) if r.contains("not a member") && r.contains(DR))
+        );
     }
 }
