@@ -309,6 +309,13 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
         .await
         .unwrap();
     assert_eq!(status["saw"]["writable"], json!(false));
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("no promotion was requested"),
+        "{status:#}"
+    );
 }
 
 #[tokio::test]
@@ -447,10 +454,7 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
     )
     .await
     .unwrap();
-    assert!(
-        report["saw"]["source"]["unreachable"].is_string(),
-        "{report:#}"
-    );
+    assert!(report["saw"]["source"]["error"].is_string(), "{report:#}");
     assert_eq!(report["saw"]["decision"], json!("promote"));
     let status = handle(&ctx, common::event("promote-db-status.json"))
         .await

@@ -330,10 +330,10 @@ async fn peek_source_instance(ctx: &Context, side: Side) -> Value {
             json!({ "instance": v.instance, "region": v.region, "status": v.status, "replicas": v.replicas })
         }
         Ok(Err(e)) => {
-            json!({ "instance": instance, "region": region.region, "unreachable": e.message })
+            json!({ "instance": instance, "region": region.region, "error": e.message })
         }
         Err(_) => {
-            json!({ "instance": instance, "region": region.region, "unreachable": format!("no answer within {budget:?}") })
+            json!({ "instance": instance, "region": region.region, "error": format!("no answer within {budget:?}") })
         }
     }
 }
@@ -367,9 +367,14 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
             format!("{instance} in {region} is writable (status available, not a read replica)")
         } else if view.is_replica() {
             format!(
-                "{instance} in {region} is not writable yet: status {}, still a read replica of {}",
+                "{instance} in {region} is not writable yet: status {}, still a read replica of {}{}",
                 view.status,
-                view.replica_source.as_deref().unwrap_or_default()
+                view.replica_source.as_deref().unwrap_or_default(),
+                if view.promote_requested_at.is_none() {
+                    "; no promotion was requested (run start)"
+                } else {
+                    ""
+                }
             )
         } else {
             format!(
