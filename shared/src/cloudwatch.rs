@@ -1,8 +1,13 @@
 //! CloudWatch: the live state of the plan's alarms (detect's quorum re-read) and metrics read before acting
 //! (replica lag for the RPO estimate).
 
-use aws_sdk_cloudwatch::types::AlarmType;
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy,
+};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::decision::LiveAlarm;
 use crate::error::{Error, Result};
@@ -58,6 +63,63 @@ pub async fn describe_alarms(
         }
     }
     Ok(out)
+}
+
+/// One metric datapoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Datapoint {
+    pub value: f64,
+    pub at: DateTime<Utc>,
+}
+
+/// The newest `AWS/RDS ReplicaLag` datapoint (seconds; the per-minute Maximum) of a read replica within `window`
+/// before `now`. Read from CloudWatch in the replica's own region, so it works while the source region is down.
+/// `None` when there is no datapoint in the window (RDS stops publishing it when replication stops).
+pub async fn replica_lag(
+    cw: &aws_sdk_cloudwatch::Client,
+    instance: &str,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Result<Option<Datapoint>> {
+    let metric = Metric::builder()
+        .namespace("AWS/RDS")
+        .metric_name("ReplicaLag")
+        .dimensions(
+            Dimension::builder()
+                .name("DBInstanceIdentifier")
+                .value(instance)
+                .build(),
+        )
+        .build();
+    let query = MetricDataQuery::builder()
+        .id("lag")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
+        .return_data(true)
+        .build();
+    let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));
+    let resp = cw
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(to_smithy(start))
+        // The end is exclusive and datapoints are stamped at the start of their minute: look one minute ahead.
+        .end_time(to_smithy(now + chrono::Duration::minutes(1)))
+        .scan_by(ScanBy::TimestampDescending)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetMetricData AWS/RDS ReplicaLag", instance, e))?;
+    let newest = resp
+        .metric_data_results()
+        .iter()
+        .flat_map(|r| r.timestamps().iter().zip(r.values()))
+        .filter_map(|(t, v)| to_chrono(Some(t)).map(|at| Datapoint { value: *v, at }))
+        .max_by_key(|d| d.at);
+    Ok(newest)
 }
 
 pub fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {

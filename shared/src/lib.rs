@@ -12,6 +12,7 @@ pub mod detect;
 pub mod error;
 pub mod globalaccelerator;
 pub mod plan;
+pub mod rds;
 pub mod report;
 pub mod runtime;
 pub mod step;

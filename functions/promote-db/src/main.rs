@@ -1,1 +1,6 @@
-fn main() {}
+//! promote-db: make the target region's database the writer (RDS read replica promotion or Aurora global switch).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    pilotlight::runtime::serve(pilotlight::rds::handle).await
+}

@@ -1,0 +1,710 @@
+//! promote-db against the emulators: RDS instances and cross-region replicas in moto, the ReplicaLag metric in
+//! whatever CloudWatch endpoint the product uses (AWS_ENDPOINT_URL_CLOUDWATCH), Aurora global clusters in ministack
+//! (moto answers HTTP 500 to SwitchoverGlobalCluster / FailoverGlobalCluster, see EMULATORS.md).
+//!
+//! moto's PromoteReadReplica leaves `ReadReplicaSourceDBInstanceIdentifier` set and never reports `StatusInfos`
+//! (EMULATORS.md). The product does not take that field alone as the truth: it records the promotion in a tag
+//! before calling PromoteReadReplica and, as AWS documents, a replica that is still replicating carries a
+//! "read replication" status info (see shared/src/rds.rs). So these tests check writability through the product's
+//! `status`, never through the lingering field.
+
+mod common;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_rds::types::DbInstance;
+use pilotlight::ErrorKind;
+use pilotlight::rds::{PROMOTE_REQUESTED_TAG, RPO_TAG, handle};
+use pilotlight::runtime::Context;
+use pilotlight::step::StepInput;
+use serde_json::{Value, json};
+
+const PRIMARY_REGION: &str = "ap-northeast-2";
+const DR_REGION: &str = "ap-northeast-1";
+
+fn rds_in(config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .build(),
+    )
+}
+
+fn cloudwatch_in(config: &SdkConfig, region: &str) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .build(),
+    )
+}
+
+/// The events/ file with some fields replaced (the same shape the state machine sends).
+fn event(name: &str, overrides: &[(&str, Value)]) -> Value {
+    let mut e = common::event(name);
+    for (k, v) in overrides {
+        e[*k] = v.clone();
+    }
+    e
+}
+
+struct Pair {
+    primary: String,
+    primary_arn: String,
+    replica: String,
+}
+
+/// A MySQL primary in the primary region and its cross-region read replica in the DR region (source given as ARN,
+/// as AWS requires across regions).
+async fn seed_pair(config: &SdkConfig) -> Pair {
+    let primary = common::unique("pldb");
+    let replica = format!("{primary}-replica");
+    let created = rds_in(config, PRIMARY_REGION)
+        .create_db_instance()
+        .db_instance_identifier(&primary)
+        .db_instance_class("db.t3.micro")
+        .engine("mysql")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .backup_retention_period(1)
+        .send()
+        .await
+        .expect("seed primary");
+    let primary_arn = created
+        .db_instance()
+        .and_then(|d| d.db_instance_arn())
+        .unwrap()
+        .to_string();
+    rds_in(config, DR_REGION)
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&replica)
+        .source_db_instance_identifier(&primary_arn)
+        .db_instance_class("db.t3.micro")
+        .send()
+        .await
+        .expect("seed cross-region replica");
+    Pair {
+        primary,
+        primary_arn,
+        replica,
+    }
+}
+
+async fn rds_context(primary: &str, dr: &str) -> Context {
+    common::context(&common::plan_vars(&[
+        ("PILOTLIGHT_PRIMARY_DB_INSTANCE", primary.to_string()),
+        ("PILOTLIGHT_DR_DB_INSTANCE", dr.to_string()),
+    ]))
+    .await
+}
+
+/// DescribeDBInstances as the test sees it, minus LatestRestorableTime (moto moves it to "now" on every read).
+async fn describe(config: &SdkConfig, region: &str, id: &str) -> DbInstance {
+    let resp = rds_in(config, region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .expect("describe");
+    let mut db = resp.db_instances()[0].clone();
+    db.latest_restorable_time = None;
+    db
+}
+
+fn tag(db: &DbInstance, key: &str) -> Option<String> {
+    db.tag_list()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
+
+async fn put_replica_lag(config: &SdkConfig, instance: &str, seconds: f64) {
+    let now = std::time::SystemTime::now();
+    cloudwatch_in(config, DR_REGION)
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("ReplicaLag")
+                .dimensions(
+                    Dimension::builder()
+                        .name("DBInstanceIdentifier")
+                        .value(instance)
+                        .build(),
+                )
+                .value(seconds)
+                .unit(StandardUnit::Seconds)
+                .timestamp(now.into())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put ReplicaLag");
+}
+
+#[tokio::test]
+async fn events_are_accepted_by_the_step_input() {
+    for (name, action, dry_run) in [
+        ("promote-db-start.json", "start", false),
+        ("promote-db-status.json", "status", false),
+        ("promote-db-start-dry-run.json", "start", true),
+    ] {
+        let input = StepInput::parse("promote-db", common::event(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            serde_json::to_value(input.action).unwrap(),
+            json!(action),
+            "{name}"
+        );
+        assert_eq!(input.dry_run, dry_run, "{name}");
+        assert_eq!(
+            serde_json::to_value(input.direction).unwrap(),
+            json!("failover"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn start_promotes_the_replica_and_status_says_writable() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 4.0).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+
+    let before = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(before["done"], json!(false), "{before:#}");
+    assert_eq!(before["saw"]["writable"], json!(false));
+    assert_eq!(
+        before["saw"]["target"]["replica_source"],
+        json!(pair.primary_arn)
+    );
+
+    let started = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
+    assert_eq!(started["saw"]["replica_lag"]["seconds"], json!(4.0));
+    assert_eq!(started["rpo_seconds"], json!(4.0));
+    let promote = started["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"].as_str().unwrap().contains("PromoteReadReplica"))
+        .unwrap();
+    assert_eq!(promote["from"], json!(pair.primary_arn));
+    assert_eq!(promote["to"], Value::Null);
+    assert_eq!(promote["applied"], json!(true));
+    // Ungraceful: the source region is never called, so nothing about it is reported.
+    assert!(started["saw"].get("source").is_none());
+
+    // The promotion is recorded on the instance itself.
+    let db = describe(&config, DR_REGION, &pair.replica).await;
+    assert!(tag(&db, PROMOTE_REQUESTED_TAG).is_some());
+    assert_eq!(tag(&db, RPO_TAG).as_deref(), Some("4"));
+
+    let after = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    eprintln!("DEBUG {started:#}\nDEBUG {after:#}");
+    assert_eq!(after["done"], json!(true), "{after:#}");
+    assert_eq!(after["saw"]["writable"], json!(true));
+    assert!(after["message"].as_str().unwrap().contains("writable"));
+    // status reports the RPO estimate recorded at promotion, so the execution's final report carries it.
+    assert_eq!(after["rpo_seconds"], json!(4.0));
+}
+
+#[tokio::test]
+async fn start_three_times_converges_without_error() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+
+    let first = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(first["changes"].as_array().unwrap().len(), 2, "{first:#}");
+    // No ReplicaLag datapoint: the lag is unknown, recorded as such, and does not block.
+    assert!(
+        first["saw"]["replica_lag"]["unknown"].is_string(),
+        "{first:#}"
+    );
+    assert_eq!(first.get("rpo_seconds"), None);
+    let state = describe(&config, DR_REGION, &pair.replica).await;
+    assert_eq!(tag(&state, RPO_TAG).as_deref(), Some("unknown"));
+
+    for run in 2..=3 {
+        let again = handle(&ctx, common::event("promote-db-start.json"))
+            .await
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        assert_eq!(
+            again["saw"]["decision"],
+            json!("already-writer"),
+            "run {run}: {again:#}"
+        );
+        assert_eq!(again["changes"], json!([]), "run {run}");
+        assert_eq!(again["done"], json!(true), "run {run}");
+        assert_eq!(
+            describe(&config, DR_REGION, &pair.replica).await,
+            state,
+            "run {run} changed the instance"
+        );
+    }
+    let status = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status["done"], json!(true));
+}
+
+#[tokio::test]
+async fn dry_run_reads_only_and_lists_the_exact_changes() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 7.0).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    let replica_before = describe(&config, DR_REGION, &pair.replica).await;
+    let primary_before = describe(&config, PRIMARY_REGION, &pair.primary).await;
+
+    let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["dry_run"], json!(true));
+    assert_eq!(report["done"], json!(true), "{report:#}");
+    assert_eq!(report["rpo_seconds"], json!(7.0));
+    let changes = report["changes"].as_array().unwrap();
+    assert!(
+        changes.iter().all(|c| c["applied"] == json!(false)),
+        "{report:#}"
+    );
+    let promote = changes
+        .iter()
+        .find(|c| c["field"].as_str().unwrap().contains("PromoteReadReplica"))
+        .expect("PromoteReadReplica change");
+    assert_eq!(
+        promote["resource"].as_str().unwrap(),
+        replica_before.db_instance_arn().unwrap()
+    );
+    assert_eq!(promote["from"], json!(pair.primary_arn));
+    assert_eq!(promote["to"], Value::Null);
+    let tags = changes
+        .iter()
+        .find(|c| c["field"].as_str().unwrap().contains("AddTagsToResource"))
+        .expect("tag change");
+    assert_eq!(tags["from"][PROMOTE_REQUESTED_TAG], Value::Null);
+    assert_eq!(tags["to"][RPO_TAG], json!("7"));
+
+    assert_eq!(
+        describe(&config, DR_REGION, &pair.replica).await,
+        replica_before
+    );
+    assert_eq!(
+        describe(&config, PRIMARY_REGION, &pair.primary).await,
+        primary_before
+    );
+    // Still a replica: a real start afterwards promotes.
+    let status = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status["saw"]["writable"], json!(false));
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("no promotion was requested"),
+        "{status:#}"
+    );
+}
+
+#[tokio::test]
+async fn missing_instance_is_not_found_and_names_it() {
+    let missing = common::unique("pldb-missing");
+    let ctx = rds_context("web-db", &missing).await;
+    for name in [
+        "promote-db-start.json",
+        "promote-db-status.json",
+        "promote-db-start-dry-run.json",
+    ] {
+        let err = handle(&ctx, common::event(name)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{name}: {err}");
+        assert!(err.message.contains(&missing), "{err}");
+        assert!(err.message.contains(DR_REGION), "{err}");
+        assert!(err.message.contains("PILOTLIGHT_DR_DB_INSTANCE"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn lag_above_the_maximum_is_refused_and_force_promotes() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 900.0).await; // the reference plan allows 300 s
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    let before = describe(&config, DR_REGION, &pair.replica).await;
+
+    let err = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(
+        err.message.contains(&pair.replica) && err.message.contains("900"),
+        "{err}"
+    );
+    assert!(err.message.contains("force=true"), "{err}");
+    assert_eq!(
+        describe(&config, DR_REGION, &pair.replica).await,
+        before,
+        "a refused start must change nothing"
+    );
+
+    let forced = handle(
+        &ctx,
+        event("promote-db-start.json", &[("force", json!(true))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forced["saw"]["decision"], json!("promote"), "{forced:#}");
+    assert_eq!(forced["rpo_seconds"], json!(900.0));
+    assert!(forced["message"].as_str().unwrap().contains("forced"));
+    let status = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status["done"], json!(true));
+    assert_eq!(status["rpo_seconds"], json!(900.0));
+}
+
+#[tokio::test]
+async fn failback_onto_a_standalone_former_primary_is_refused() {
+    // Failback targets the primary instance. Here it was never re-created as a replica of the DR side: it is not a
+    // replica and pilotlight never promoted it, so it may hold stale data. The step must refuse, not call it the
+    // writer.
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    let before = describe(&config, PRIMARY_REGION, &pair.primary).await;
+
+    let err = handle(
+        &ctx,
+        event("promote-db-start.json", &[("direction", json!("failback"))]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(
+        err.message.contains(&pair.primary) && err.message.contains("not a read replica"),
+        "{err}"
+    );
+    assert!(err.message.contains(PRIMARY_REGION), "{err}");
+    assert_eq!(
+        describe(&config, PRIMARY_REGION, &pair.primary).await,
+        before
+    );
+
+    // An operator who knows it is the writer says so explicitly.
+    let forced = handle(
+        &ctx,
+        event(
+            "promote-db-start.json",
+            &[("direction", json!("failback")), ("force", json!(true))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        forced["saw"]["decision"],
+        json!("already-writer"),
+        "{forced:#}"
+    );
+    assert_eq!(forced["changes"], json!([]));
+}
+
+#[tokio::test]
+async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
+    let config = common::sdk_config().await;
+
+    // Source answers: what it saw is reported.
+    let pair = seed_pair(&config).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    let report = handle(
+        &ctx,
+        event("promote-db-start.json", &[("mode", json!("graceful"))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report["saw"]["source"]["instance"],
+        json!(pair.primary),
+        "{report:#}"
+    );
+    assert_eq!(report["saw"]["source"]["status"], json!("available"));
+
+    // Source region dead (nothing listens on the discard port): reported, and the promotion still happens.
+    let pair = seed_pair(&config).await;
+    let mut ctx = rds_context(&pair.primary, &pair.replica).await;
+    ctx.aws.primary.rds = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&config)
+            .region(Region::new(PRIMARY_REGION))
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let report = handle(
+        &ctx,
+        event("promote-db-start.json", &[("mode", json!("graceful"))]),
+    )
+    .await
+    .unwrap();
+    assert!(report["saw"]["source"]["error"].is_string(), "{report:#}");
+    assert_eq!(report["saw"]["decision"], json!("promote"));
+    let status = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status["done"], json!(true));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Aurora global database (ministack)
+// ------------------------------------------------------------------------------------------------------------
+
+fn ministack_url() -> String {
+    std::env::var("PILOTLIGHT_MINISTACK_URL").unwrap_or_else(|_| {
+        panic!("PILOTLIGHT_MINISTACK_URL is not set: the Aurora tests need ministack (scripts/emulators.sh start ministack)")
+    })
+}
+
+struct Global {
+    id: String,
+    primary_arn: String,
+    dr_arn: String,
+}
+
+/// A global cluster with a writer cluster in the primary region and a secondary in the DR region. The engine is
+/// aurora-postgresql because ministack runs a real MySQL replication switchover for aurora-mysql 8.0 (it needs a
+/// database container); for other engines it moves the writer as the AWS API documents.
+async fn seed_global(config: &SdkConfig) -> Global {
+    let id = common::unique("plg");
+    let primary = rds_in(config, PRIMARY_REGION);
+    primary
+        .create_global_cluster()
+        .global_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .expect("seed global cluster");
+    let p = primary
+        .create_db_cluster()
+        .db_cluster_identifier(format!("{id}-primary"))
+        .engine("aurora-postgresql")
+        .master_username("pilot")
+        .master_user_password("not-a-secret-1")
+        .global_cluster_identifier(&id)
+        .send()
+        .await
+        .expect("seed primary cluster");
+    let d = rds_in(config, DR_REGION)
+        .create_db_cluster()
+        .db_cluster_identifier(format!("{id}-dr"))
+        .engine("aurora-postgresql")
+        .global_cluster_identifier(&id)
+        .send()
+        .await
+        .expect("seed DR cluster");
+    Global {
+        primary_arn: p
+            .db_cluster()
+            .and_then(|c| c.db_cluster_arn())
+            .unwrap()
+            .to_string(),
+        dr_arn: d
+            .db_cluster()
+            .and_then(|c| c.db_cluster_arn())
+            .unwrap()
+            .to_string(),
+        id,
+    }
+}
+
+async fn aurora_context(config: &SdkConfig, g: &Global) -> Context {
+    let vars = common::plan_vars(&[
+        ("PILOTLIGHT_DB_MODE", "aurora-global".to_string()),
+        ("PILOTLIGHT_GLOBAL_CLUSTER", g.id.clone()),
+        ("PILOTLIGHT_PRIMARY_DB_CLUSTER_ARN", g.primary_arn.clone()),
+        ("PILOTLIGHT_DR_DB_CLUSTER_ARN", g.dr_arn.clone()),
+    ]);
+    let plan = pilotlight::FailoverPlan::from_map(&vars).expect("aurora test plan");
+    let aws = pilotlight::clients::AwsClients::from_sdk_config(config, &plan);
+    Context { plan, aws }
+}
+
+async fn writer(config: &SdkConfig, id: &str) -> Option<String> {
+    let resp = rds_in(config, DR_REGION)
+        .describe_global_clusters()
+        .global_cluster_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    resp.global_clusters()[0]
+        .global_cluster_members()
+        .iter()
+        .find(|m| m.is_writer() == Some(true))
+        .and_then(|m| m.db_cluster_arn())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_the_writer() {
+    let config = common::sdk_config_at(&ministack_url()).await;
+    let g = seed_global(&config).await;
+    let ctx = aurora_context(&config, &g).await;
+
+    let before = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(before["done"], json!(false), "{before:#}");
+    assert_eq!(before["saw"]["target_is_writer"], json!(false));
+
+    let started = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    let change = &started["changes"][0];
+    assert!(
+        change["field"]
+            .as_str()
+            .unwrap()
+            .contains("FailoverGlobalCluster (AllowDataLoss)"),
+        "{started:#}"
+    );
+    assert_eq!(change["from"], json!(g.primary_arn));
+    assert_eq!(change["to"], json!(g.dr_arn));
+    assert_eq!(change["applied"], json!(true));
+    assert_eq!(
+        started.get("rpo_seconds"),
+        None,
+        "a failover with data loss has no measured RPO here"
+    );
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.dr_arn.as_str())
+    );
+
+    let status = handle(&ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(status["done"], json!(true), "{status:#}");
+    assert_eq!(status["saw"]["target_is_writer"], json!(true));
+}
+
+#[tokio::test]
+async fn aurora_graceful_switches_over_and_reruns_converge() {
+    let config = common::sdk_config_at(&ministack_url()).await;
+    let g = seed_global(&config).await;
+    let ctx = aurora_context(&config, &g).await;
+    let graceful = event("promote-db-start.json", &[("mode", json!("graceful"))]);
+
+    let first = handle(&ctx, graceful.clone()).await.unwrap();
+    assert!(
+        first["changes"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("SwitchoverGlobalCluster"),
+        "{first:#}"
+    );
+    assert_eq!(
+        first["rpo_seconds"],
+        json!(0.0),
+        "a switchover loses no data"
+    );
+    for run in 2..=3 {
+        let again = handle(&ctx, graceful.clone())
+            .await
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        assert_eq!(
+            again["saw"]["decision"],
+            json!("already-writer"),
+            "run {run}: {again:#}"
+        );
+        assert_eq!(again["changes"], json!([]));
+        assert_eq!(again["done"], json!(true));
+        assert_eq!(
+            writer(&config, &g.id).await.as_deref(),
+            Some(g.dr_arn.as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn aurora_dry_run_changes_nothing() {
+    let config = common::sdk_config_at(&ministack_url()).await;
+    let g = seed_global(&config).await;
+    let ctx = aurora_context(&config, &g).await;
+    let describe_global = || async {
+        rds_in(&config, DR_REGION)
+            .describe_global_clusters()
+            .global_cluster_identifier(&g.id)
+            .send()
+            .await
+            .unwrap()
+            .global_clusters()
+            .to_vec()
+    };
+    let before = describe_global().await;
+
+    let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["done"], json!(true), "{report:#}");
+    let change = &report["changes"][0];
+    assert!(
+        change["field"]
+            .as_str()
+            .unwrap()
+            .contains("FailoverGlobalCluster"),
+        "{report:#}"
+    );
+    assert_eq!(
+        (&change["from"], &change["to"], &change["applied"]),
+        (&json!(g.primary_arn), &json!(g.dr_arn), &json!(false))
+    );
+    assert_eq!(describe_global().await, before);
+}
+
+#[tokio::test]
+async fn aurora_missing_global_cluster_is_not_found_and_names_it() {
+    let config = common::sdk_config_at(&ministack_url()).await;
+    let g = Global {
+        id: common::unique("plg-missing"),
+        primary_arn: format!("arn:aws:rds:{PRIMARY_REGION}:000000000000:cluster:nope-primary"),
+        dr_arn: format!("arn:aws:rds:{DR_REGION}:000000000000:cluster:nope-dr"),
+    };
+    let ctx = aurora_context(&config, &g).await;
+    let err = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(
+        err.message.contains(&g.id) && err.message.contains("PILOTLIGHT_GLOBAL_CLUSTER"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aurora_target_outside_the_global_cluster_is_refused() {
+    let config = common::sdk_config_at(&ministack_url()).await;
+    let g = seed_global(&config).await;
+    let stray = Global {
+        dr_arn: format!(
+            "arn:aws:rds:{DR_REGION}:000000000000:cluster:{}-stray",
+            g.id
+        ),
+        ..g
+    };
+    let ctx = aurora_context(&config, &stray).await;
+    let err = handle(&ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(
+        err.message.contains("not a member") && err.message.contains(&stray.dr_arn),
+        "{err}"
+    );
+}
