@@ -28,7 +28,7 @@ pub async fn recent_executions(
             started_at: to_chrono(Some(e.start_date())).unwrap_or_default(),
         })
         .collect();
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|b| std::cmp::Reverse(b.started_at));
     Ok(out)
 }
 
