@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod globalaccelerator;
 pub mod plan;
+pub mod route53;
 pub mod runtime;
 pub mod step;
 pub mod stepfunctions;
