@@ -12,6 +12,7 @@ pub mod globalaccelerator;
 pub mod plan;
 pub mod route53;
 pub mod runtime;
+pub mod sns;
 pub mod step;
 pub mod stepfunctions;
 pub mod trigger;
