@@ -244,7 +244,7 @@ pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepRepor
     };
     let warning = if target_group.healthy_endpoints() == 0 {
         format!(
-            "; warning: endpoint group {} ({}) reports no HEALTHY endpoint, Global Accelerator will not send it traffic until one is",
+            "; warning: endpoint group {} ({}) reports no HEALTHY endpoint: check the target region's load balancer before the next step",
             target_group.arn, target_group.region
         )
     } else {
