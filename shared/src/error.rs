@@ -67,6 +67,14 @@ impl Error {
         Error::new(ErrorKind::NotFound, message)
     }
 
+    /// For a `NotFound` error, says what the operator should check (e.g. the plan variable naming the resource).
+    pub fn check_if_missing(mut self, what: &str) -> Self {
+        if self.kind == ErrorKind::NotFound {
+            self.message = format!("{}; check {what}", self.message);
+        }
+        self
+    }
+
     /// Classifies an SDK error for `operation` on `resource`, keeping the service's code and message.
     pub fn aws<E>(operation: &str, resource: &str, err: SdkError<E, HttpResponse>) -> Self
     where

@@ -1,0 +1,236 @@
+//! notify against moto's SNS, with an SQS queue subscribed to the topic: the assertions read what a subscriber
+//! really receives (the SNS envelope's Subject and Message), not what the function says it sent.
+
+mod common;
+#[path = "common/sqs.rs"]
+mod sqs;
+
+use std::time::Duration;
+
+use pilotlight::ErrorKind;
+use pilotlight::runtime::Context;
+use pilotlight::sns::{SUBJECT_MAX_CHARS, handle};
+use serde_json::{Value, json};
+
+const TOPIC_REGION: &str = "ap-northeast-1";
+
+struct Topic {
+    ctx: Context,
+    queue: sqs::Queue,
+}
+
+/// A fresh topic in the plan's SNS region with a queue subscribed (raw delivery off: the queue gets the envelope).
+async fn topic() -> Topic {
+    let cfg = common::sdk_config().await;
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&cfg)
+            .region(aws_config::Region::new(TOPIC_REGION))
+            .build(),
+    );
+    let name = common::unique("operators");
+    let arn = sns
+        .create_topic()
+        .name(&name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue = sqs::create_queue(TOPIC_REGION, &name);
+    sns.subscribe()
+        .topic_arn(&arn)
+        .protocol("sqs")
+        .endpoint(&queue.arn)
+        .send()
+        .await
+        .unwrap();
+    let ctx = common::context(&common::plan_vars(&[("PILOTLIGHT_SNS_TOPIC_ARN", arn)])).await;
+    Topic { ctx, queue }
+}
+
+impl Topic {
+    fn received(&self, n: usize) -> Vec<Value> {
+        let got = self.queue.drain(n, Duration::from_secs(5));
+        assert_eq!(got.len(), n, "deliveries: {got:#?}");
+        got
+    }
+}
+
+fn body(envelope: &Value) -> Value {
+    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn milestone_is_delivered_with_a_short_subject_and_a_json_body() {
+    let t = topic().await;
+    let event = common::event("notify-milestone.json");
+    let out = handle(&t.ctx, event.clone()).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+
+    assert_eq!(
+        envelope["Subject"],
+        "pilotlight: failover ap-northeast-2 -> ap-northeast-1: database promoted"
+    );
+    assert_eq!(
+        envelope["MessageId"], out["message_id"],
+        "the returned MessageId is the delivered message"
+    );
+    assert_eq!(envelope["TopicArn"], t.ctx.plan.sns_topic_arn.as_str());
+    let b = body(&envelope);
+    assert_eq!(b["execution"], event["execution"]);
+    assert_eq!(b["kind"], "milestone");
+    assert_eq!(b["milestone"], "database promoted");
+    assert_eq!(b["step"], "promote-db");
+    assert_eq!(b["result"], "succeeded");
+    assert_eq!(b["message"], "web-db-replica is a standalone writer");
+    assert_eq!(b["timestamps"]["step_started_at"], "2026-11-29T10:03:10Z");
+    assert_eq!(b["timestamps"]["step_finished_at"], "2026-11-29T10:03:11Z");
+    assert!(b["timestamps"]["sent_at"].is_string());
+    assert_eq!(b["detail"], event["detail"]);
+    assert_eq!(b["dry_run"], false);
+    // The output is what was sent.
+    assert_eq!(out["subject"], envelope["Subject"]);
+    assert_eq!(out["body"], b);
+    assert_eq!(out["saw"]["topic_arn"], t.ctx.plan.sns_topic_arn.as_str());
+}
+
+#[tokio::test]
+async fn failure_says_failed_and_includes_the_caught_error() {
+    let t = topic().await;
+    let event = common::event("notify-failure.json");
+    handle(&t.ctx, event.clone()).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+    let subject = envelope["Subject"].as_str().unwrap();
+    assert_eq!(
+        subject,
+        "pilotlight: failover ap-northeast-2 -> ap-northeast-1: FAILED (Refused)"
+    );
+    let b = body(&envelope);
+    assert_eq!(b["result"], "failed");
+    assert_eq!(b["error"]["Error"], "pilotlight.Refused");
+    assert_eq!(b["error"]["Cause"], event["detail"]["error"]["Cause"]);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lags 900 s"),
+        "{b}"
+    );
+    assert_eq!(b["timestamps"]["requested_at"], "2026-11-29T10:00:00Z");
+}
+
+#[tokio::test]
+async fn dry_run_still_publishes_marked_as_a_rehearsal() {
+    let t = topic().await;
+    let mut event = common::event("notify-milestone.json");
+    event["dry_run"] = json!(true);
+    handle(&t.ctx, event).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+    assert_eq!(
+        envelope["Subject"],
+        "[DRY RUN] pilotlight: failover ap-northeast-2 -> ap-northeast-1: database promoted"
+    );
+    assert_eq!(body(&envelope)["dry_run"], true);
+}
+
+#[tokio::test]
+async fn rerun_three_times_sends_the_same_notice_without_error() {
+    let t = topic().await;
+    let event = common::event("notify-milestone.json");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            handle(&t.ctx, event.clone()).await.unwrap()["message_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // At-least-once: each retry is a duplicate of the same notice (only sent_at differs), never a different story.
+    let got = t.received(3);
+    let strip = |e: &Value| {
+        let mut b = body(e);
+        b["timestamps"]["sent_at"] = Value::Null;
+        (e["Subject"].clone(), b)
+    };
+    assert!(got.iter().all(|e| strip(e) == strip(&got[0])), "{got:#?}");
+    let mut delivered: Vec<String> = got
+        .iter()
+        .map(|e| e["MessageId"].as_str().unwrap().to_string())
+        .collect();
+    delivered.sort();
+    ids.sort();
+    assert_eq!(delivered, ids);
+}
+
+#[tokio::test]
+async fn report_publishes_the_detail_as_given_and_returns_it() {
+    let t = topic().await;
+    let detail = json!({"direction": "failback", "steps": {"shift_traffic": {"done": true, "message": "shifted"}}});
+    let event = json!({"kind": "report", "milestone": "report", "execution": "arn:aws:states:ap-northeast-1:123456789012:execution:pilotlight-failover:x",
+                       "direction": "failback", "dry_run": false, "detail": detail});
+    let out = handle(&t.ctx, event).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+    assert_eq!(
+        envelope["Subject"],
+        "pilotlight: failback ap-northeast-1 -> ap-northeast-2: report"
+    );
+    assert_eq!(body(&envelope), detail);
+    assert_eq!(
+        out["report"], detail,
+        "the state machine emits this as its output"
+    );
+}
+
+#[tokio::test]
+async fn long_or_multiline_milestones_make_a_valid_subject() {
+    let t = topic().await;
+    let mut event = common::event("notify-milestone.json");
+    event["dry_run"] = json!(true);
+    event["milestone"] = json!(format!("compute ready\nin Tōkyō: {}", "x".repeat(200)));
+    handle(&t.ctx, event).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+    let subject = envelope["Subject"].as_str().unwrap();
+    assert!(
+        subject.len() <= SUBJECT_MAX_CHARS && subject.is_ascii() && !subject.contains('\n'),
+        "{subject}"
+    );
+    assert!(
+        subject.starts_with("[DRY RUN] pilotlight: failover") && subject.ends_with("..."),
+        "{subject}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_field_is_bad_input_and_nothing_is_published() {
+    let t = topic().await;
+    let mut event = common::event("notify-milestone.json");
+    event["severity"] = json!("high");
+    let err = handle(&t.ctx, event).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert!(err.message.contains("severity"), "{err}");
+    assert!(t.queue.drain(0, Duration::from_millis(300)).is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_topic_is_named() {
+    let missing = format!(
+        "arn:aws:sns:{TOPIC_REGION}:{}:{}",
+        common::ACCOUNT,
+        common::unique("gone")
+    );
+    let ctx = common::context(&common::plan_vars(&[(
+        "PILOTLIGHT_SNS_TOPIC_ARN",
+        missing.clone(),
+    )]))
+    .await;
+    let err = handle(&ctx, common::event("notify-milestone.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(
+        err.message.contains(&missing) && err.message.contains("PILOTLIGHT_SNS_TOPIC_ARN"),
+        "{err}"
+    );
+}
