@@ -165,20 +165,29 @@ async fn rerun_three_times_sends_the_same_notice_without_error() {
 }
 
 #[tokio::test]
-async fn report_publishes_the_detail_as_given_and_returns_it() {
+async fn report_publishes_the_report_and_returns_it() {
     let t = topic().await;
-    let detail = json!({"direction": "failback", "steps": {"shift_traffic": {"done": true, "message": "shifted"}}});
+    let step = |name: &str, start: &str, end: &str| {
+        json!({"step": name, "action": "start", "direction": "failback", "dry_run": false, "started_at": start,
+               "finished_at": end, "saw": {}, "changes": [], "done": true, "message": "shifted"})
+    };
+    let detail = json!({"direction": "failback", "mode": "graceful", "dry_run": false,
+                        "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "home"},
+                        "steps": {"shift_traffic": step("shift-traffic", "2026-11-29T10:00:30Z", "2026-11-29T10:01:00Z")}});
     let event = json!({"kind": "report", "milestone": "report", "execution": "arn:aws:states:ap-northeast-1:123456789012:execution:pilotlight-failover:x",
                        "direction": "failback", "dry_run": false, "detail": detail});
     let out = handle(&t.ctx, event).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     assert_eq!(
         envelope["Subject"],
-        "pilotlight: failback ap-northeast-1 -> ap-northeast-2: report"
+        "pilotlight: failback ap-northeast-1 -> ap-northeast-2: report: succeeded, RTO 60.0s"
     );
-    assert_eq!(body(&envelope), detail);
+    let report = body(&envelope);
+    assert_eq!(report["rto_seconds"], 60.0);
+    assert_eq!(report["rpo_seconds"], 0.0, "graceful: no data loss");
+    assert_eq!(report["timeline"][0]["step"], "shift-traffic");
     assert_eq!(
-        out["report"], detail,
+        out["report"], report,
         "the state machine emits this as its output"
     );
 }

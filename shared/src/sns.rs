@@ -171,6 +171,9 @@ pub fn compose(plan: &FailoverPlan, input: &NotifyInput, now: DateTime<Utc>) -> 
         input.detail.clone()
     };
     let error = caught_error(&detail);
+    // The report is built from the execution's accumulated state (timeline, RTO, RPO); see report.rs.
+    let report =
+        (input.kind == NotifyKind::Report).then(|| crate::report::build(&input.execution, &detail));
     let base = format!("pilotlight: {} {from} -> {to}", direction.as_str());
     let what = match input.kind {
         NotifyKind::Milestone => milestone.unwrap_or("milestone").to_string(),
@@ -188,14 +191,22 @@ pub fn compose(plan: &FailoverPlan, input: &NotifyInput, now: DateTime<Utc>) -> 
             }
             s
         }
-        NotifyKind::Report => "report".to_string(),
+        NotifyKind::Report => match &report {
+            Some(r) => format!(
+                "report: {}, RTO {}",
+                r.outcome,
+                r.rto_seconds
+                    .map(|s| format!("{s:.1}s"))
+                    .unwrap_or_else(|| "n/a".into())
+            ),
+            None => "report".to_string(),
+        },
     };
     let prefix = if input.dry_run { DRY_RUN_PREFIX } else { "" };
     let subject = subject_line(&format!("{prefix}{base}: {what}"));
 
     let body = match input.kind {
-        // A later change enriches the report (timeline, RTO, RPO); for now the body is the detail as given.
-        NotifyKind::Report => detail,
+        NotifyKind::Report => serde_json::to_value(&report).unwrap_or(Value::Null),
         NotifyKind::Milestone | NotifyKind::Failure => json!({
             "source": "pilotlight",
             "kind": input.kind.as_str(),
@@ -452,8 +463,8 @@ mod tests {
     }
 
     #[test]
-    fn report_body_is_the_detail_as_given() {
-        let detail = json!({"direction": "failover", "steps": {"promote_db": {"done": true}}});
+    fn report_body_is_the_report_built_from_the_detail() {
+        let detail = json!({"direction": "failover", "mode": "ungraceful", "steps": {}});
         let n = compose(
             &plan(),
             &input(
@@ -461,8 +472,16 @@ mod tests {
             ),
             Utc::now(),
         );
-        assert!(n.subject.ends_with(": report"), "{}", n.subject);
-        assert_eq!(n.body, detail);
+        assert!(
+            n.subject.ends_with(": report: succeeded, RTO n/a"),
+            "{}",
+            n.subject
+        );
+        assert_eq!(
+            n.body,
+            serde_json::to_value(crate::report::build(EXEC, &detail)).unwrap()
+        );
+        assert_eq!(n.body["execution"], EXEC);
     }
 
     #[test]
