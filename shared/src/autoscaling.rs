@@ -211,6 +211,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
     let report = match input.action {
         Action::Start => start(ctx, &input, report).await?,
         Action::Status => status(ctx, &input, report).await?,
+        other => unreachable!("StepInput::parse admits start/status only, got {other:?}"),
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "scale-compute");
     report.into_json()

@@ -15,6 +15,29 @@ pub enum Action {
     Start,
     /// Observe only: is the change complete? The state machine polls this with Wait + Choice.
     Status,
+    /// Graceful flows, before anything moves (promote-db): make sure the target side holds a replica of the
+    /// current writer (create it if missing); done when it replicates.
+    Prepare,
+    /// Graceful flows, after draining (promote-db): done when the target replica has caught up (lag 0).
+    #[serde(rename = "catchup")]
+    CatchUp,
+    /// Graceful flows (shift-traffic): dial the source region to 0 so writes stop before promotion.
+    Drain,
+    /// Failback only, at the end: restore the pilot light (a fresh replica and a zero-capacity ASG in DR).
+    Reprotect,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Status => "status",
+            Action::Prepare => "prepare",
+            Action::CatchUp => "catchup",
+            Action::Drain => "drain",
+            Action::Reprotect => "reprotect",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,12 +56,24 @@ pub struct StepInput {
 }
 
 impl StepInput {
+    /// Parses a step input whose action is `start` or `status`.
     pub fn parse(step: &str, input: Value) -> Result<Self> {
-        serde_json::from_value(input).map_err(|e| {
+        Self::parse_with(step, input, &[])
+    }
+
+    /// Parses a step input whose action is `start`, `status` or one of `extra`; any other action is refused, so a
+    /// step never mistakes an action it does not implement for `start`.
+    pub fn parse_with(step: &str, input: Value, extra: &[Action]) -> Result<Self> {
+        let parsed: StepInput = serde_json::from_value(input).map_err(|e| {
             Error::invalid_input(format!(
                 "{step}: input rejected ({e}); expected {{\"action\": \"start\"|\"status\", \"direction\": \"failover\"|\"failback\", \"mode\": \"graceful\"|\"ungraceful\", \"dry_run\": bool, \"force\": bool}}"
             ))
-        })
+        })?;
+        let allowed = matches!(parsed.action, Action::Start | Action::Status) || extra.contains(&parsed.action);
+        if !allowed {
+            return Err(Error::invalid_input(format!("{step}: action {:?} is not one of this step's actions", parsed.action.as_str())));
+        }
+        Ok(parsed)
     }
 }
 
@@ -140,6 +175,10 @@ mod tests {
             StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
         assert!(e.message.contains("dryrun"), "{e}");
         assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
+        let e = StepInput::parse("shift-traffic", json!({"action": "reprotect"})).unwrap_err();
+        assert!(e.message.contains("not one of this step's actions"), "{e}");
+        let i = StepInput::parse_with("promote-db", json!({"action": "catchup"}), &[Action::CatchUp]).unwrap();
+        assert_eq!(i.action, Action::CatchUp);
     }
 
     #[test]
