@@ -433,3 +433,111 @@ async fn bad_input_is_rejected_and_starts_nothing() {
         "no input above may start an execution"
     );
 }
+
+/// Approve / reject against ministack's Step Functions (moto's SendTaskSuccess/Failure are no-ops): an activity
+/// task stands in for the approval gate; the token the worker receives is the token the operator would get.
+#[tokio::test]
+async fn approve_and_reject_answer_a_paused_execution() {
+    let cfg = common::sdk_config_at(&common::ministack_url()).await;
+    let sfn = aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(&cfg)
+            .region(aws_config::Region::new(DR))
+            .build(),
+    );
+    for approve in [true, false] {
+        let activity = sfn
+            .create_activity()
+            .name(common::unique("approval"))
+            .send()
+            .await
+            .unwrap();
+        let definition = json!({"StartAt": "Gate", "States": {"Gate": {"Type": "Task", "Resource": activity.activity_arn(), "TimeoutSeconds": 60, "End": true}}});
+        let sm = sfn
+            .create_state_machine()
+            .name(common::unique("gated"))
+            .definition(definition.to_string())
+            .role_arn(format!(
+                "arn:aws:iam::{}:role/pilotlight-sfn",
+                common::ACCOUNT
+            ))
+            .send()
+            .await
+            .unwrap();
+        let exec = sfn
+            .start_execution()
+            .state_machine_arn(sm.state_machine_arn())
+            .input("{}")
+            .send()
+            .await
+            .unwrap();
+        let task = sfn
+            .get_activity_task()
+            .activity_arn(activity.activity_arn())
+            .send()
+            .await
+            .unwrap();
+        let token = task
+            .task_token()
+            .expect("the paused execution hands out a task token")
+            .to_string();
+
+        let plan = pilotlight::FailoverPlan::from_map(&common::plan_vars(&[(
+            "PILOTLIGHT_STATE_MACHINE_ARN",
+            sm.state_machine_arn().to_string(),
+        )]))
+        .unwrap();
+        let ctx = Context {
+            aws: pilotlight::clients::AwsClients::from_sdk_config(&cfg, &plan),
+            plan,
+        };
+        let command = json!({"command": if approve { "approve" } else { "reject" }, "token": token, "reason": "on-call says so"});
+        let d = decide(&ctx, &command).await.unwrap();
+        assert_eq!(
+            d.outcome,
+            if approve {
+                Outcome::Approved
+            } else {
+                Outcome::Rejected
+            }
+        );
+
+        let mut status = String::new();
+        for _ in 0..50 {
+            let desc = sfn
+                .describe_execution()
+                .execution_arn(exec.execution_arn())
+                .send()
+                .await
+                .unwrap();
+            status = desc.status().as_str().to_string();
+            if status != "RUNNING" {
+                if approve {
+                    let output: Value = serde_json::from_str(desc.output().unwrap()).unwrap();
+                    assert_eq!(output["approved"], true);
+                    assert_eq!(output["reason"], "on-call says so");
+                } else {
+                    let history = sfn
+                        .get_execution_history()
+                        .execution_arn(exec.execution_arn())
+                        .send()
+                        .await
+                        .unwrap();
+                    let failed = history.events().iter().find_map(|e| {
+                        e.execution_failed_event_details()
+                            .and_then(|d| d.error())
+                            .map(str::to_string)
+                    });
+                    assert_eq!(failed.as_deref(), Some("pilotlight.Rejected"));
+                }
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, if approve { "SUCCEEDED" } else { "FAILED" });
+
+        // The same token again: the task is gone, a clear error and nothing else.
+        let again = decide(&ctx, &command).await.unwrap_err();
+        assert_eq!(again.kind, ErrorKind::InvalidInput, "{again}");
+        assert!(again.message.contains("not accepted"), "{again}");
+    }
+}

@@ -93,6 +93,13 @@ pub struct ExecutionInput {
     pub force: bool,
     pub trigger: TriggerInfo,
     pub timing: Timing,
+    pub approval: ApprovalGate,
+}
+
+/// Whether the execution pauses for an operator before its first mutating step. Rehearsals never wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalGate {
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +241,9 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
             ),
         },
         timing: plan.timing,
+        approval: ApprovalGate {
+            required: plan.approval_required && !dry_run,
+        },
     };
     Verdict::Start {
         name,
@@ -290,6 +300,9 @@ pub fn decide_manual(
             reason: reason.clone(),
         },
         timing: plan.timing,
+        approval: ApprovalGate {
+            required: cmd.approval.unwrap_or(plan.approval_required) && !cmd.dry_run,
+        },
     };
     Verdict::Start {
         name: base,
@@ -433,6 +446,48 @@ mod tests {
         assert_eq!(input.trigger.alarms, vec!["web-primary-5xx".to_string()]);
         assert_eq!(input.trigger.state_change_time, at(15));
         assert_eq!(input.timing, plan.timing);
+        assert!(!input.approval.required);
+        let gated = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        let Verdict::Start { input, .. } = decide_alarm(
+            &gated,
+            &transition("web-primary-5xx", AlarmState::Alarm),
+            &s,
+        ) else {
+            panic!()
+        };
+        assert!(input.approval.required);
+    }
+
+    #[test]
+    fn approval_per_command_overrides_the_plan_and_rehearsals_never_wait() {
+        let gated = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        let s = situation(vec![]);
+        let cmd = |v: serde_json::Value| -> ManualCommand { serde_json::from_value(v).unwrap() };
+        let required = |plan: &FailoverPlan, c: ManualCommand| match decide_manual(
+            plan,
+            &c,
+            Direction::Failover,
+            &s,
+        ) {
+            Verdict::Start { input, .. } => input.approval.required,
+            other => panic!("{other:?}"),
+        };
+        assert!(required(
+            &gated,
+            cmd(serde_json::json!({"command": "failover"}))
+        ));
+        assert!(!required(
+            &gated,
+            cmd(serde_json::json!({"command": "failover", "approval": false}))
+        ));
+        assert!(!required(
+            &gated,
+            cmd(serde_json::json!({"command": "failover", "dry_run": true}))
+        ));
+        assert!(required(
+            &plan_with(&[]),
+            cmd(serde_json::json!({"command": "failover", "approval": true}))
+        ));
     }
 
     #[test]
@@ -672,5 +727,99 @@ mod execution_input_events {
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(input.timing.max_polls, 80, "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use super::*;
+    use crate::plan::tests::reference_vars;
+    use crate::trigger::AlarmShape;
+
+    fn plan_with(overrides: &[(&str, &str)]) -> FailoverPlan {
+        let mut v = reference_vars();
+        for (k, val) in overrides {
+            v.insert(k.to_string(), val.to_string());
+        }
+        FailoverPlan::from_map(&v).unwrap()
+    }
+
+    fn situation() -> Situation {
+        let now = Utc::now();
+        Situation {
+            alarms: vec![LiveAlarm {
+                name: "web-primary-5xx".into(),
+                state: "ALARM".into(),
+                transitioned_at: Some(now),
+            }],
+            executions: vec![],
+            active: ActiveSide::Primary,
+            now,
+        }
+    }
+
+    fn input_of(v: Verdict) -> ExecutionInput {
+        match v {
+            Verdict::Start { input, .. } => input,
+            other => panic!("expected a start, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn alarm_executions_follow_the_plans_approval_setting() {
+        let t = AlarmTransition {
+            shape: AlarmShape::Sns,
+            alarm_name: "web-primary-5xx".into(),
+            alarm_arn: None,
+            account_id: "123456789012".into(),
+            region: "ap-northeast-1".into(),
+            state: AlarmState::Alarm,
+            state_change_time: Utc::now(),
+        };
+        assert!(
+            !input_of(decide_alarm(&plan_with(&[]), &t, &situation()))
+                .approval
+                .required
+        );
+        let gated = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        assert!(
+            input_of(decide_alarm(&gated, &t, &situation()))
+                .approval
+                .required
+        );
+        let rehearsal = plan_with(&[
+            ("PILOTLIGHT_APPROVAL", "required"),
+            ("PILOTLIGHT_DRY_RUN", "true"),
+        ]);
+        assert!(
+            !input_of(decide_alarm(&rehearsal, &t, &situation()))
+                .approval
+                .required
+        );
+    }
+
+    #[test]
+    fn approval_per_command_overrides_the_plan_and_rehearsals_never_wait() {
+        let gated = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        let s = situation();
+        let required = |plan: &FailoverPlan, v: serde_json::Value| {
+            let cmd: ManualCommand = serde_json::from_value(v).unwrap();
+            input_of(decide_manual(plan, &cmd, Direction::Failover, &s))
+                .approval
+                .required
+        };
+        assert!(required(&gated, serde_json::json!({"command": "failover"})));
+        assert!(!required(
+            &gated,
+            serde_json::json!({"command": "failover", "approval": false})
+        ));
+        assert!(!required(
+            &gated,
+            serde_json::json!({"command": "failover", "dry_run": true})
+        ));
+        assert!(required(
+            &plan_with(&[]),
+            serde_json::json!({"command": "failover", "approval": true})
+        ));
     }
 }

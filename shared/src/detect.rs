@@ -10,8 +10,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::globalaccelerator::{Dials, read_dials};
 use crate::plan::Direction;
 use crate::runtime::Context;
-use crate::stepfunctions::{Started, recent_executions, start_execution};
-use crate::trigger::{AlarmState, CommandName, Trigger, parse_trigger};
+use crate::stepfunctions::{Started, answer_task, recent_executions, start_execution};
+use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +20,9 @@ pub enum Outcome {
     Skipped,
     Ignored,
     Status,
+    /// An approval request was answered yes / no.
+    Approved,
+    Rejected,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +73,11 @@ pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
             let verdict = decide_alarm(&ctx.plan, &t, &situation);
             act(ctx, verdict, Direction::Failover, dry_run, situation).await
         }
+        Trigger::Manual(cmd)
+            if matches!(cmd.command, CommandName::Approve | CommandName::Reject) =>
+        {
+            answer_approval(ctx, &cmd).await
+        }
         Trigger::Manual(cmd) => {
             let situation = observe(ctx).await?;
             match cmd.direction() {
@@ -90,6 +98,31 @@ pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
             }
         }
     }
+}
+
+/// Sends the operator's answer to the paused execution. Needs no other AWS call: the token names the execution.
+async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision> {
+    let approved = cmd.command == CommandName::Approve;
+    let reason = cmd
+        .reason
+        .clone()
+        .unwrap_or_else(|| if approved { "approved" } else { "rejected" }.to_string());
+    let output = json!({"approved": approved, "reason": reason, "at": crate::decision::rfc3339(chrono::Utc::now())});
+    let token = cmd.token.as_deref().unwrap_or_default();
+    answer_task(&ctx.aws.sfn, token, approved, &output.to_string(), &reason).await?;
+    Ok(Decision {
+        outcome: if approved {
+            Outcome::Approved
+        } else {
+            Outcome::Rejected
+        },
+        reason,
+        execution_name: None,
+        execution_arn: None,
+        direction: None,
+        dry_run: false,
+        observed: None,
+    })
 }
 
 /// Reads alarms, executions and dials concurrently. The dials are best-effort: Global Accelerator being

@@ -173,6 +173,8 @@ pub struct FailoverPlan {
     pub state_machine_arn: Option<String>,
     /// Alarm-triggered executions run in dry-run (rehearsal with real alarms).
     pub dry_run: bool,
+    /// Executions pause for an operator's approval before the first mutating step (PILOTLIGHT_APPROVAL=required).
+    pub approval_required: bool,
     pub timing: Timing,
 }
 
@@ -324,6 +326,16 @@ impl FailoverPlan {
                 None => None,
             },
             dry_run: v.boolean("PILOTLIGHT_DRY_RUN", false)?,
+            approval_required: match v.optional("PILOTLIGHT_APPROVAL").as_deref() {
+                None | Some("none") => false,
+                Some("required") => true,
+                Some(other) => {
+                    return Err(Error::config(
+                        "PILOTLIGHT_APPROVAL",
+                        format!("expected required or none, got {other:?}"),
+                    ));
+                }
+            },
             timing: Timing {
                 poll_seconds: v.number("PILOTLIGHT_POLL_SECONDS", 15)? as u32,
                 dial_bake_seconds: v.number("PILOTLIGHT_DIAL_BAKE_SECONDS", 30)? as u32,
@@ -573,6 +585,7 @@ pub(crate) mod tests {
         assert!(error_for("PILOTLIGHT_SNS_TOPIC_ARN", Some("topic")).contains("arn:aws:sns"));
         assert!(error_for("PILOTLIGHT_COOLDOWN_SECONDS", Some("soon")).contains("whole number"));
         assert!(error_for("PILOTLIGHT_DRY_RUN", Some("maybe")).contains("true or false"));
+        assert!(error_for("PILOTLIGHT_APPROVAL", Some("yes")).contains("required or none"));
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub enum CommandName {
     Failover,
     Failback,
     Status,
+    /// Answer a paused execution's approval request (the task token from the SNS notification).
+    Approve,
+    Reject,
 }
 
 /// A manual command to `detect`. Unknown fields are refused so a typo (`dryrun`) never runs a real failover.
@@ -101,6 +104,12 @@ pub struct ManualCommand {
     /// Start even when live state says it is not needed (e.g. dials already on the target).
     #[serde(default)]
     pub force: bool,
+    /// Pause for approval before the first mutating step (overrides the plan's PILOTLIGHT_APPROVAL).
+    #[serde(default)]
+    pub approval: Option<bool>,
+    /// approve / reject only: the task token from the approval request.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl ManualCommand {
@@ -108,7 +117,34 @@ impl ManualCommand {
         match self.command {
             CommandName::Failover => Some(Direction::Failover),
             CommandName::Failback => Some(Direction::Failback),
-            CommandName::Status => None,
+            CommandName::Status | CommandName::Approve | CommandName::Reject => None,
+        }
+    }
+
+    /// Fields that only make sense for some commands are refused elsewhere, so nothing is silently ignored.
+    fn check(&self) -> Result<()> {
+        let answering = matches!(self.command, CommandName::Approve | CommandName::Reject);
+        match (&self.token, answering) {
+            (None, true) => Err(Error::invalid_input(
+                "approve/reject need the \"token\" from the approval request",
+            )),
+            (Some(t), true) if t.trim().is_empty() || t.len() > 2048 => Err(Error::invalid_input(
+                "the approval token must be 1 to 2048 characters, as in the approval request",
+            )),
+            (Some(_), false) => Err(Error::invalid_input(
+                "\"token\" belongs to approve/reject commands only",
+            )),
+            _ if answering
+                && (self.dry_run
+                    || self.mode.is_some()
+                    || self.force
+                    || self.approval.is_some()) =>
+            {
+                Err(Error::invalid_input(
+                    "approve/reject take only \"token\" and \"reason\"",
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -150,9 +186,10 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
     if obj.contains_key("command") {
         let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
             Error::invalid_input(format!(
-                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool}}"
+                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"token\": \"...\", \"reason\": \"...\"}}"
             ))
         })?;
+        cmd.check()?;
         return Ok(Trigger::Manual(cmd));
     }
     if obj.contains_key("detail-type") {
@@ -468,5 +505,56 @@ mod tests {
         let b = parse_alarm_time("2026-11-29T10:15:00.490Z").unwrap();
         assert_eq!(a, b);
         assert!(parse_alarm_time("yesterday").is_err());
+    }
+}
+
+#[cfg(test)]
+mod approval_command_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load(name: &str) -> Value {
+        let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn rejected(event: Value) -> String {
+        parse_trigger(&event).unwrap_err().message
+    }
+
+    #[test]
+    fn approve_and_reject_carry_a_token() {
+        let Trigger::Manual(c) = parse_trigger(&load("detect-manual-approve.json")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.command, CommandName::Approve);
+        assert!(c.token.as_deref().is_some_and(|t| t.len() > 100));
+        assert_eq!(c.direction(), None);
+        let Trigger::Manual(c) = parse_trigger(&load("detect-manual-reject.json")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.command, CommandName::Reject);
+    }
+
+    #[test]
+    fn tokens_only_where_they_belong() {
+        assert!(rejected(json!({"command": "approve"})).contains("need the \"token\""));
+        assert!(rejected(json!({"command": "approve", "token": " "})).contains("1 to 2048"));
+        assert!(
+            rejected(json!({"command": "approve", "token": "x".repeat(2049)}))
+                .contains("1 to 2048")
+        );
+        assert!(
+            rejected(json!({"command": "failover", "token": "abc"}))
+                .contains("approve/reject commands only")
+        );
+        assert!(
+            rejected(json!({"command": "reject", "token": "abc", "dry_run": true}))
+                .contains("only")
+        );
+        assert!(
+            rejected(json!({"command": "approve", "token": "abc", "approval": true}))
+                .contains("only")
+        );
     }
 }

@@ -160,3 +160,7 @@ pub async fn seed_endpoint_groups(
     }
     (arns[0].clone(), arns[1].clone())
 }
+
+pub fn ministack_url() -> String {
+    required_env("PILOTLIGHT_MINISTACK_URL")
+}
