@@ -30,32 +30,24 @@ pub async fn describe_alarms(
                 .send()
                 .await
                 .map_err(|e| Error::aws("DescribeAlarms", &chunk.join(","), e))?;
-            for a in resp.metric_alarms() {
-                out.push(LiveAlarm {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|v| v.as_str().to_string())
-                        .unwrap_or_default(),
-                    transitioned_at: to_chrono(
-                        a.state_transitioned_timestamp()
-                            .or(a.state_updated_timestamp()),
-                    ),
-                });
+            // Metric and composite alarms are distinct SDK types with the same accessors.
+            macro_rules! live {
+                ($a:expr) => {
+                    LiveAlarm {
+                        name: $a.alarm_name().unwrap_or_default().to_string(),
+                        state: $a
+                            .state_value()
+                            .map(|v| v.as_str().to_string())
+                            .unwrap_or_default(),
+                        transitioned_at: to_chrono(
+                            $a.state_transitioned_timestamp()
+                                .or($a.state_updated_timestamp()),
+                        ),
+                    }
+                };
             }
-            for a in resp.composite_alarms() {
-                out.push(LiveAlarm {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|v| v.as_str().to_string())
-                        .unwrap_or_default(),
-                    transitioned_at: to_chrono(
-                        a.state_transitioned_timestamp()
-                            .or(a.state_updated_timestamp()),
-                    ),
-                });
-            }
+            out.extend(resp.metric_alarms().iter().map(|a| live!(a)));
+            out.extend(resp.composite_alarms().iter().map(|a| live!(a)));
             match resp.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
                 _ => break,

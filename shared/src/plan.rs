@@ -382,6 +382,13 @@ pub fn parse_env_file(text: &str) -> std::result::Result<HashMap<String, String>
     Ok(out)
 }
 
+fn int_list(name: &str, raw: &str, expected: &str) -> Result<Vec<i32>> {
+    raw.split(',')
+        .map(|s| s.trim().parse::<i32>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::config(name, format!("expected {expected}, got {raw:?}")))
+}
+
 struct Vars<'a>(&'a HashMap<String, String>);
 
 impl Vars<'_> {
@@ -465,16 +472,7 @@ impl Vars<'_> {
     }
     fn capacity(&self, name: &str) -> Result<Capacity> {
         let raw = self.required(name)?;
-        let nums: Vec<i32> = raw
-            .split(',')
-            .map(|s| s.trim().parse::<i32>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
-                Error::config(
-                    name,
-                    format!("expected min,desired,max (e.g. 2,4,8), got {raw:?}"),
-                )
-            })?;
+        let nums = int_list(name, &raw, "min,desired,max (e.g. 2,4,8)")?;
         match nums[..] {
             [min, desired, max] if 0 <= min && min <= desired && desired <= max && max > 0 => {
                 Ok(Capacity { min, desired, max })
@@ -491,16 +489,7 @@ impl Vars<'_> {
         let raw = self
             .optional(name)
             .unwrap_or_else(|| "25,50,100".to_string());
-        let steps: Vec<i32> = raw
-            .split(',')
-            .map(|s| s.trim().parse::<i32>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
-                Error::config(
-                    name,
-                    format!("expected increasing percentages ending in 100, got {raw:?}"),
-                )
-            })?;
+        let steps = int_list(name, &raw, "increasing percentages ending in 100")?;
         let increasing = steps.windows(2).all(|w| w[0] < w[1]);
         if !steps.is_empty() && increasing && steps[0] > 0 && steps.last() == Some(&100) {
             Ok(steps)
