@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Direction, FailoverPlan, Mode, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
@@ -252,8 +252,9 @@ pub fn drained_dials(current: Dials, direction: Direction) -> Dials {
     current.with(direction.source(), 0)
 }
 
-/// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: Global Accelerator applies a
-/// dial change as soon as UpdateEndpointGroup returns, so `done` is the source dial read back at 0.
+/// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after
+/// UpdateEndpointGroup, and `done` means it reads 0. A read-back that disagrees is a Transient error, so the state
+/// machine's Retry runs the (idempotent) drain again rather than moving on to promotion while writes still arrive.
 pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let mut report = StepReport::begin(STEP, input);
     let (primary, dr) = observe(ctx).await?;
@@ -327,13 +328,13 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
             ),
         )
     } else {
-        (
-            false,
+        return Err(Error::new(
+            ErrorKind::Transient,
             format!(
-                "set the {source_region} dial to 0 but it reads {}%: run drain again",
+                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to 0% but it reads {}%; drain again",
                 after.get(source)
             ),
-        )
+        ));
     };
     Ok(report.finish(done, message))
 }
