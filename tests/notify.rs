@@ -243,3 +243,117 @@ async fn a_missing_topic_is_named() {
         "{err}"
     );
 }
+
+// ---- approval gate and failure reports --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn approval_request_publishes_what_will_happen_and_both_answers_with_the_whole_token() {
+    let t = topic().await;
+    let event = common::event("notify-approval.json");
+    let token = event["detail"]["task_token"].as_str().unwrap().to_string();
+    assert!(token.len() > 500, "the sample token is realistically long");
+    let out = handle(&t.ctx, event.clone()).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+
+    assert_eq!(
+        envelope["Subject"],
+        "pilotlight: failover ap-northeast-2 -> ap-northeast-1: APPROVAL NEEDED"
+    );
+    assert_eq!(envelope["MessageId"], out["message_id"]);
+    let b = body(&envelope);
+    assert_eq!(b["kind"], "approval");
+    assert_eq!(b["execution"], event["execution"]);
+    assert_eq!(
+        (b["from_region"].as_str(), b["to_region"].as_str()),
+        (Some("ap-northeast-2"), Some("ap-northeast-1"))
+    );
+    assert_eq!(b["mode"], "ungraceful");
+    // Exactly the two commands detect takes, each with the token unchanged.
+    assert_eq!(
+        b["how_to_answer"]["approve"],
+        json!({"command": "approve", "token": token, "reason": "<who approves, and why>"})
+    );
+    assert_eq!(
+        b["how_to_answer"]["reject"],
+        json!({"command": "reject", "token": token, "reason": "<who rejects, and why>"})
+    );
+    // The raw delivered text holds the token verbatim (JSON escapes nothing in a base64 token).
+    assert!(envelope["Message"].as_str().unwrap().contains(&token));
+    // Why: the trigger as detect recorded it.
+    assert_eq!(b["why"]["trigger"], event["detail"]["input"]["trigger"]);
+    assert!(
+        b["why"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("web-primary-5xx"),
+        "{b}"
+    );
+    // What: the plan's resources that will change.
+    let w = &b["what_will_happen"];
+    assert_eq!(w["database"]["new_writer"]["db_instance"], "web-db-replica");
+    assert_eq!(w["compute"]["scale_up"]["asg"], "web-asg-dr");
+    assert_eq!(
+        w["compute"]["scale_up"]["capacity"],
+        json!({"min": 2, "desired": 2, "max": 4})
+    );
+    assert_eq!(
+        w["traffic"]["endpoint_groups"][1]["arn"],
+        t.ctx.plan.dr.endpoint_group_arn.as_str()
+    );
+    assert_eq!(w["traffic"]["endpoint_groups"][1]["final_dial"], 100);
+    assert_eq!(w["traffic"]["endpoint_groups"][0]["final_dial"], 0);
+    assert_eq!(w["dns"]["mode"], "health-check");
+    assert_eq!(b["execution_input"], event["detail"]["input"]);
+    // notify returns at once: the state machine waits for the answer through detect, not for this output.
+    assert_eq!(out["kind"], "approval");
+    assert_eq!(out["body"], b);
+}
+
+#[tokio::test]
+async fn approval_without_a_task_token_is_bad_input_and_nothing_is_published() {
+    let t = topic().await;
+    for token in [Value::Null, json!(""), json!(42)] {
+        let mut event = common::event("notify-approval.json");
+        if token.is_null() {
+            event["detail"]
+                .as_object_mut()
+                .unwrap()
+                .remove("task_token");
+        } else {
+            event["detail"]["task_token"] = token.clone();
+        }
+        let err = handle(&t.ctx, event).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{token}: {err}");
+        assert!(err.message.contains("detail.task_token"), "{err}");
+    }
+    assert!(t.queue.drain(0, Duration::from_millis(300)).is_empty());
+}
+
+#[tokio::test]
+async fn approval_timeout_failure_carries_the_report() {
+    let t = topic().await;
+    let mut event = common::event("notify-failure.json");
+    event["milestone"] = json!("approval");
+    event["detail"]["error"] =
+        json!({"Error": "States.Timeout", "Cause": "approval not answered within 3600 s"});
+    handle(&t.ctx, event.clone()).await.unwrap();
+    let [envelope] = t.received(1).try_into().unwrap();
+    assert_eq!(
+        envelope["Subject"],
+        "pilotlight: failover ap-northeast-2 -> ap-northeast-1: FAILED: approval (States.Timeout)"
+    );
+    let b = body(&envelope);
+    assert_eq!(b["result"], "failed");
+    assert_eq!(b["error"]["Error"], "States.Timeout");
+    assert_eq!(b["report"]["outcome"], "failed");
+    assert_eq!(b["report"]["execution"], event["execution"]);
+    assert_eq!(b["report"]["trigger"], event["detail"]["trigger"]);
+    assert_eq!(b["report"]["error"], event["detail"]["error"]);
+    assert!(
+        b["report"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("failover failed"),
+        "{b}"
+    );
+}

@@ -706,3 +706,293 @@ async fn bad_input_is_rejected_before_any_call() {
         "{e}"
     );
 }
+
+// ---- reprotect (failback only): the DR group back to 0/0/0 ----------------------------------------------------
+
+/// A failback's end state to reprotect from: the DR group still at `dr_capacity` (it served during the outage), the
+/// primary serving again at 2/2/4, and Global Accelerator endpoint groups in gapfill with the dials given.
+struct Reprotect {
+    ctx: Context,
+    dr: Site,
+    dr_seed: Seeder,
+    primary: Site,
+    primary_seed: Seeder,
+    dr_endpoint_group: String,
+}
+
+async fn reprotect_setup(dr_capacity: (i32, i32, i32), dials: (i32, i32)) -> Reprotect {
+    let (mut dr, mut primary) = (Site::named(DR), Site::named(PRIMARY));
+    let dr_seed = deploy(&mut dr, dr_capacity, Some("ami-00000000000000007")).await;
+    let primary_seed = deploy(&mut primary, (2, 2, 4), Some("ami-00000000000000008")).await;
+    let (primary_eg, dr_eg) =
+        common::seed_endpoint_groups(&common::sdk_config().await, PRIMARY, DR, dials).await;
+    let mut v = vars(&dr, &primary, "2,2,4");
+    v.insert("PILOTLIGHT_PRIMARY_ENDPOINT_GROUP_ARN".into(), primary_eg);
+    v.insert("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN".into(), dr_eg.clone());
+    Reprotect {
+        ctx: common::context(&v).await,
+        dr,
+        dr_seed,
+        primary,
+        primary_seed,
+        dr_endpoint_group: dr_eg,
+    }
+}
+
+impl Reprotect {
+    async fn dr_live(&self) -> Live {
+        live(&self.dr_seed, &self.dr).await
+    }
+    async fn primary_live(&self) -> Live {
+        live(&self.primary_seed, &self.primary).await
+    }
+}
+
+#[tokio::test]
+async fn reprotect_returns_the_dr_group_to_zero_and_reruns_change_nothing() {
+    let t = reprotect_setup((2, 4, 4), (100, 0)).await;
+    let primary_before = t.primary_live().await;
+    let event = common::event("scale-compute-reprotect.json");
+    assert_eq!(
+        (event["action"].as_str(), event["direction"].as_str()),
+        (Some("reprotect"), Some("failback"))
+    );
+
+    let r = run(&t.ctx, event.clone()).await.unwrap();
+    assert_eq!(
+        changes(&r),
+        vec![
+            (t.dr.asg.clone(), "MinSize".into(), json!(2), json!(0), true),
+            (
+                t.dr.asg.clone(),
+                "DesiredCapacity".into(),
+                json!(4),
+                json!(0),
+                true
+            ),
+            (t.dr.asg.clone(), "MaxSize".into(), json!(4), json!(0), true),
+        ]
+    );
+    assert!(r.done, "{}", r.message);
+    assert_eq!(r.saw["region"], json!(DR));
+    assert_eq!(
+        r.saw["asg"]["desired"],
+        json!(4),
+        "what it saw before acting"
+    );
+    assert_eq!(
+        r.saw["in_service"],
+        json!(4),
+        "moto's instances are InService at once"
+    );
+    assert_eq!(
+        r.saw["endpoint_group"],
+        json!({"arn": t.dr_endpoint_group, "dial": 0})
+    );
+    assert!(r.message.contains("pilot light restored"), "{}", r.message);
+    let after = t.dr_live().await;
+    assert_eq!(after.capacity, Some((0, 0, 0)));
+    assert_eq!(
+        after.parameter.as_ref().map(|p| p.0.as_str()),
+        Some("ami-00000000000000007"),
+        "reprotect leaves the AMI parameter to the next failover"
+    );
+    assert_eq!(
+        t.primary_live().await,
+        primary_before,
+        "the primary, now serving, is not touched"
+    );
+
+    for n in 2..=4 {
+        let again = run(&t.ctx, event.clone()).await.unwrap();
+        assert!(again.changes.is_empty(), "run {n}: {:?}", changes(&again));
+        assert!(again.done, "run {n}");
+        assert!(
+            again.message.starts_with("no-op"),
+            "run {n}: {}",
+            again.message
+        );
+        assert_eq!(t.dr_live().await, after, "run {n}");
+    }
+}
+
+#[tokio::test]
+async fn reprotect_dry_run_lists_min_desired_max_and_changes_nothing() {
+    let t = reprotect_setup((1, 3, 6), (100, 0)).await;
+    let before = (t.dr_live().await, t.primary_live().await);
+    let r = run(
+        &t.ctx,
+        event("scale-compute-reprotect.json", json!({"dry_run": true})),
+    )
+    .await
+    .unwrap();
+    assert!(r.dry_run && r.done);
+    assert_eq!(
+        changes(&r),
+        vec![
+            (
+                t.dr.asg.clone(),
+                "MinSize".into(),
+                json!(1),
+                json!(0),
+                false
+            ),
+            (
+                t.dr.asg.clone(),
+                "DesiredCapacity".into(),
+                json!(3),
+                json!(0),
+                false
+            ),
+            (
+                t.dr.asg.clone(),
+                "MaxSize".into(),
+                json!(6),
+                json!(0),
+                false
+            ),
+        ]
+    );
+    assert!(
+        r.message.starts_with("dry-run: would set") && r.message.contains("1/3/6 -> 0/0/0"),
+        "{}",
+        r.message
+    );
+    assert_eq!((t.dr_live().await, t.primary_live().await), before);
+}
+
+#[tokio::test]
+async fn reprotect_is_refused_on_failover_and_changes_nothing() {
+    let t = reprotect_setup((2, 2, 4), (0, 100)).await;
+    let before = (t.dr_live().await, t.primary_live().await);
+    for dry_run in [false, true] {
+        let e = run(
+            &t.ctx,
+            event(
+                "scale-compute-reprotect.json",
+                json!({"direction": "failover", "dry_run": dry_run}),
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
+        assert!(
+            e.message.contains("reprotect is for failback only")
+                && e.message.contains("nothing was changed"),
+            "{e}"
+        );
+    }
+    assert_eq!((t.dr_live().await, t.primary_live().await), before);
+}
+
+#[tokio::test]
+async fn reprotect_refuses_while_the_dr_still_takes_traffic_unless_forced() {
+    // Traffic has not come home yet: the DR dial is still up.
+    let t = reprotect_setup((2, 2, 4), (50, 50)).await;
+    let before = t.dr_live().await;
+    let e = run(&t.ctx, common::event("scale-compute-reprotect.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    for part in [
+        t.dr_endpoint_group.as_str(),
+        "50%",
+        "force",
+        t.dr.asg.as_str(),
+        "2/2/4",
+    ] {
+        assert!(e.message.contains(part), "{part:?} missing in: {e}");
+    }
+    assert_eq!(t.dr_live().await, before);
+
+    // A dry-run (whose shift-traffic moved nothing) is not refused, but says a real run would be.
+    let r = run(
+        &t.ctx,
+        event("scale-compute-reprotect.json", json!({"dry_run": true})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.done && r.message.contains("a real run would be refused"),
+        "{}",
+        r.message
+    );
+    assert_eq!(t.dr_live().await, before);
+
+    // The operator accepts it.
+    let r = run(
+        &t.ctx,
+        event("scale-compute-reprotect.json", json!({"force": true})),
+    )
+    .await
+    .unwrap();
+    assert!(r.done && r.message.contains("forced"), "{}", r.message);
+    assert_eq!(t.dr_live().await.capacity, Some((0, 0, 0)));
+}
+
+#[tokio::test]
+async fn reprotect_with_a_missing_dr_group_is_not_found() {
+    let (dr, mut primary) = (Site::named(DR), Site::named(PRIMARY)); // the DR group was never deployed
+    let primary_seed = deploy(&mut primary, (2, 2, 4), None).await;
+    let (primary_eg, dr_eg) =
+        common::seed_endpoint_groups(&common::sdk_config().await, PRIMARY, DR, (100, 0)).await;
+    let mut v = vars(&dr, &primary, "2,2,4");
+    v.insert("PILOTLIGHT_PRIMARY_ENDPOINT_GROUP_ARN".into(), primary_eg);
+    v.insert("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN".into(), dr_eg);
+    let ctx = common::context(&v).await;
+    let before = live(&primary_seed, &primary).await;
+    let e = run(&ctx, common::event("scale-compute-reprotect.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message
+            .contains(&format!("Auto Scaling group {} not found in {DR}", dr.asg))
+            && e.message.contains("PILOTLIGHT_DR_ASG"),
+        "{e}"
+    );
+    assert_eq!(live(&primary_seed, &primary).await, before);
+}
+
+#[tokio::test]
+async fn reprotect_with_a_missing_dr_endpoint_group_is_not_found() {
+    let t = reprotect_setup((2, 2, 4), (100, 0)).await;
+    let mut ctx_vars = vars(&t.dr, &t.primary, "2,2,4");
+    let missing = format!(
+        "arn:aws:globalaccelerator::{}:accelerator/{}/listener/abcd1234/endpoint-group/000000000000",
+        common::ACCOUNT,
+        common::unique("gone")
+    );
+    ctx_vars.insert("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN".into(), missing.clone());
+    let ctx = common::context(&ctx_vars).await;
+    let before = t.dr_live().await;
+    let e = run(&ctx, common::event("scale-compute-reprotect.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message.contains(&missing) && e.message.contains("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN"),
+        "{e}"
+    );
+    assert_eq!(
+        t.dr_live().await,
+        before,
+        "nothing is scaled down without knowing the dial"
+    );
+}
+
+#[tokio::test]
+async fn actions_of_other_steps_are_refused_before_any_call() {
+    let (dr, primary) = (Site::named(DR), Site::named(PRIMARY));
+    let ctx = common::context(&vars(&dr, &primary, "2,2,4")).await;
+    for action in ["drain", "prepare", "catchup"] {
+        let e = run(
+            &ctx,
+            event("scale-compute-reprotect.json", json!({"action": action})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidInput, "{action}: {e}");
+        assert!(e.message.contains("not one of this step's actions"), "{e}");
+    }
+}

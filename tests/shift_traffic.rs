@@ -274,3 +274,133 @@ async fn bad_input_is_rejected_before_any_call() {
     assert!(err.message.contains("dial"), "{err}");
     assert_eq!(s.dials().await, (100, 0));
 }
+
+// ---- drain (graceful flows) ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn drain_zeroes_the_source_then_start_ramps_the_target_up_from_zero() {
+    let s = setup(100, 0).await;
+    let drain = common::event("shift-traffic-drain.json");
+    assert_eq!(drain["action"], "drain");
+
+    let r = s.run(drain.clone()).await;
+    assert_eq!(r["action"], "drain");
+    assert_eq!(r["done"], true, "{r}");
+    assert_eq!(r["saw"]["dials"], json!({"primary": 100, "dr": 0}));
+    assert_eq!(r["saw"]["dials_after"], json!({"primary": 0, "dr": 0}));
+    // Only the source dial moves; the target's is left as it is.
+    assert_eq!(changes(&r), vec![(s.primary_arn.clone(), 100, 0, true)]);
+    assert!(
+        r["message"].as_str().unwrap().contains("both dials are 0"),
+        "{r}"
+    );
+    assert_eq!(
+        s.dials().await,
+        (0, 0),
+        "both at 0 is deliberate after a drain"
+    );
+
+    // Re-delivered three times: same end state, nothing changed, no error.
+    for _ in 0..3 {
+        let again = s.run(drain.clone()).await;
+        assert_eq!(again["done"], true);
+        assert!(changes(&again).is_empty(), "{again}");
+        assert!(
+            again["message"].as_str().unwrap().starts_with("no-op"),
+            "{again}"
+        );
+        assert_eq!(s.dials().await, (0, 0));
+    }
+
+    // The following start loop ramps the target from 0 and never raises the source.
+    let start = common::event("shift-traffic-start.json");
+    for (dr, done) in [(25, false), (50, false), (100, true)] {
+        let before = s.dials().await;
+        let r = s.run(start.clone()).await;
+        assert_eq!(r["done"], done, "{r}");
+        assert_eq!(
+            changes(&r),
+            vec![(s.dr_arn.clone(), before.1 as i64, dr as i64, true)],
+            "only the target dial moves"
+        );
+        assert_eq!(s.dials().await, (0, dr));
+    }
+}
+
+#[tokio::test]
+async fn drain_on_failback_leaves_the_primary_dial_alone() {
+    // The primary dial was already raised by hand: drain does not touch it, only the DR (source) goes to 0.
+    let s = setup(30, 100).await;
+    let mut event = common::event("shift-traffic-drain.json");
+    event["direction"] = json!("failback");
+    let r = s.run(event).await;
+    assert_eq!(changes(&r), vec![(s.dr_arn.clone(), 100, 0, true)]);
+    assert_eq!(r["done"], true);
+    assert!(
+        r["message"].as_str().unwrap().contains("still takes 30%"),
+        "the target serving before promotion is pointed out: {r}"
+    );
+    assert_eq!(s.dials().await, (30, 0));
+    // Then start goes on from 30 (next plan step 50), the DR stays at 0.
+    let r = s.run(input("start", "failback", "graceful")).await;
+    assert_eq!(changes(&r), vec![(s.primary_arn.clone(), 30, 50, true)]);
+    assert_eq!(s.dials().await, (50, 0));
+}
+
+#[tokio::test]
+async fn drain_dry_run_lists_the_change_and_changes_nothing() {
+    let s = setup(100, 0).await;
+    let before = s.groups().await;
+    let mut event = common::event("shift-traffic-drain.json");
+    event["dry_run"] = json!(true);
+    let r = s.run(event).await;
+    assert_eq!(r["done"], true);
+    assert_eq!(changes(&r), vec![(s.primary_arn.clone(), 100, 0, false)]);
+    assert_eq!(r["saw"]["dials_after"], json!({"primary": 100, "dr": 0}));
+    assert!(r["message"].as_str().unwrap().starts_with("dry-run"), "{r}");
+    assert_eq!(
+        s.groups().await,
+        before,
+        "dry-run must not touch the endpoint groups"
+    );
+}
+
+#[tokio::test]
+async fn drain_with_a_missing_endpoint_group_is_named_and_nothing_changes() {
+    let s = setup(100, 0).await;
+    let missing = format!(
+        "arn:aws:globalaccelerator::{}:accelerator/{}/listener/abcd1234/endpoint-group/000000000000",
+        common::ACCOUNT,
+        common::unique("gone")
+    );
+    let ctx = context_with(&s.primary_arn, &missing).await;
+    let err = handle(&ctx, common::event("shift-traffic-drain.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(
+        err.message.contains(&missing) && err.message.contains("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN"),
+        "{err}"
+    );
+    assert_eq!(
+        s.dials().await,
+        (100, 0),
+        "the primary is not drained when the plan's DR group is missing"
+    );
+}
+
+#[tokio::test]
+async fn actions_of_other_steps_are_refused() {
+    let s = setup(100, 0).await;
+    for action in ["reprotect", "prepare", "catchup"] {
+        let err = handle(&s.ctx, input(action, "failback", "graceful"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{action}: {err}");
+        assert!(
+            err.message.contains("not one of this step's actions"),
+            "{err}"
+        );
+    }
+    assert_eq!(s.dials().await, (100, 0));
+}

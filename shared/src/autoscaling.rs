@@ -16,6 +16,10 @@
 //! `mode` does not change this step: nothing here needs the source region, whose capacity is only a hint read with
 //! its short timeouts.
 //!
+//! `reprotect` (failback only, at the very end) is the one scale-down: the DR group back to 0/0/0, the pilot light.
+//! It first reads the DR endpoint group's traffic dial and refuses (unless `force`) while the DR still takes
+//! traffic, so it can never switch off the region that serves.
+//!
 //! moto (the test emulator) accepts DataType `aws:ec2:image` but neither validates the AMI nor resolves
 //! `resolve:ssm:` at launch; AWS validates the AMI asynchronously after PutParameter, which is why `status` reports
 //! the parameter's live value next to the instance counts.
@@ -30,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::backup::{ChosenAmi, choose_ami, list_ec2_recovery_points};
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{Capacity, RegionPlan, Side};
+use crate::plan::{Capacity, Direction, RegionPlan, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
 
@@ -206,12 +210,19 @@ pub fn readiness(
 }
 
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse(STEP, event)?;
+    let input = StepInput::parse_with(STEP, event, &[Action::Reprotect])?;
     let report = StepReport::begin(STEP, &input);
     let report = match input.action {
         Action::Start => start(ctx, &input, report).await?,
         Action::Status => status(ctx, &input, report).await?,
-        other => unreachable!("StepInput::parse admits start/status only, got {other:?}"),
+        Action::Reprotect => reprotect(ctx, &input, report).await?,
+        // parse_with already refuses these; an error (not a panic) keeps it that way if that ever changes.
+        other @ (Action::Prepare | Action::CatchUp | Action::Drain) => {
+            return Err(Error::invalid_input(format!(
+                "{STEP}: action {:?} is not one of this step's actions",
+                other.as_str()
+            )));
+        }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "scale-compute");
     report.into_json()
@@ -325,6 +336,121 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
         format!(
             "{} set to {}{forced} and {} scaled to min/desired/max {capacity_text}; poll status until {} instance(s) are healthy",
             tp.ami_parameter, ami.image_id, group.name, target_capacity.desired
+        ),
+    ))
+}
+
+/// The pilot light: a region that does not serve runs no instances.
+pub const PILOT_LIGHT: Capacity = Capacity {
+    min: 0,
+    desired: 0,
+    max: 0,
+};
+
+/// Why reprotect may not scale the DR group down now (pure): it must not take capacity from a region that still
+/// receives traffic. `dr_dial` is the DR endpoint group's traffic dial.
+pub fn reprotect_blocker(dr_dial: i32, dr_endpoint_group: &str) -> Option<String> {
+    (dr_dial > 0).then(|| {
+        format!(
+            "the DR endpoint group {dr_endpoint_group} still takes {dr_dial}% of the traffic: finish the failback \
+             (shift-traffic until the primary dial is 100 and the DR dial 0) before reprotect, or rerun with force"
+        )
+    })
+}
+
+/// `reprotect` (failback only, once traffic is home): the DR group back to 0/0/0. Scale-down is Auto Scaling's job
+/// from there; instances still terminating are reported but do not hold the step back.
+async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> Result<StepReport> {
+    if input.direction != Direction::Failback {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: reprotect is for failback only (it returns the DR Auto Scaling group to 0/0/0 once traffic is \
+             back in the primary region); got direction {:?}; nothing was changed",
+            input.direction.as_str()
+        )));
+    }
+    // The side being left by a failback is the DR side.
+    let side = input.direction.source();
+    let sp = ctx.plan.region(side);
+    let clients = ctx.aws.region(side);
+    let (group, dial) = tokio::join!(
+        describe_group(&clients.autoscaling, &sp.asg, &sp.region),
+        crate::globalaccelerator::read_dial(&ctx.aws.global_accelerator, &sp.endpoint_group_arn),
+    );
+    let group = require_group(group?, sp, side)?;
+    let dial = dial.map_err(|e| e.check_if_missing("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN"))?;
+    let in_service = group
+        .instances
+        .iter()
+        .filter(|i| i.lifecycle_state == "InService")
+        .count();
+    let blocker = reprotect_blocker(dial, &sp.endpoint_group_arn);
+    report.saw = json!({
+        "region": sp.region,
+        "asg": group_view(&group),
+        "in_service": in_service,
+        "endpoint_group": { "arn": sp.endpoint_group_arn, "dial": dial },
+        "pilot_light_capacity": PILOT_LIGHT,
+    });
+    let changes = capacity_changes(group.capacity, PILOT_LIGHT);
+    for (field, from, to) in &changes {
+        report.change(&group.name, field, *from, *to);
+    }
+    let from_text = format!(
+        "{}/{}/{}",
+        group.capacity.min, group.capacity.desired, group.capacity.max
+    );
+    let draining = if in_service > 0 {
+        format!("; {in_service} instance(s) still InService, Auto Scaling terminates them")
+    } else {
+        String::new()
+    };
+
+    if input.dry_run {
+        let warning = blocker
+            .as_ref()
+            .map(|b| format!("; a real run would be refused now: {b}"))
+            .unwrap_or_default();
+        let what = if changes.is_empty() {
+            format!("nothing to do: {} is already at 0/0/0", group.name)
+        } else {
+            format!(
+                "would set {} min/desired/max {from_text} -> 0/0/0",
+                group.name
+            )
+        };
+        return Ok(report.finish(
+            true,
+            format!("dry-run: {what}{warning}; nothing was changed"),
+        ));
+    }
+    if changes.is_empty() {
+        return Ok(report.finish(
+            true,
+            format!(
+                "no-op: {} ({}) is already at 0/0/0, the pilot light{draining}",
+                group.name, sp.region
+            ),
+        ));
+    }
+    if let Some(b) = &blocker
+        && !input.force
+    {
+        return Err(Error::refused(format!(
+            "{STEP}: reprotect refused: {b}; {} ({}) left at {from_text}",
+            group.name, sp.region
+        )));
+    }
+    update_group(&clients.autoscaling, &group.name, &sp.region, &changes).await?;
+    let forced = if blocker.is_some() {
+        format!(" (forced although the DR dial is {dial}%)")
+    } else {
+        String::new()
+    };
+    Ok(report.finish(
+        true,
+        format!(
+            "{} ({}) scaled {from_text} -> 0/0/0: pilot light restored{forced}{draining}",
+            group.name, sp.region
         ),
     ))
 }
@@ -695,6 +821,29 @@ mod tests {
             vec![("DesiredCapacity", 2, 3)]
         );
         assert!(capacity_changes(cap(2, 2, 4), cap(2, 2, 4)).is_empty());
+    }
+
+    #[test]
+    fn reprotect_goes_to_zero_and_waits_for_the_dr_dial() {
+        assert_eq!(
+            capacity_changes(cap(2, 4, 8), PILOT_LIGHT),
+            vec![
+                ("MinSize", 2, 0),
+                ("DesiredCapacity", 4, 0),
+                ("MaxSize", 8, 0)
+            ]
+        );
+        assert_eq!(
+            capacity_changes(cap(0, 0, 4), PILOT_LIGHT),
+            vec![("MaxSize", 4, 0)]
+        );
+        assert!(capacity_changes(PILOT_LIGHT, PILOT_LIGHT).is_empty());
+        assert_eq!(reprotect_blocker(0, "eg-dr"), None);
+        let why = reprotect_blocker(25, "eg-dr").unwrap();
+        assert!(
+            why.contains("eg-dr") && why.contains("25%") && why.contains("force"),
+            "{why}"
+        );
     }
 
     #[test]

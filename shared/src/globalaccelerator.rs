@@ -3,11 +3,14 @@
 //!
 //! shift-traffic advances ONE dial step per `start` (the state machine bakes with a Wait between calls and loops
 //! until `done`), so a bad DR deployment shows up while it carries a quarter of the traffic, not all of it.
+//!
+//! `drain` (graceful flows) dials the source region to 0 before the database is promoted; the following `start`
+//! loop then ramps the target up from wherever it is (0 included), never raising the source again.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Direction, FailoverPlan, Mode, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
@@ -55,7 +58,8 @@ impl Dials {
 /// `100 - step` (never raised). With the usual complementary dials (e.g. 30/70) this is exactly "target := next
 /// step above its dial, source := 100 - that"; with odd states (both 100, both 0) it still ramps one step at a
 /// time and never sends more traffic to the side being left. The new target dial is at least the first plan
-/// step (> 0), so the step never leaves both dials at 0.
+/// step (> 0), so the step never leaves both dials at 0; from the 0/0 that `drain` may leave it goes to
+/// first step / 0.
 ///
 /// Ungraceful (the source region is down) goes straight to the final dials: stepping would only delay recovery,
 /// since Global Accelerator's own health checks already send no traffic to a region whose endpoints fail, so a
@@ -224,8 +228,115 @@ async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupStat
 }
 
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse(STEP, event)?;
-    shift_traffic(ctx, &input).await?.into_json()
+    let input = StepInput::parse_with(STEP, event, &[Action::Drain])?;
+    let report = match input.action {
+        Action::Drain => drain(ctx, &input).await?,
+        Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
+        other => {
+            return Err(Error::invalid_input(format!(
+                "{STEP}: action {:?} is not one of this step's actions",
+                other.as_str()
+            )));
+        }
+    };
+    report.into_json()
+}
+
+/// The dials after draining (pure): the source dial at 0, the target dial as it is.
+///
+/// This is the one place both dials may end at 0, on purpose: the graceful flows (graceful failover, every
+/// failback) stop client writes to the source database before promoting the target, so the catch-up can reach
+/// lag 0 and nothing written to the old writer is lost. A short full outage is the price of zero data loss; the
+/// following `start` ramps the target up from there (see [`next_dials`], which never raises the source).
+pub fn drained_dials(current: Dials, direction: Direction) -> Dials {
+    current.with(direction.source(), 0)
+}
+
+/// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after
+/// UpdateEndpointGroup, and `done` means it reads 0. A read-back that disagrees is a Transient error, so the state
+/// machine's Retry runs the (idempotent) drain again rather than moving on to promotion while writes still arrive.
+pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let mut report = StepReport::begin(STEP, input);
+    let (primary, dr) = observe(ctx).await?;
+    let before = Dials {
+        primary: primary.dial,
+        dr: dr.dial,
+    };
+    let direction = input.direction;
+    let source = direction.source();
+    let source_arn = &ctx.plan.region(source).endpoint_group_arn;
+    let wanted = drained_dials(before, direction);
+    let mut saw = json!({
+        "dials": before,
+        "endpoint_groups": { "primary": primary, "dr": dr },
+        "mode": input.mode,
+    });
+
+    let (from, to) = (before.get(source), wanted.get(source));
+    let mut after = before;
+    if from != to {
+        if !input.dry_run {
+            set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
+            // Read back rather than assume: `done` reports the live dial.
+            after = after.with(
+                source,
+                read_dial(&ctx.aws.global_accelerator, source_arn).await?,
+            );
+        }
+        report.change(source_arn, "TrafficDialPercentage", from, to);
+    }
+    saw["dials_after"] = json!(if input.dry_run { before } else { after });
+    report.saw = saw;
+
+    let target_dial = before.get(direction.target());
+    let note = if target_dial > 0 {
+        format!(
+            "; note: the target endpoint group ({}) still takes {target_dial}% of the traffic, before its database is promoted",
+            ctx.plan.region(direction.target()).region
+        )
+    } else {
+        "; both dials are 0: no traffic is served until shift-traffic start ramps the target up (writes are stopped \
+         for the catch-up)"
+            .to_string()
+    };
+    let source_region = &ctx.plan.region(source).region;
+    let (done, message) = if input.dry_run {
+        let what = if from == to {
+            format!("nothing to do: the {source_region} dial is already 0")
+        } else {
+            format!("would set the {source_region} dial {from}% -> 0%; nothing changed")
+        };
+        (
+            true,
+            format!("dry-run: {what}; dials are {}", describe(before)),
+        )
+    } else if from == to {
+        (
+            true,
+            format!(
+                "no-op: the {source_region} dial is already 0; dials are {}{note}",
+                describe(before)
+            ),
+        )
+    } else if after.get(source) == 0 {
+        (
+            true,
+            format!(
+                "drained {source_region}: {} -> {}{note}",
+                describe(before),
+                describe(after)
+            ),
+        )
+    } else {
+        return Err(Error::new(
+            ErrorKind::Transient,
+            format!(
+                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to 0% but it reads {}%; drain again",
+                after.get(source)
+            ),
+        ));
+    };
+    Ok(report.finish(done, message))
 }
 
 pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepReport> {
@@ -418,6 +529,60 @@ mod tests {
             next_dials(d(10, 0), Direction::Failover, Mode::Graceful, STEPS),
             d(10, 25)
         );
+    }
+
+    #[test]
+    fn drain_zeroes_the_source_only() {
+        assert_eq!(drained_dials(d(100, 0), Direction::Failover), d(0, 0));
+        assert_eq!(drained_dials(d(100, 30), Direction::Failover), d(0, 30));
+        assert_eq!(drained_dials(d(0, 100), Direction::Failback), d(0, 0));
+        assert_eq!(drained_dials(d(20, 100), Direction::Failback), d(20, 0));
+        // Idempotent: a drained state drains to itself.
+        for x in [d(0, 0), d(0, 100), d(40, 0)] {
+            for dir in [Direction::Failover, Direction::Failback] {
+                let once = drained_dials(x, dir);
+                assert_eq!(drained_dials(once, dir), once);
+            }
+        }
+    }
+
+    #[test]
+    fn start_after_drain_ramps_the_target_from_zero_and_never_raises_the_source() {
+        for direction in [Direction::Failover, Direction::Failback] {
+            let (t, s) = (direction.target(), direction.source());
+            let drained = drained_dials(
+                Dials {
+                    primary: 100,
+                    dr: 100,
+                }
+                .with(t, 0),
+                direction,
+            );
+            assert_eq!(drained, d(0, 0));
+            let first = next_dials(drained, direction, Mode::Graceful, STEPS);
+            assert_eq!((first.get(t), first.get(s)), (25, 0), "{direction:?}");
+            let path = dial_path(drained, direction, Mode::Graceful, STEPS);
+            assert_eq!(
+                path.iter()
+                    .map(|x| (x.get(t), x.get(s)))
+                    .collect::<Vec<_>>(),
+                vec![(25, 0), (50, 0), (100, 0)],
+                "{direction:?}"
+            );
+            // A forced (ungraceful) failback after the drain goes straight to the final dials.
+            assert_eq!(
+                dial_path(drained, direction, Mode::Ungraceful, STEPS),
+                vec![d(0, 0).with(t, 100)]
+            );
+            // Drained with the target already partly up: it keeps rising, the source stays at 0.
+            let partly = drained_dials(d(60, 60), direction);
+            let path = dial_path(partly, direction, Mode::Graceful, STEPS);
+            assert!(
+                path.iter().all(|x| x.get(s) == 0 && x.get(t) >= 60),
+                "{path:?}"
+            );
+            assert!(path.last().unwrap().is_final(direction));
+        }
     }
 
     #[test]
