@@ -2,19 +2,37 @@
 """Graph checks on an Amazon States Language definition that asl-validator does not do.
 
     python3 scripts/check_asl_graph.py statemachine/failover.asl.json [--substitutions A,B,...]
+                                       [--write-substituted PATH]
 
-For the top level and every Parallel branch / Map processor (each is its own scope: transitions cannot
-leave it), fail on:
+The file is the definition as deployed, with DefinitionSubstitutions placeholders (${Name}) still in it; some
+stand for numbers (unquoted, e.g. "TimeoutSeconds": ${ApprovalTimeoutSeconds}), so the raw file need not be
+JSON. It is checked the way AWS sees it: CloudFormation replaces every ${Name} textually before Step Functions
+parses the definition, so each placeholder is replaced by a sample value of its type, chosen by its name:
+  *Arn      -> arn:aws:lambda:us-east-1:123456789012:function:sample-<Name>  (inside a JSON string)
+  *Seconds  -> 60                                                           (a JSON integer)
+Any other name is an error (give it one of those suffixes, or teach SAMPLES below its type). A placeholder in
+the wrong position (an ARN unquoted, a number quoted) then shows up as a JSON or schema error. With
+--write-substituted, the substituted definition is written to PATH (for asl-validator).
+
+Fail on: a definition that is not JSON after substitution, or that has a duplicate key in an object (JSON
+parsers keep the last one silently); a state name used twice anywhere in the machine (Step Functions requires
+names unique across all Parallel branches and Map processors too). For the top level and every Parallel
+branch / Map processor (each is its own scope: transitions cannot leave it), fail on:
   * a Next / Default / Choices[].Next / Catch[].Next naming a state that does not exist in the scope;
   * a state unreachable from StartAt;
   * a non-terminal state with no way out (no Next/End, a Choice with no target), or one from which no
     terminal state (Succeed, Fail, End: true) can be reached;
   * a Choice without Default (unmatched input would fail with States.NoChoiceMatched);
   * an unbounded loop: every cycle must pass through a Choice with a rule whose target lies outside the
-    cycle and from which every path ends in a Fail state (the poll-limit guard);
-  * a Task without a non-empty Retry.
+    cycle and from which every path ends in a Fail state (the poll-limit guard), and that rule must be an
+    upper bound (NumericGreaterThan[Equals][Path]) on a Variable that a Pass state on the same cycle
+    increments (Parameters "<key>.$": "States.MathAdd(<that Variable>, n>0)" with ResultPath + key = it);
+  * a Task without a non-empty Retry;
+  * a callback Task (.waitForTaskToken) without TimeoutSeconds (it would wait up to a year), or one that
+    retries on States.Timeout / States.ALL (a timeout is an answer; a retry would ask again with a new token).
 With --substitutions, also fail on a ${Placeholder} that is not one of the given DefinitionSubstitutions
-names. Python stdlib only. Prints what it checked; exit 1 on any finding, 2 on a usage/parse error.
+names, and on a DefinitionSubstitutions name the definition never uses. Python stdlib only. Prints what it
+checked; exit 1 on any finding, 2 on a usage/parse error.
 """
 from __future__ import annotations
 
@@ -25,6 +43,47 @@ import sys
 
 TERMINAL_TYPES = {"Succeed", "Fail"}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+# "States.MathAdd(<path>, <int>)": a poll counter step.
+INCREMENT = re.compile(r"States\.MathAdd\(\s*(\$[A-Za-z0-9_.]+)\s*,\s*(-?\d+)\s*\)")
+UPPER_BOUNDS = ("NumericGreaterThan", "NumericGreaterThanPath", "NumericGreaterThanEquals", "NumericGreaterThanEqualsPath")
+# (name suffix, sample value as it appears in the substituted text)
+SAMPLES = [
+    ("Arn", lambda name: f"arn:aws:lambda:us-east-1:123456789012:function:sample-{name}"),
+    ("Seconds", lambda name: "60"),
+]
+
+
+def sample_value(name: str) -> str | None:
+    for suffix, value in SAMPLES:
+        if name.endswith(suffix):
+            return value(name)
+    return None
+
+
+def substitute(text: str, errors: list[str]) -> str:
+    """Replaces every ${Name} the way CloudFormation does (textually), with a sample value of its type."""
+
+    def one(match: re.Match) -> str:
+        value = sample_value(match.group(1))
+        if value is None:
+            errors.append(
+                f"placeholder ${{{match.group(1)}}}: no sample value for this name (suffixes known: "
+                + ", ".join(f"*{suffix}" for suffix, _ in SAMPLES)
+                + ")"
+            )
+            return match.group(0)
+        return value
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r} in one object")
+        seen[key] = value
+    return seen
 
 
 class Scope:
@@ -140,6 +199,16 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
                 scopes.append(Scope(f"{scope.label(name)}.ItemProcessor", inner))
         if stype == "Task" and not state.get("Retry"):
             errors.append(f"{scope.label(name)}: Task without Retry")
+        if stype == "Task" and str(state.get("Resource", "")).endswith(".waitForTaskToken"):
+            if "TimeoutSeconds" not in state and "TimeoutSecondsPath" not in state:
+                errors.append(f"{scope.label(name)}: callback Task without TimeoutSeconds (it would wait up to a year)")
+            for i, retrier in enumerate(state.get("Retry") or []):
+                bad = {"States.Timeout", "States.ALL"} & set(retrier.get("ErrorEquals") or [])
+                if bad:
+                    errors.append(
+                        f"{scope.label(name)}: callback Task Retry[{i}] retries {sorted(bad)}: a timeout is an answer, "
+                        "and a retry asks again with a new token"
+                    )
         if stype == "Choice":
             if not state.get("Choices"):
                 errors.append(f"{scope.label(name)}: Choice without Choices")
@@ -175,14 +244,35 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
 
     components = sccs(graph)
     comp_of = {n: i for i, comp in enumerate(components) for n in comp}
+
+    # Counters: Pass states that add a positive constant to a path (ResultPath + Parameters key).
+    increments: dict[str, set[str]] = {}  # path -> Pass states incrementing it
+    for name, state in states.items():
+        if state.get("Type") != "Pass":
+            continue
+        base = state.get("ResultPath", "$")
+        for key, value in (state.get("Parameters") or {}).items():
+            m = INCREMENT.fullmatch(value) if key.endswith(".$") and isinstance(value, str) else None
+            if m and int(m.group(2)) > 0:
+                target = f"{base}.{key[:-2]}" if base != "$" else f"$.{key[:-2]}"
+                if m.group(1) == target:
+                    increments.setdefault(target, set()).add(name)
+
     guards: dict[str, str] = {}
     for name, state in states.items():
         if state.get("Type") != "Choice":
             continue
         for i, rule in enumerate(state.get("Choices") or []):
             target = rule.get("Next")
-            if target in states and comp_of.get(target) != comp_of.get(name) and only_fails(target):
-                guards[name] = f"Choices[{i}] -> {target}"
+            if not (target in states and comp_of.get(target) != comp_of.get(name) and only_fails(target)):
+                continue
+            # The exit must be an upper bound on a counter that a Pass on the same loop increments; otherwise the
+            # exit may never be taken.
+            variable = rule.get("Variable")
+            bound = next((op for op in UPPER_BOUNDS if op in rule), None)
+            counters = {c for c in increments.get(variable, set()) if comp_of.get(c) == comp_of.get(name)}
+            if bound and counters:
+                guards[name] = f"Choices[{i}] {variable} {bound} -> {target}, counted by {', '.join(sorted(counters))}"
                 break
 
     # With every guard Choice removed, no cycle may remain.
@@ -200,8 +290,8 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
     for comp in sccs(unguarded):
         if len(comp) > 1 or any(n in unguarded[n] for n in comp):
             errors.append(
-                f"{scope.name}: unbounded loop through [{', '.join(sorted(comp))}]: no Choice on it can exit "
-                "to a path that ends in a Fail state"
+                f"{scope.name}: unbounded loop through [{', '.join(sorted(comp))}]: no Choice on it exits, on an "
+                "upper bound of a counter a Pass on the loop increments, to a path that ends in a Fail state"
             )
     tasks = sum(1 for s in states.values() if s.get("Type") == "Task")
     notes.append(f"{scope.name}: {len(states)} states, {tasks} tasks, {loops} loop(s), all targets/reachability checked")
@@ -222,29 +312,62 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("definition")
     parser.add_argument("--substitutions", help="comma-separated DefinitionSubstitutions names")
+    parser.add_argument("--write-substituted", metavar="PATH", help="write the definition with sample values here")
     args = parser.parse_args()
     try:
         with open(args.definition, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+            raw = f.read()
+    except OSError as e:
         print(f"check_asl_graph: cannot read {args.definition}: {e}", file=sys.stderr)
         return 2
 
     errors: list[str] = []
     notes: list[str] = []
-    scopes = [Scope("top", doc)]
-    while scopes:
-        check_scope(scopes.pop(0), errors, notes, scopes)
 
-    placeholders: set[str] = set()
-    collect_placeholders(doc, placeholders)
+    # Placeholders are found in the raw text: they may stand where JSON allows no string (numbers).
+    placeholders = set(PLACEHOLDER.findall(raw))
     if args.substitutions is not None:
         allowed = {s.strip() for s in args.substitutions.split(",") if s.strip()}
         for p in sorted(placeholders - allowed):
             errors.append(f"placeholder ${{{p}}} is not in DefinitionSubstitutions ({', '.join(sorted(allowed))})")
-        notes.append(f"placeholders {sorted(placeholders)} all in DefinitionSubstitutions")
+        for p in sorted(allowed - placeholders):
+            errors.append(f"DefinitionSubstitutions name {p} is not used by the definition (a typo on either side?)")
+        notes.append(f"placeholders {sorted(placeholders)} = DefinitionSubstitutions")
     else:
         notes.append(f"placeholders used: {sorted(placeholders)} (not cross-checked: no --substitutions)")
+
+    text = substitute(raw, errors)
+    notes.append(
+        "substituted as AWS would: "
+        + ", ".join(f"${{{p}}} -> {sample_value(p)}" for p in sorted(placeholders) if sample_value(p) is not None)
+    )
+    if args.write_substituted:
+        with open(args.write_substituted, "w", encoding="utf-8") as f:
+            f.write(text)
+    try:
+        doc = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except ValueError as e:
+        for err in errors:
+            print(f"ERROR: {err}", file=sys.stderr)
+        print(f"check_asl_graph: {args.definition}: not JSON after substitution: {e}", file=sys.stderr)
+        return 2
+
+    scopes = [Scope("top", doc)]
+    owners: dict[str, str] = {}
+    while scopes:
+        scope = scopes.pop(0)
+        for name in scope.states:
+            if name in owners:
+                errors.append(f"state name {name!r} is used in {owners[name]} and in {scope.name}: names must be unique in the whole machine")
+            else:
+                owners[name] = scope.name
+        check_scope(scope, errors, notes, scopes)
+    notes.append(f"{len(owners)} state names, unique across all scopes")
+
+    collected: set[str] = set()
+    collect_placeholders(doc, collected)
+    if collected:
+        errors.append(f"placeholders left after substitution: {sorted(collected)}")
 
     for n in notes:
         print(f"  {n}")

@@ -6,10 +6,14 @@
 # Checks (each prints one line; all run, the exit status is non-zero if any failed):
 #   cfn-lint            every finding fails, informational ones included (no rule is ignored)
 #   sam validate        SAM translation (the transform itself) and `sam validate --lint`
-#   asl-validator       ASL schema + JSONPath syntax of statemachine/failover.asl.json
+#   asl graph           scripts/check_asl_graph.py on statemachine/failover.asl.json as AWS will see it: every
+#                       ${Name} placeholder replaced textually by a sample value of its type (ARN for *Arn,
+#                       integer for *Seconds: the raw file is not JSON, "TimeoutSeconds": ${...} is unquoted);
+#                       placeholders = the template's DefinitionSubstitutions (both ways); unique state names,
+#                       dangling targets, reachability, bounded loops (counted guard), Retry, callback timeouts.
+#                       Writes the substituted definition for the next check.
+#   asl-validator       ASL schema + JSONPath syntax of that substituted definition
 #                       (cfn-lint does not look inside DefinitionUri files)
-#   asl graph           scripts/check_asl_graph.py: dangling targets, reachability, bounded loops, Retry,
-#                       placeholders vs the template's DefinitionSubstitutions
 #   contract variables  every PILOTLIGHT_* variable of docs/contract.md is set by template.yaml
 # Tools come from scripts/install-tools.sh (.tools/sam, .tools/node). No network, no AWS credentials.
 set -euo pipefail
@@ -36,6 +40,8 @@ done
 LOG_DIR="$(mktemp -d)"
 trap 'rm -rf "$LOG_DIR"' EXIT
 failures=0
+# The definition with sample values for its placeholders, written by the asl graph check.
+SUBSTITUTED="$LOG_DIR/failover.substituted.asl.json"
 
 # check NAME CMD...: run CMD quietly; one line per check, the tool's output only when it fails.
 check() {
@@ -70,7 +76,15 @@ PY
 check_asl_graph() {
   local subs
   subs="$(substitutions)" || return 1
-  python3 scripts/check_asl_graph.py "$ASL" --substitutions "$subs"
+  python3 scripts/check_asl_graph.py "$ASL" --substitutions "$subs" --write-substituted "$SUBSTITUTED"
+}
+
+check_asl_schema() {
+  if [[ ! -s "$SUBSTITUTED" ]]; then
+    echo "no substituted definition: the asl graph check could not substitute the placeholders (see above)"
+    return 1
+  fi
+  "$ASL_VALIDATOR" --json-path "$SUBSTITUTED"
 }
 
 # Every PILOTLIGHT_* name in the contract's plan table must be set somewhere in the template.
@@ -88,8 +102,8 @@ check_contract_variables() {
 check "cfn-lint" "$SAM_BIN/cfn-lint" --include-checks I --non-zero-exit-code informational -- "$TEMPLATE"
 check "sam validate" "$SAM_BIN/sam" validate --region us-east-1 --template "$TEMPLATE"
 check "sam validate --lint" "$SAM_BIN/sam" validate --lint --region us-east-1 --template "$TEMPLATE"
-check "asl-validator" "$ASL_VALIDATOR" --json-path "$ASL"
 check "asl graph" check_asl_graph
+check "asl-validator" check_asl_schema
 check "contract variables" check_contract_variables
 
 if (( failures > 0 )); then
