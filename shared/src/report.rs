@@ -38,6 +38,9 @@ pub struct Report {
     /// Replica lag seen before promotion; 0 for a graceful switchover.
     pub rpo_seconds: Option<f64>,
     pub changes: Vec<Change>,
+    /// The operator's answer when the execution waited for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Value>,
     pub summary: String,
 }
 
@@ -66,9 +69,14 @@ fn step_reports(
 }
 
 pub fn build(execution: &str, state: &Value) -> Report {
+    // (timeline name, key of the first call's result, key of the last call's result). Loops that repeat one
+    // action keep only the latest result under one key (prepare, drain, catchup, dial steps).
     let steps = [
+        ("prepare-db", "prepare_db", "prepare_db"),
         ("promote-db", "promote_db_start", "promote_db"),
         ("scale-compute", "scale_compute_start", "scale_compute"),
+        ("drain", "drain", "drain"),
+        ("catchup", "catchup", "catchup"),
         ("shift-traffic", "shift_traffic", "shift_traffic"),
         ("update-dns", "update_dns_start", "update_dns"),
     ];
@@ -100,6 +108,25 @@ pub fn build(execution: &str, state: &Value) -> Report {
             saw: last.saw.clone(),
         });
     }
+    // Failback's re-protection runs as a Parallel whose output is [promote-db report, scale-compute report].
+    let reprotect = state
+        .get("reprotect")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for r in reprotect.filter_map(|v| serde_json::from_value::<StepReport>(v.clone()).ok()) {
+        changes.extend(r.changes.iter().cloned());
+        timeline.push(StepTimeline {
+            step: format!("reprotect-{}", r.step),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            seconds: secs(r.finished_at - r.started_at),
+            done: r.done,
+            message: r.message.clone(),
+            saw: r.saw.clone(),
+        });
+    }
+    timeline.sort_by_key(|t| t.started_at);
     let span = |n: &str| {
         timeline
             .iter()
@@ -172,6 +199,10 @@ pub fn build(execution: &str, state: &Value) -> Report {
         rto_seconds,
         rpo_seconds: rpo,
         changes,
+        approval: state
+            .get("approval")
+            .and_then(|a| a.get("decision"))
+            .cloned(),
         summary,
     }
 }
@@ -227,6 +258,43 @@ mod tests {
         assert_eq!(r.changes.len(), 1);
         assert_eq!(r.outcome, "succeeded");
         assert!(r.summary.contains("RTO 90.0s"), "{}", r.summary);
+    }
+
+    #[test]
+    fn graceful_failback_with_reprotection_and_approval() {
+        let change = json!([{"resource": "asg", "field": "DesiredCapacity", "from": 2, "to": 0, "applied": true}]);
+        let state = json!({
+            "direction": "failback", "mode": "graceful", "dry_run": false,
+            "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "home"},
+            "approval": {"required": true, "decision": {"approved": true, "reason": "ok"}},
+            "steps": {
+                "prepare_db": step("promote-db", "2026-11-29T10:00:05Z", "2026-11-29T10:00:06Z", true, json!([]), None),
+                "drain": step("shift-traffic", "2026-11-29T10:01:00Z", "2026-11-29T10:01:01Z", true, json!([]), None),
+                "catchup": step("promote-db", "2026-11-29T10:01:05Z", "2026-11-29T10:01:06Z", true, json!([]), None),
+                "shift_traffic": step("shift-traffic", "2026-11-29T10:02:00Z", "2026-11-29T10:02:30Z", true, json!([]), None)
+            },
+            "reprotect": [
+                step("promote-db", "2026-11-29T10:03:00Z", "2026-11-29T10:03:10Z", true, json!([]), None),
+                step("scale-compute", "2026-11-29T10:03:00Z", "2026-11-29T10:03:01Z", true, change, None)
+            ]
+        });
+        let r = build("exec-3", &state);
+        let names: Vec<&str> = r.timeline.iter().map(|t| t.step.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "prepare-db",
+                "drain",
+                "catchup",
+                "shift-traffic",
+                "reprotect-promote-db",
+                "reprotect-scale-compute"
+            ]
+        );
+        assert_eq!(r.rto_seconds, Some(150.0));
+        assert_eq!(r.rpo_seconds, Some(0.0));
+        assert_eq!(r.changes.len(), 1);
+        assert_eq!(r.approval.as_ref().unwrap()["approved"], true);
     }
 
     #[test]
