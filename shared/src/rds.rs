@@ -31,8 +31,10 @@
 //! A standalone instance counts as "already the writer" only with a recent promotion record (or `force`): an
 //! instance that is merely not a replica may be a stale former primary, and making it the writer again would
 //! split the data. An old record ([`PROMOTION_RECORD_TTL`]) belongs to an earlier failover and proves nothing.
-//! Nor does a record older than the instance itself ([`InstanceView::promotion_record`]): a replica created from a
-//! promoted writer may carry the writer's tags (moto copies them all), and such a record is about the writer.
+//! Nor does a record copied from another instance ([`InstanceView::promotion_record`]): a replica created from a
+//! promoted writer may carry the writer's tags (moto copies them all, and its InstanceCreateTime too), so the record
+//! names the instance it was written on (`pilotlight:promoted-instance=<ARN>`), and one older than the instance's own
+//! InstanceCreateTime is ignored as well.
 //!
 //! The graceful path's actions (`prepare`, `catchup`, `reprotect`: make sure a replica of the current writer
 //! exists, wait for it to catch up, restore the pilot light after a failback) live in [`graceful`].
@@ -58,6 +60,9 @@ pub const STEP: &str = "promote-db";
 pub const PROMOTE_REQUESTED_TAG: &str = "pilotlight:promote-requested-at";
 /// The replica lag seen before promoting (seconds, or `unknown`): the RPO estimate.
 pub const RPO_TAG: &str = "pilotlight:rpo-seconds";
+/// The ARN of the instance the promotion record was written on: a copy of the record on another instance (a
+/// replica created from a promoted writer) is not a promotion of that instance.
+pub const PROMOTED_INSTANCE_TAG: &str = "pilotlight:promoted-instance";
 /// A promotion record older than this is from an earlier failover (an execution lasts minutes; a day leaves room
 /// for an operator to resume a failed one).
 pub const PROMOTION_RECORD_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -130,6 +135,8 @@ pub struct InstanceView {
     pub promote_requested_at: Option<DateTime<Utc>>,
     /// The [`RPO_TAG`] tag as written.
     pub recorded_rpo: Option<String>,
+    /// The [`PROMOTED_INSTANCE_TAG`] tag: the ARN the promotion record was written on.
+    pub promoted_instance: Option<String>,
     /// `InstanceCreateTime` (AWS reports it once the instance exists; absent while it is created).
     pub created_at: Option<DateTime<Utc>>,
     /// `DBInstanceClass`.
@@ -142,12 +149,17 @@ pub struct InstanceView {
 }
 
 impl InstanceView {
-    /// The promotion record, when it is about this instance. A record older than the instance itself was copied
-    /// from its source when the replica was created (moto copies every tag of the source onto a new read replica,
-    /// and tags may be copied on AWS too): it says when the *source* was promoted, nothing about this instance.
+    /// The promotion record, when it is about this instance. A record written on another instance (its ARN in
+    /// [`PROMOTED_INSTANCE_TAG`]), or older than the instance itself, was copied from the source when this replica
+    /// was created (moto copies every tag of the source onto a new read replica, and tags may be copied on AWS):
+    /// it says when the *source* was promoted, nothing about this instance.
     pub fn promotion_record(&self) -> Option<DateTime<Utc>> {
-        self.promote_requested_at
-            .filter(|t| self.created_at.is_none_or(|c| *t >= c.trunc_subsecs(3)))
+        self.promote_requested_at.filter(|t| {
+            self.promoted_instance
+                .as_deref()
+                .is_none_or(|arn| arn == self.arn)
+                && self.created_at.is_none_or(|c| *t >= c.trunc_subsecs(3))
+        })
     }
 
     /// Still a read replica (see the module documentation for why a lingering source field alone is not enough).
@@ -208,6 +220,7 @@ impl InstanceView {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             recorded_rpo: tag(RPO_TAG),
+            promoted_instance: tag(PROMOTED_INSTANCE_TAG),
             created_at: to_chrono(db.instance_create_time()),
             instance_class: db.db_instance_class().map(str::to_string),
             subnet_group: db
@@ -296,8 +309,11 @@ pub fn decide_promotion(
                 rfc3339(t)
             ),
             (None, Some(t)) => format!(
-                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) predates the instance (copied from its source)",
-                rfc3339(t)
+                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) was copied from another instance ({})",
+                rfc3339(t),
+                v.promoted_instance
+                    .as_deref()
+                    .unwrap_or("older than this one")
             ),
             (None, None) => "pilotlight has not promoted it".to_string(),
         };
@@ -436,7 +452,8 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
     });
     if view.promote_requested_at.is_some() && view.promotion_record().is_none() {
         saw["note_record"] = json!(format!(
-            "{PROMOTE_REQUESTED_TAG} predates the instance (created {}): copied from its source, ignored",
+            "{PROMOTE_REQUESTED_TAG} was copied from another instance ({PROMOTED_INSTANCE_TAG}={}, instance created {}): ignored",
+            view.promoted_instance.as_deref().unwrap_or("absent"),
             view.created_at.map(rfc3339).unwrap_or_default()
         ));
     }
@@ -535,8 +552,8 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
             report.change(
                 &view.arn,
                 "tags (AddTagsToResource)",
-                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(record_time), RPO_TAG: view.recorded_rpo }),
-                json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo }),
+                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(record_time), RPO_TAG: view.recorded_rpo, PROMOTED_INSTANCE_TAG: view.promoted_instance }),
+                json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo, PROMOTED_INSTANCE_TAG: view.arn }),
             );
             report.change(
                 &view.arn,
@@ -571,6 +588,12 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
                         .build(),
                 )
                 .tags(Tag::builder().key(RPO_TAG).value(&rpo).build())
+                .tags(
+                    Tag::builder()
+                        .key(PROMOTED_INSTANCE_TAG)
+                        .value(&view.arn)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| {
@@ -859,6 +882,7 @@ mod tests {
             replication_status: Some("replicating".into()),
             promote_requested_at: None,
             recorded_rpo: None,
+            promoted_instance: None,
             created_at: Some(now() - chrono::TimeDelta::days(30)),
             instance_class: Some("db.r6g.large".into()),
             subnet_group: Some("web-db-dr".into()),
@@ -1091,8 +1115,21 @@ mod tests {
             ..copied
         };
         assert!(
-            matches!(decide(&standalone, None, false), Verdict::Refuse(r) if r.contains("predates the instance"))
+            matches!(decide(&standalone, None, false), Verdict::Refuse(r) if r.contains("copied from another instance"))
         );
+        // moto also copies InstanceCreateTime: the record names the instance it was written on.
+        let moto_copy = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::hours(1)),
+            promoted_instance: Some("arn:aws:rds:ap-northeast-2:123456789012:db:web-db".into()),
+            created_at: Some(now() - chrono::TimeDelta::days(30)),
+            ..standalone.clone()
+        };
+        assert_eq!(moto_copy.promotion_record(), None);
+        let own_arn = InstanceView {
+            promoted_instance: Some(moto_copy.arn.clone()),
+            ..moto_copy
+        };
+        assert!(own_arn.promotion_record().is_some());
         // Its own promotion, milliseconds after it was created, counts (the record has millisecond precision).
         let created = now() - chrono::TimeDelta::milliseconds(1500);
         let own = InstanceView {

@@ -23,7 +23,7 @@
 //!
 //! Both instances may be standalone (AWS: no `ReadReplicaSourceDBInstanceIdentifier`; in moto the promoted one keeps
 //! that field, see the parent module). The one promoted *later* holds the newer data. pilotlight's promotion record
-//! (the `pilotlight:promote-requested-at` tag, ignored when it predates the instance) says when: the slot's instance
+//! (the `pilotlight:promote-requested-at` tag, ignored when copied from another instance) says when: the slot's instance
 //! is retired only when the writer was promoted after it (or it never was). A slot promoted after the writer is the
 //! newer writer (the direction looks wrong); with no record on either side nobody can tell. Both are refused unless
 //! `force`: renaming the instance the application writes to would cut it off.
@@ -532,6 +532,7 @@ async fn create_replica(
             replication_status: None,
             promote_requested_at: None,
             recorded_rpo: None,
+            promoted_instance: None,
             created_at: None,
             instance_class: spec.instance_class.clone(),
             subnet_group: spec.subnet_group.clone(),
@@ -973,6 +974,7 @@ mod tests {
             replication_status: None,
             promote_requested_at: None,
             recorded_rpo: None,
+            promoted_instance: None,
             created_at: Some(now() - TimeDelta::days(90)),
             instance_class: Some("db.r6g.large".into()),
             subnet_group: None,
@@ -986,6 +988,7 @@ mod tests {
     fn dr_writer() -> InstanceView {
         InstanceView {
             promote_requested_at: Some(now() - TimeDelta::days(1)),
+            promoted_instance: Some(DR_ARN.into()),
             ..instance("web-db-replica", DR_ARN, "ap-northeast-1")
         }
     }
@@ -1159,6 +1162,7 @@ mod tests {
         // The primary re-created as a replica of the DR writer carries the writer's record (moto copies tags).
         let copied = InstanceView {
             promote_requested_at: dr_writer().promote_requested_at,
+            promoted_instance: dr_writer().promoted_instance,
             replication_status: None,
             ..primary_replica("available")
         };
@@ -1166,6 +1170,16 @@ mod tests {
         assert!(copied.is_replica());
         assert_eq!(
             decide(&dr_writer(), Some(&copied), false),
+            ReplicaVerdict::Ready
+        );
+        // moto copies InstanceCreateTime as well: the ARN the record names is what tells.
+        let moto = InstanceView {
+            created_at: dr_writer().created_at,
+            ..copied
+        };
+        assert_eq!(moto.promotion_record(), None);
+        assert_eq!(
+            decide(&dr_writer(), Some(&moto), false),
             ReplicaVerdict::Ready
         );
     }
