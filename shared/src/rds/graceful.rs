@@ -670,7 +670,13 @@ async fn ensure_replica(
             ))
         }
         ReplicaVerdict::RetireAndCreate { retired_id, reason } => {
-            let holder = slot.expect("a holder to retire");
+            // decide_replica_slot retires only an instance it was given.
+            let Some(holder) = slot else {
+                return Err(Error::new(
+                    ErrorKind::Aws,
+                    format!("{STEP}: {action}: no instance holds {slot_id} to retire; re-run"),
+                ));
+            };
             let spec = replica_spec(&writer, slot_id, Some(&holder));
             saw["stale_because"] = json!(reason);
             report.change(&holder.arn, RENAME_FIELD, json!(slot_id), json!(retired_id));
