@@ -69,9 +69,13 @@ impl StepInput {
                 "{step}: input rejected ({e}); expected {{\"action\": \"start\"|\"status\", \"direction\": \"failover\"|\"failback\", \"mode\": \"graceful\"|\"ungraceful\", \"dry_run\": bool, \"force\": bool}}"
             ))
         })?;
-        let allowed = matches!(parsed.action, Action::Start | Action::Status) || extra.contains(&parsed.action);
+        let allowed = matches!(parsed.action, Action::Start | Action::Status)
+            || extra.contains(&parsed.action);
         if !allowed {
-            return Err(Error::invalid_input(format!("{step}: action {:?} is not one of this step's actions", parsed.action.as_str())));
+            return Err(Error::invalid_input(format!(
+                "{step}: action {:?} is not one of this step's actions",
+                parsed.action.as_str()
+            )));
         }
         Ok(parsed)
     }
@@ -177,7 +181,12 @@ mod tests {
         assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
         let e = StepInput::parse("shift-traffic", json!({"action": "reprotect"})).unwrap_err();
         assert!(e.message.contains("not one of this step's actions"), "{e}");
-        let i = StepInput::parse_with("promote-db", json!({"action": "catchup"}), &[Action::CatchUp]).unwrap();
+        let i = StepInput::parse_with(
+            "promote-db",
+            json!({"action": "catchup"}),
+            &[Action::CatchUp],
+        )
+        .unwrap();
         assert_eq!(i.action, Action::CatchUp);
     }
 
