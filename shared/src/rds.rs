@@ -31,26 +31,38 @@
 //! A standalone instance counts as "already the writer" only with a recent promotion record (or `force`): an
 //! instance that is merely not a replica may be a stale former primary, and making it the writer again would
 //! split the data. An old record ([`PROMOTION_RECORD_TTL`]) belongs to an earlier failover and proves nothing.
+//! Nor does a record copied from another instance ([`InstanceView::promotion_record`]): a replica created from a
+//! promoted writer may carry the writer's tags (moto copies them all, and its InstanceCreateTime too), so the record
+//! names the instance it was written on (`pilotlight:promoted-instance=<ARN>`), and one older than the instance's own
+//! InstanceCreateTime is ignored as well.
+//!
+//! The graceful path's actions (`prepare`, `catchup`, `reprotect`: make sure a replica of the current writer
+//! exists, wait for it to catch up, restore the pilot light after a failback) live in [`graceful`].
 
 use std::time::Duration;
 
-use aws_sdk_rds::types::Tag;
+use aws_sdk_rds::types::{DbInstance, Tag};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cloudwatch::{Datapoint, replica_lag};
+use crate::cloudwatch::{Datapoint, replica_lag, to_chrono};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{DatabasePlan, Mode, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
+
+pub mod graceful;
 
 pub const STEP: &str = "promote-db";
 /// When pilotlight asked for the promotion (RFC 3339), written just before PromoteReadReplica.
 pub const PROMOTE_REQUESTED_TAG: &str = "pilotlight:promote-requested-at";
 /// The replica lag seen before promoting (seconds, or `unknown`): the RPO estimate.
 pub const RPO_TAG: &str = "pilotlight:rpo-seconds";
+/// The ARN of the instance the promotion record was written on: a copy of the record on another instance (a
+/// replica created from a promoted writer) is not a promotion of that instance.
+pub const PROMOTED_INSTANCE_TAG: &str = "pilotlight:promoted-instance";
 /// A promotion record older than this is from an earlier failover (an execution lasts minutes; a day leaves room
 /// for an operator to resume a failed one).
 pub const PROMOTION_RECORD_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -123,13 +135,37 @@ pub struct InstanceView {
     pub promote_requested_at: Option<DateTime<Utc>>,
     /// The [`RPO_TAG`] tag as written.
     pub recorded_rpo: Option<String>,
+    /// The [`PROMOTED_INSTANCE_TAG`] tag: the ARN the promotion record was written on.
+    pub promoted_instance: Option<String>,
+    /// `InstanceCreateTime` (AWS reports it once the instance exists; absent while it is created).
+    pub created_at: Option<DateTime<Utc>>,
+    /// `DBInstanceClass`.
+    pub instance_class: Option<String>,
+    /// Where the instance lives in its region (copied onto a replica that replaces it; see `rds::graceful`).
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub storage_encrypted: bool,
+    pub kms_key_id: Option<String>,
 }
 
 impl InstanceView {
+    /// The promotion record, when it is about this instance. A record written on another instance (its ARN in
+    /// [`PROMOTED_INSTANCE_TAG`]), or older than the instance itself, was copied from the source when this replica
+    /// was created (moto copies every tag of the source onto a new read replica, and tags may be copied on AWS):
+    /// it says when the *source* was promoted, nothing about this instance.
+    pub fn promotion_record(&self) -> Option<DateTime<Utc>> {
+        self.promote_requested_at.filter(|t| {
+            self.promoted_instance
+                .as_deref()
+                .is_none_or(|arn| arn == self.arn)
+                && self.created_at.is_none_or(|c| *t >= c.trunc_subsecs(3))
+        })
+    }
+
     /// Still a read replica (see the module documentation for why a lingering source field alone is not enough).
     pub fn is_replica(&self) -> bool {
         self.replica_source.is_some()
-            && (self.promote_requested_at.is_none() || self.replication_status.is_some())
+            && (self.promotion_record().is_none() || self.replication_status.is_some())
     }
 
     /// Accepts writes: a standalone instance in status `available`.
@@ -139,14 +175,71 @@ impl InstanceView {
 
     /// The recorded RPO estimate, when pilotlight promoted this instance and saw a lag.
     pub fn recorded_rpo_seconds(&self) -> Option<f64> {
+        // Written together with the promotion record: copied along with it, it is the source's RPO.
+        if self.promote_requested_at.is_some() && self.promotion_record().is_none() {
+            return None;
+        }
         self.recorded_rpo
             .as_deref()
             .and_then(|s| s.parse::<f64>().ok())
     }
 
     fn promotion_recorded_since(&self, now: DateTime<Utc>) -> bool {
-        self.promote_requested_at
+        self.promotion_record()
             .is_some_and(|t| now - t <= PROMOTION_RECORD_TTL)
+    }
+
+    /// Reads the fields pilotlight uses from a DescribeDBInstances entry.
+    pub fn from_db(db: &DbInstance, region: &str, fallback_id: &str) -> Self {
+        let tag = |key: &str| {
+            db.tag_list()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        InstanceView {
+            instance: db
+                .db_instance_identifier()
+                .unwrap_or(fallback_id)
+                .to_string(),
+            arn: db.db_instance_arn().unwrap_or_default().to_string(),
+            region: region.to_string(),
+            status: db.db_instance_status().unwrap_or("unknown").to_string(),
+            replica_source: db
+                .read_replica_source_db_instance_identifier()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            replicas: db.read_replica_db_instance_identifiers().to_vec(),
+            replication_status: db
+                .status_infos()
+                .iter()
+                .find(|i| i.status_type() == Some("read replication"))
+                .map(|i| i.status().unwrap_or("unknown").to_string()),
+            promote_requested_at: tag(PROMOTE_REQUESTED_TAG)
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            recorded_rpo: tag(RPO_TAG),
+            promoted_instance: tag(PROMOTED_INSTANCE_TAG),
+            created_at: to_chrono(db.instance_create_time()),
+            instance_class: db.db_instance_class().map(str::to_string),
+            subnet_group: db
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            security_groups: db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .map(str::to_string)
+                .collect(),
+            storage_encrypted: db.storage_encrypted().unwrap_or(false),
+            kms_key_id: db
+                .kms_key_id()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        }
     }
 }
 
@@ -158,10 +251,15 @@ pub fn lag_estimate(lag: Option<Datapoint>) -> Option<f64> {
 
 /// Decides what `start` does with an RDS instance. `lag` is the ReplicaLag estimate (None = unknown: in a
 /// regional outage the metric may stop, which must not block a failover).
+///
+/// Graceful mode promises no data loss: a known lag above 0 is refused unless `force` (the state machine's catch-up
+/// loop waits for 0 first, so this is a safety net). An unknown lag does not block either mode: the catch-up loop
+/// is what insists on a datapoint of 0.
 pub fn decide_promotion(
     v: &InstanceView,
     lag: Option<f64>,
     max_lag: f64,
+    mode: Mode,
     force: bool,
     now: DateTime<Utc>,
 ) -> Verdict {
@@ -171,6 +269,11 @@ pub fn decide_promotion(
         let source = v.replica_source.as_deref().unwrap_or_default();
         return match status {
             AVAILABLE => match lag {
+                Some(l) if l > 0.0 && mode == Mode::Graceful && !force => Verdict::Refuse(format!(
+                    "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
+                     for a lag of 0: stop the writes (shift-traffic drain) and run promote-db catchup until it \
+                     reports 0, or re-run with force=true to accept the loss"
+                )),
                 Some(l) if l > max_lag && !force => Verdict::Refuse(format!(
                     "read replica {id} lags {l}s behind {source}, above the plan's maximum of {max_lag}s \
                      (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): promoting now would lose about {l}s of writes. Wait for \
@@ -182,7 +285,7 @@ pub fn decide_promotion(
                 "read replica {id} is backing-up and AWS cannot promote a replica while it backs up: wait for the \
                  backup to finish (move the replica's backup window away from failover hours) and re-run"
             )),
-            s if TRANSITIONAL.contains(&s) && v.promote_requested_at.is_some() => {
+            s if TRANSITIONAL.contains(&s) && v.promotion_record().is_some() => {
                 Verdict::InProgress(format!(
                     "promotion of {id} requested; status {s}, still a replica of {source}"
                 ))
@@ -200,12 +303,19 @@ pub fn decide_promotion(
     }
     // Standalone (or promoted, with the emulator's lingering source field).
     if !v.promotion_recorded_since(now) && !force {
-        let record = match v.promote_requested_at {
-            Some(t) => format!(
+        let record = match (v.promotion_record(), v.promote_requested_at) {
+            (Some(t), _) => format!(
                 "its promotion record ({PROMOTE_REQUESTED_TAG}={}) is from an earlier failover",
                 rfc3339(t)
             ),
-            None => "pilotlight has not promoted it".to_string(),
+            (None, Some(t)) => format!(
+                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) was copied from another instance ({})",
+                rfc3339(t),
+                v.promoted_instance
+                    .as_deref()
+                    .unwrap_or("older than this one")
+            ),
+            (None, None) => "pilotlight has not promoted it".to_string(),
         };
         return Verdict::Refuse(format!(
             "DB instance {id} in {} is not a read replica and is not known to be the writer: {record}. It may be a \
@@ -247,6 +357,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A promotion record's time: milliseconds, because it is compared with `InstanceCreateTime` (see
+/// [`InstanceView::promotion_record`]) and a promotion may follow a replica's creation within a second in a test.
+fn record_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// Adds what the operator should check to an AWS error, keeping its kind.
 fn hint(mut e: Error, what_to_check: impl std::fmt::Display) -> Error {
     e.message = format!("{STEP}: {}; {what_to_check}", e.message);
@@ -273,40 +389,21 @@ pub async fn describe_instance(
     let db = resp.db_instances().first().ok_or_else(|| {
         Error::not_found(format!("{STEP}: DescribeDBInstances returned no DB instance {instance} in {region}; check {variable}"))
     })?;
-    let tag = |key: &str| {
-        db.tag_list()
-            .iter()
-            .find(|t| t.key() == Some(key))
-            .and_then(|t| t.value())
-            .map(str::to_string)
-    };
-    Ok(InstanceView {
-        instance: db.db_instance_identifier().unwrap_or(instance).to_string(),
-        arn: db.db_instance_arn().unwrap_or_default().to_string(),
-        region: region.to_string(),
-        status: db.db_instance_status().unwrap_or("unknown").to_string(),
-        replica_source: db
-            .read_replica_source_db_instance_identifier()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        replicas: db.read_replica_db_instance_identifiers().to_vec(),
-        replication_status: db
-            .status_infos()
-            .iter()
-            .find(|i| i.status_type() == Some("read replication"))
-            .map(|i| i.status().unwrap_or("unknown").to_string()),
-        promote_requested_at: tag(PROMOTE_REQUESTED_TAG)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)),
-        recorded_rpo: tag(RPO_TAG),
-    })
+    Ok(InstanceView::from_db(db, region, instance))
 }
 
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse(STEP, event)?;
-    let report = match &ctx.plan.database {
-        DatabasePlan::RdsReplica { .. } => promote_replica(ctx, &input).await?,
-        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+    let input = StepInput::parse_with(
+        STEP,
+        event,
+        &[Action::Prepare, Action::CatchUp, Action::Reprotect],
+    )?;
+    let report = match (input.action, &ctx.plan.database) {
+        (Action::Prepare, _) => graceful::prepare(ctx, &input).await?,
+        (Action::CatchUp, _) => graceful::catchup(ctx, &input).await?,
+        (Action::Reprotect, _) => graceful::reprotect(ctx, &input).await?,
+        (_, DatabasePlan::RdsReplica { .. }) => promote_replica(ctx, &input).await?,
+        (_, DatabasePlan::AuroraGlobal { global_cluster, .. }) => {
             switch_global_cluster(ctx, &input, global_cluster).await?
         }
     };
@@ -353,6 +450,13 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
         "writable": view.writable(),
         "is_replica": view.is_replica(),
     });
+    if view.promote_requested_at.is_some() && view.promotion_record().is_none() {
+        saw["note_record"] = json!(format!(
+            "{PROMOTE_REQUESTED_TAG} was copied from another instance ({PROMOTED_INSTANCE_TAG}={}, instance created {}): ignored",
+            view.promoted_instance.as_deref().unwrap_or("absent"),
+            view.created_at.map(rfc3339).unwrap_or_default()
+        ));
+    }
     if !view.is_replica() && view.replica_source.is_some() {
         saw["note"] = json!(
             "ReadReplicaSourceDBInstanceIdentifier is still set, but the promotion was recorded and AWS reports no \
@@ -370,7 +474,7 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
                 "{instance} in {region} is not writable yet: status {}, still a read replica of {}{}",
                 view.status,
                 view.replica_source.as_deref().unwrap_or_default(),
-                if view.promote_requested_at.is_none() {
+                if view.promotion_record().is_none() {
                     "; no promotion was requested (run start)"
                 } else {
                     ""
@@ -414,6 +518,7 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
         &view,
         estimate,
         ctx.plan.max_replica_lag_seconds,
+        input.mode,
         input.force,
         now,
     );
@@ -439,7 +544,7 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
             Ok(report.finish(input.dry_run, reason))
         }
         Verdict::Promote => {
-            let requested_at = rfc3339(now);
+            let requested_at = record_time(now);
             let rpo = estimate
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "unknown".to_string());
@@ -447,8 +552,8 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
             report.change(
                 &view.arn,
                 "tags (AddTagsToResource)",
-                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(rfc3339), RPO_TAG: view.recorded_rpo }),
-                json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo }),
+                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(record_time), RPO_TAG: view.recorded_rpo, PROMOTED_INSTANCE_TAG: view.promoted_instance }),
+                json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo, PROMOTED_INSTANCE_TAG: view.arn }),
             );
             report.change(
                 &view.arn,
@@ -483,6 +588,12 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
                         .build(),
                 )
                 .tags(Tag::builder().key(RPO_TAG).value(&rpo).build())
+                .tags(
+                    Tag::builder()
+                        .key(PROMOTED_INSTANCE_TAG)
+                        .value(&view.arn)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| {
@@ -514,6 +625,8 @@ async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport>
 pub struct MemberView {
     pub cluster_arn: String,
     pub is_writer: bool,
+    /// `SynchronizationStatus`: `connected`, or `pending-resync` while a secondary is rebuilt after a failover.
+    pub synchronization: Option<String>,
 }
 
 /// A switchover or failover scheduled or running (`FailoverState`; empty otherwise, per the AWS API reference).
@@ -633,6 +746,7 @@ pub async fn describe_global_cluster(
             .map(|m| MemberView {
                 cluster_arn: m.db_cluster_arn().unwrap_or_default().to_string(),
                 is_writer: m.is_writer().unwrap_or(false),
+                synchronization: m.synchronization_status().map(|s| s.as_str().to_string()),
             })
             .collect(),
         failover: g.failover_state().and_then(|f| {
@@ -768,11 +882,18 @@ mod tests {
             replication_status: Some("replicating".into()),
             promote_requested_at: None,
             recorded_rpo: None,
+            promoted_instance: None,
+            created_at: Some(now() - chrono::TimeDelta::days(30)),
+            instance_class: Some("db.r6g.large".into()),
+            subnet_group: Some("web-db-dr".into()),
+            security_groups: vec!["sg-0123".into()],
+            storage_encrypted: false,
+            kms_key_id: None,
         }
     }
 
     fn decide(v: &InstanceView, lag: Option<f64>, force: bool) -> Verdict {
-        decide_promotion(v, lag, 300.0, force, now())
+        decide_promotion(v, lag, 300.0, Mode::Ungraceful, force, now())
     }
 
     #[test]
@@ -962,6 +1083,70 @@ mod tests {
     }
 
     #[test]
+    fn graceful_refuses_any_known_lag_unless_forced_and_unknown_lag_is_left_to_catchup() {
+        let graceful =
+            |lag, force| decide_promotion(&replica(), lag, 300.0, Mode::Graceful, force, now());
+        assert!(
+            matches!(graceful(Some(1.0), false), Verdict::Refuse(r) if r.contains("lags 1s") && r.contains("catchup") && r.contains("force=true"))
+        );
+        assert_eq!(graceful(Some(0.0), false), Verdict::Promote);
+        assert_eq!(graceful(Some(1.0), true), Verdict::Promote);
+        assert_eq!(graceful(None, false), Verdict::Promote);
+        // Ungraceful keeps the plan's maximum.
+        assert_eq!(decide(&replica(), Some(1.0), false), Verdict::Promote);
+    }
+
+    #[test]
+    fn a_promotion_record_older_than_the_instance_was_copied_from_its_source() {
+        // A replica created an hour ago from a writer promoted yesterday (moto copies the writer's tags onto it).
+        let copied = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::days(1)),
+            recorded_rpo: Some("3".into()),
+            replication_status: None,
+            created_at: Some(now() - chrono::TimeDelta::hours(1)),
+            ..replica()
+        };
+        assert_eq!(copied.promotion_record(), None);
+        assert!(copied.is_replica());
+        assert_eq!(copied.recorded_rpo_seconds(), None);
+        assert_eq!(decide(&copied, None, false), Verdict::Promote);
+        let standalone = InstanceView {
+            replica_source: None,
+            ..copied
+        };
+        assert!(
+            matches!(decide(&standalone, None, false), Verdict::Refuse(r) if r.contains("copied from another instance"))
+        );
+        // moto also copies InstanceCreateTime: the record names the instance it was written on.
+        let moto_copy = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::hours(1)),
+            promoted_instance: Some("arn:aws:rds:ap-northeast-2:123456789012:db:web-db".into()),
+            created_at: Some(now() - chrono::TimeDelta::days(30)),
+            ..standalone.clone()
+        };
+        assert_eq!(moto_copy.promotion_record(), None);
+        let own_arn = InstanceView {
+            promoted_instance: Some(moto_copy.arn.clone()),
+            ..moto_copy
+        };
+        assert!(own_arn.promotion_record().is_some());
+        // Its own promotion, milliseconds after it was created, counts (the record has millisecond precision).
+        let created = now() - chrono::TimeDelta::milliseconds(1500);
+        let own = InstanceView {
+            created_at: Some(created + chrono::TimeDelta::microseconds(700)),
+            promote_requested_at: DateTime::parse_from_rfc3339(&record_time(
+                created + chrono::TimeDelta::milliseconds(3),
+            ))
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+            replication_status: None,
+            ..replica()
+        };
+        assert!(own.promotion_record().is_some());
+        assert!(own.writable());
+    }
+
+    #[test]
     fn recorded_rpo_reads_back() {
         let v = InstanceView {
             recorded_rpo: Some("12.5".into()),
@@ -986,10 +1171,12 @@ mod tests {
                 MemberView {
                     cluster_arn: PRIMARY.into(),
                     is_writer: writer == PRIMARY,
+                    synchronization: Some("connected".into()),
                 },
                 MemberView {
                     cluster_arn: DR.into(),
                     is_writer: writer == DR,
+                    synchronization: Some("connected".into()),
                 },
             ],
             failover: None,

@@ -1,0 +1,1409 @@
+//! promote-db on the graceful path (docs/contract.md, "Graceful flows, failback, re-protection, approval"):
+//!
+//! * `prepare`: before anything moves, the target side must hold a replica of the current writer (the plan's DB on
+//!   the source side). RDS: an available replica of the writer is ready; a free identifier gets a new cross-region
+//!   replica; an identifier held by a stale standalone instance (the old primary after an outage) is freed first by
+//!   renaming that instance `<id>-retired-<yyyymmddhhmm>` (kept, never deleted: it holds whatever was written to it
+//!   after the last replication). Aurora: the target cluster must be a secondary member of the global cluster
+//!   again (re-attaching the old primary is AWS's job after a managed failover or switchover); nothing is changed.
+//! * `catchup`: RDS: done when the target replica's `ReplicaLag` (CloudWatch in the target region, newest datapoint)
+//!   is 0; no datapoint is unknown, and unknown is not caught up. Aurora: SwitchoverGlobalCluster, the graceful
+//!   promotion, itself waits until the secondary has caught up, so once the target is a connected secondary there is
+//!   nothing left to wait for.
+//! * `reprotect` (failback only, at the end): the DR side becomes a replica of the primary again: the old DR writer
+//!   is retired like a stale primary and a fresh replica with the plan's DR identifier is created from the primary.
+//!   Aurora: the DR cluster must be a secondary again.
+//!
+//! These actions read (and `prepare`/`reprotect` change) the source side: they are the graceful path, which needs
+//! both regions (a failback's source is the DR region that runs the application). The clients carry the plan's
+//! per-region timeouts and retries, so an unreachable region surfaces as a `pilotlight.Transient` error within
+//! seconds. An ungraceful failover never runs them: `prepare` refuses that combination.
+//!
+//! # Which standalone instance is stale
+//!
+//! Both instances may be standalone (AWS: no `ReadReplicaSourceDBInstanceIdentifier`; in moto the promoted one keeps
+//! that field, see the parent module). The one promoted *later* holds the newer data. pilotlight's promotion record
+//! (the `pilotlight:promote-requested-at` tag, ignored when copied from another instance) says when: the slot's instance
+//! is retired only when the writer was promoted after it (or it never was). A slot promoted after the writer is the
+//! newer writer (the direction looks wrong); with no record on either side nobody can tell. Both are refused unless
+//! `force`: renaming the instance the application writes to would cut it off.
+
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{
+    AVAILABLE, GlobalClusterView, InstanceView, LAG_WINDOW, PROMOTE_REQUESTED_TAG, STEP,
+    TRANSITIONAL, cluster_variable, describe_global_cluster, describe_instance, hint,
+    instance_variable, rfc3339,
+};
+use crate::cloudwatch::{Datapoint, replica_lag};
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::{DatabasePlan, Direction, Mode, Side, arn_account};
+use crate::runtime::Context;
+use crate::step::{Change, StepInput, StepReport};
+
+/// RDS DB instance identifiers have at most 63 characters.
+pub const MAX_INSTANCE_ID: usize = 63;
+/// `<id>-retired-<yyyymmddhhmm>` names a replaced instance.
+pub const RETIRED_INFIX: &str = "-retired-";
+
+/// What `prepare` / `reprotect` decided for the identifier that must hold a replica of the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicaVerdict {
+    /// An available replica of the writer holds the identifier.
+    Ready,
+    /// Something is under way (the replica being created, a rename, the writer settling): poll again.
+    Pending(String),
+    /// The identifier is free: create the replica.
+    Create,
+    /// A stale standalone instance holds the identifier: rename it to `retired_id`, then create the replica.
+    RetireAndCreate { retired_id: String, reason: String },
+    /// The state forbids the step; an operator must look.
+    Refuse(String),
+}
+
+impl ReplicaVerdict {
+    fn name(&self) -> &'static str {
+        match self {
+            ReplicaVerdict::Ready => "ready",
+            ReplicaVerdict::Pending(_) => "pending",
+            ReplicaVerdict::Create => "create",
+            ReplicaVerdict::RetireAndCreate { .. } => "retire-and-create",
+            ReplicaVerdict::Refuse(_) => "refuse",
+        }
+    }
+}
+
+/// Whether a `ReadReplicaSourceDBInstanceIdentifier` names the instance `id` in `region`: AWS reports the source's
+/// ARN for a cross-region replica and its plain identifier within one region.
+pub fn names_instance(source: &str, id: &str, region: &str) -> bool {
+    if source == id {
+        return true;
+    }
+    let parts: Vec<&str> = source.split(':').collect();
+    matches!(parts.as_slice(), ["arn", _, "rds", r, _, "db", name] if *r == region && *name == id)
+}
+
+/// `<id>-retired-<yyyymmddhhmm>` (UTC).
+pub fn retired_name(id: &str, now: DateTime<Utc>) -> String {
+    format!("{id}{RETIRED_INFIX}{}", now.format("%Y%m%d%H%M"))
+}
+
+/// Decides what `prepare` (slot = the target side) or `reprotect` (slot = the DR side) does. `slot` is the instance
+/// holding `slot_id`, if any. Pure: see the module documentation for the rules.
+pub fn decide_replica_slot(
+    writer: &InstanceView,
+    slot: Option<&InstanceView>,
+    slot_id: &str,
+    force: bool,
+    now: DateTime<Utc>,
+) -> ReplicaVerdict {
+    use ReplicaVerdict::*;
+    let w = &writer.instance;
+    let wr = &writer.region;
+    if writer.is_replica() {
+        return Refuse(format!(
+            "{w} in {wr} is itself a read replica (of {}), not the writer a new replica must follow: the graceful \
+             path needs the current writer. Check the direction (a failback needs a failover first) or finish \
+             promoting {w}",
+            writer.replica_source.as_deref().unwrap_or("unknown")
+        ));
+    }
+    match writer.status.as_str() {
+        AVAILABLE => {}
+        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
+            return Pending(format!(
+                "writer {w} in {wr} is {s}; waiting for it to be available before replicating from it"
+            ));
+        }
+        s => {
+            return Refuse(format!(
+                "writer {w} in {wr} is {s}: a replica can only be created from an available writer, and the \
+                 graceful path needs the current writer. Check {w} and its events in the RDS console"
+            ));
+        }
+    }
+    let Some(slot) = slot else {
+        return Create;
+    };
+    let id = &slot.instance;
+    let r = &slot.region;
+    let follows_writer = slot
+        .replica_source
+        .as_deref()
+        .is_some_and(|s| names_instance(s, w, wr));
+    if slot.is_replica() {
+        if !follows_writer {
+            return Refuse(format!(
+                "{id} in {r} is a read replica of {}, not of the writer {w} in {wr}: check the plan's DB instance \
+                 identifiers; pilotlight does not re-point a replica",
+                slot.replica_source.as_deref().unwrap_or("unknown")
+            ));
+        }
+        return match slot.status.as_str() {
+            AVAILABLE => match slot.replication_status.as_deref() {
+                // moto never reports StatusInfos; AWS reports "replicating" for a healthy replica.
+                None | Some("replicating") => Ready,
+                Some(s) => Pending(format!(
+                    "replica {id} of {w} is available but its replication is {s}: waiting; if it stays so, check \
+                     the replica's events and replication errors in the RDS console ({r})"
+                )),
+            },
+            s if s == "creating" || TRANSITIONAL.contains(&s) || s == "backing-up" => {
+                Pending(format!("replica {id} of {w} in {r} is {s}"))
+            }
+            s => Refuse(format!(
+                "replica {id} of {w} in {r} is {s}: check it in the RDS console; if it cannot recover, delete it and \
+                 re-run, which creates a new replica"
+            )),
+        };
+    }
+    // Standalone (or promoted, with moto's lingering source field).
+    if follows_writer && slot.status == "creating" {
+        // A replica of the writer being created, whose record was copied from the writer before AWS reports its
+        // InstanceCreateTime: nothing to do but wait.
+        return Pending(format!("replica {id} of {w} in {r} is creating"));
+    }
+    if slot.status == "renaming" {
+        return Pending(format!(
+            "{id} in {r} is being renamed; the replica is created once the identifier is free"
+        ));
+    }
+    let stale = match (writer.promotion_record(), slot.promotion_record()) {
+        (Some(wt), None) => Ok(format!(
+            "{w} was promoted at {} and {id} has not been promoted since it was created: {id} holds data from \
+             before that promotion",
+            rfc3339(wt)
+        )),
+        (Some(wt), Some(st)) if wt >= st => Ok(format!(
+            "{w} was promoted at {}, after {id} (promoted at {}): {id} holds data from before that promotion",
+            rfc3339(wt),
+            rfc3339(st)
+        )),
+        (wt, Some(st)) => Err(format!(
+            "{id} in {r} is a standalone instance promoted at {}, {}: it is the newer writer, and replacing it \
+             would cut off its writes. Check the direction (this looks like the other way round); if {w} really is \
+             the writer, re-run with force=true to retire {id} (renamed, not deleted)",
+            rfc3339(st),
+            match wt {
+                Some(wt) => format!("after the writer {w} (promoted at {})", rfc3339(wt)),
+                None => format!("and the writer {w} carries no promotion record"),
+            }
+        )),
+        (None, None) => Err(format!(
+            "{id} in {r} is a standalone instance, and neither it nor the writer {w} carries a pilotlight promotion \
+             record ({PROMOTE_REQUESTED_TAG}), so which one holds the newer data cannot be told. If {w} is the \
+             writer (the application writes to it), re-run with force=true to retire {id} (renamed, not deleted)"
+        )),
+    };
+    let reason = match stale {
+        Ok(reason) => reason,
+        Err(reason) if force => format!("force=true overrides: {reason}"),
+        Err(reason) => return Refuse(reason),
+    };
+    match slot.status.as_str() {
+        AVAILABLE => {}
+        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
+            return Pending(format!(
+                "stale instance {id} in {r} is {s}; it is renamed once available"
+            ));
+        }
+        s => {
+            return Refuse(format!(
+                "stale instance {id} in {r} is {s}, a status in which it cannot be renamed: rename it (or delete \
+                 it, if its data is not needed) yourself, then re-run"
+            ));
+        }
+    }
+    let retired_id = retired_name(slot_id, now);
+    if retired_id.len() > MAX_INSTANCE_ID {
+        return Refuse(format!(
+            "{id} in {r} must be retired, but {retired_id} is longer than the {MAX_INSTANCE_ID} characters RDS allows: \
+             rename {id} yourself, then re-run"
+        ));
+    }
+    RetireAndCreate { retired_id, reason }
+}
+
+/// The CreateDBInstanceReadReplica request, in the API's own names (as the report shows it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaSpec {
+    #[serde(rename = "DBInstanceIdentifier")]
+    pub instance: String,
+    #[serde(rename = "SourceDBInstanceIdentifier")]
+    pub source_arn: String,
+    #[serde(rename = "DBInstanceClass")]
+    pub instance_class: Option<String>,
+    #[serde(rename = "DBSubnetGroupName", skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<String>,
+    #[serde(rename = "VpcSecurityGroupIds", skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The instance the placement was copied from (not sent).
+    #[serde(rename = "placement_from", skip_serializing_if = "Option::is_none")]
+    pub placement_from: Option<String>,
+}
+
+/// The replica to create: the writer's class; the subnet group, security groups and (for an encrypted writer) KMS
+/// key of the instance it replaces, which lived in the same region. Without those AWS would put the replica in the
+/// region's default VPC and refuse an encrypted cross-region replica without a key of that region.
+pub fn replica_spec(
+    writer: &InstanceView,
+    slot_id: &str,
+    placement: Option<&InstanceView>,
+) -> ReplicaSpec {
+    ReplicaSpec {
+        instance: slot_id.to_string(),
+        source_arn: writer.arn.clone(),
+        instance_class: writer.instance_class.clone(),
+        subnet_group: placement.and_then(|p| p.subnet_group.clone()),
+        security_groups: placement
+            .map(|p| p.security_groups.clone())
+            .unwrap_or_default(),
+        kms_key_id: placement
+            .filter(|_| writer.storage_encrypted)
+            .and_then(|p| p.kms_key_id.clone()),
+        placement_from: placement.map(|p| p.instance.clone()),
+    }
+}
+
+/// The ARN an instance `id` in `region` will have, in the writer's partition and account.
+fn instance_arn(writer_arn: &str, region: &str, id: &str) -> String {
+    let partition = writer_arn.split(':').nth(1).unwrap_or("aws");
+    match arn_account(writer_arn) {
+        Some(account) => format!("arn:{partition}:rds:{region}:{account}:db:{id}"),
+        None => id.to_string(),
+    }
+}
+
+/// What `catchup` decided from the newest ReplicaLag datapoint: (caught up, message).
+pub fn decide_catchup(instance: &str, lag: Option<Datapoint>) -> (bool, String) {
+    match lag {
+        None => (
+            false,
+            format!(
+                "unknown lag: no ReplicaLag datapoint for {instance} in the last {} minutes; waiting, because \
+                 graceful means zero data loss",
+                LAG_WINDOW.as_secs() / 60
+            ),
+        ),
+        Some(d) if d.value < 0.0 => (
+            false,
+            format!(
+                "unknown lag: ReplicaLag of {instance} is {} at {} (replication not running); waiting, because \
+                 graceful means zero data loss. If it stays so, check the replica's replication errors",
+                d.value,
+                rfc3339(d.at)
+            ),
+        ),
+        Some(d) if d.value == 0.0 => (
+            true,
+            format!(
+                "{instance} has caught up: ReplicaLag 0 at {}",
+                rfc3339(d.at)
+            ),
+        ),
+        Some(d) => (
+            false,
+            format!(
+                "{instance} lags {}s behind its source (ReplicaLag at {}): waiting for 0",
+                d.value,
+                rfc3339(d.at)
+            ),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------------------------
+
+pub(super) async fn prepare(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    if input.direction == Direction::Failover && input.mode == Mode::Ungraceful {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: prepare is part of the graceful path and needs the primary region (the current writer); an \
+             ungraceful failover does not run it and never waits for the failed region. Send mode \"graceful\", or \
+             run start for an ungraceful failover; nothing was changed"
+        )));
+    }
+    let report = StepReport::begin(STEP, input);
+    let (writer, slot) = (input.direction.source(), input.direction.target());
+    match &ctx.plan.database {
+        DatabasePlan::RdsReplica { .. } => ensure_replica(ctx, input, writer, slot, report).await,
+        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+            check_member(
+                ctx,
+                input,
+                global_cluster,
+                writer,
+                slot,
+                Purpose::Prepare,
+                report,
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn reprotect(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    if input.direction != Direction::Failback {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: reprotect is for failback only (once traffic is back in the primary region, the DR side becomes \
+             a replica of the primary again); got direction {:?}; nothing was changed",
+            input.direction.as_str()
+        )));
+    }
+    let report = StepReport::begin(STEP, input);
+    // After a failback the primary (its target) is the writer and the DR side (its source) must follow it.
+    let (writer, slot) = (input.direction.target(), input.direction.source());
+    match &ctx.plan.database {
+        DatabasePlan::RdsReplica { .. } => ensure_replica(ctx, input, writer, slot, report).await,
+        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+            check_member(
+                ctx,
+                input,
+                global_cluster,
+                writer,
+                slot,
+                Purpose::Reprotect,
+                report,
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn catchup(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let report = StepReport::begin(STEP, input);
+    match &ctx.plan.database {
+        DatabasePlan::RdsReplica { .. } => catch_up_replica(ctx, input, report).await,
+        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+            let (writer, slot) = (input.direction.source(), input.direction.target());
+            check_member(
+                ctx,
+                input,
+                global_cluster,
+                writer,
+                slot,
+                Purpose::CatchUp,
+                report,
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RDS: a replica of the writer under the plan's identifier
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The instance holding `id`, or None when the identifier is free.
+async fn find_instance(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+    variable: &str,
+) -> Result<Option<InstanceView>> {
+    match describe_instance(rds, region, id, variable).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The newest `<id>-retired-<yyyymmddhhmm>` instance in the region: where a replica that replaces it is placed when
+/// the rename finished in an earlier invocation (on AWS a rename takes a while, so the create may come later).
+async fn find_retired(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<Option<InstanceView>> {
+    let prefix = format!("{id}{RETIRED_INFIX}");
+    let mut newest: Option<InstanceView> = None;
+    let mut pages = rds.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            hint(
+                Error::aws("DescribeDBInstances", &format!("{prefix}* in {region}"), e),
+                format!(
+                    "looking for the retired instance whose subnet group and security groups the new replica {id} \
+                     takes; check the promote-db role's rds:DescribeDBInstances permission in {region}"
+                ),
+            )
+        })?;
+        for db in page.db_instances() {
+            let name = db.db_instance_identifier().unwrap_or_default();
+            let Some(stamp) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if stamp.len() != 12 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if newest.as_ref().is_none_or(|n| n.instance.as_str() < name) {
+                newest = Some(InstanceView::from_db(db, region, name));
+            }
+        }
+    }
+    Ok(newest)
+}
+
+async fn rename_instance(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+    retired_id: &str,
+) -> Result<()> {
+    rds.modify_db_instance()
+        .db_instance_identifier(id)
+        .new_db_instance_identifier(retired_id)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
+            let e = Error::aws("ModifyDBInstance (NewDBInstanceIdentifier)", id, e);
+            match code.as_deref() {
+                Some("InvalidDBInstanceState") => Error::new(
+                    ErrorKind::Transient,
+                    format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message),
+                ),
+                Some("DBInstanceAlreadyExists") => Error::refused(format!(
+                    "{STEP}: {}; an instance named {retired_id} already exists in {region}: rename or delete one of \
+                     them, then re-run",
+                    e.message
+                )),
+                _ => hint(e, format!(
+                    "renaming {id} to {retired_id} in {region}; check the instance and the promote-db role's \
+                     rds:ModifyDBInstance permission on both names"
+                )),
+            }
+        })
+}
+
+async fn create_replica(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    spec: &ReplicaSpec,
+) -> Result<InstanceView> {
+    let resp = rds
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&spec.instance)
+        .source_db_instance_identifier(&spec.source_arn)
+        .set_db_instance_class(spec.instance_class.clone())
+        .set_db_subnet_group_name(spec.subnet_group.clone())
+        .set_vpc_security_group_ids(
+            (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()),
+        )
+        .set_kms_key_id(spec.kms_key_id.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
+            let e = Error::aws("CreateDBInstanceReadReplica", &spec.instance, e);
+            match code.as_deref() {
+                // Taken since it was read (another invocation?): a re-run observes what holds it and decides.
+                Some("DBInstanceAlreadyExists") => Error::new(
+                    ErrorKind::Transient,
+                    format!("{STEP}: {}; retrying re-reads the identifier", e.message),
+                ),
+                _ => hint(e, format!(
+                    "creating read replica {} of {} in {region}; check the promote-db role's \
+                     rds:CreateDBInstanceReadReplica permission (on both instances), that the source has automated \
+                     backups, and, for an encrypted source, that a KMS key in {region} is known (it is copied from \
+                     the retired instance when there is one)",
+                    spec.instance, spec.source_arn
+                )),
+            }
+        })?;
+    Ok(resp
+        .db_instance()
+        .map(|db| InstanceView::from_db(db, region, &spec.instance))
+        .unwrap_or_else(|| InstanceView {
+            instance: spec.instance.clone(),
+            arn: String::new(),
+            region: region.to_string(),
+            status: "creating".into(),
+            replica_source: Some(spec.source_arn.clone()),
+            replicas: vec![],
+            replication_status: None,
+            promote_requested_at: None,
+            recorded_rpo: None,
+            promoted_instance: None,
+            created_at: None,
+            instance_class: spec.instance_class.clone(),
+            subnet_group: spec.subnet_group.clone(),
+            security_groups: spec.security_groups.clone(),
+            storage_encrypted: false,
+            kms_key_id: spec.kms_key_id.clone(),
+        }))
+}
+
+/// Records a change the step plans but has not made (yet).
+fn planned(report: &mut StepReport, resource: &str, field: &str, from: Value, to: Value) {
+    report.changes.push(Change {
+        resource: resource.to_string(),
+        field: field.to_string(),
+        from,
+        to,
+        applied: false,
+    });
+}
+
+const RENAME_FIELD: &str = "ModifyDBInstance: NewDBInstanceIdentifier (ApplyImmediately)";
+const CREATE_FIELD: &str = "CreateDBInstanceReadReplica";
+
+/// `prepare` (writer = source side, slot = target side) and `reprotect` (writer = primary, slot = DR).
+async fn ensure_replica(
+    ctx: &Context,
+    input: &StepInput,
+    writer_side: Side,
+    slot_side: Side,
+    mut report: StepReport,
+) -> Result<StepReport> {
+    let writer_region = &ctx.plan.region(writer_side).region;
+    let slot_region = &ctx.plan.region(slot_side).region;
+    let writer_id = ctx.plan.database.resource(writer_side);
+    let slot_id = ctx.plan.database.resource(slot_side);
+    let writer_rds = &ctx.aws.region(writer_side).rds;
+    let slot_rds = &ctx.aws.region(slot_side).rds;
+    let now = Utc::now();
+    let action = input.action.as_str();
+
+    // Observe both sides first (concurrently: one of them is the source region, bounded by its own timeouts).
+    let (writer, slot) = tokio::join!(
+        describe_instance(
+            writer_rds,
+            writer_region,
+            writer_id,
+            instance_variable(writer_side)
+        ),
+        find_instance(slot_rds, slot_region, slot_id, instance_variable(slot_side)),
+    );
+    let writer = writer.map_err(|e| match e.kind {
+        ErrorKind::NotFound | ErrorKind::Aws => e,
+        _ => Error::new(
+            e.kind,
+            format!(
+                "{}; {action} needs the current writer {writer_id} in {writer_region}: if that region is down, a \
+                 graceful {} cannot run",
+                e.message,
+                input.direction.as_str()
+            ),
+        ),
+    })?;
+    let slot = slot?;
+    let verdict = decide_replica_slot(&writer, slot.as_ref(), slot_id, input.force, now);
+    let follows = slot.as_ref().filter(|s| {
+        s.is_replica()
+            && s.replica_source
+                .as_deref()
+                .is_some_and(|src| names_instance(src, writer_id, writer_region))
+    });
+    let mut saw = json!({
+        "database": "rds-replica",
+        "writer": writer,
+        "writer_writable": writer.writable(),
+        "replica_id": slot_id,
+        "replica_region": slot_region,
+        "holder": slot,
+        "holder_is_replica_of_writer": follows.is_some(),
+        "decision": verdict.name(),
+        "replica_created_at": follows.and_then(|s| s.created_at),
+    });
+    if writer.replica_source.is_some() && !writer.is_replica() {
+        saw["note"] = json!(format!(
+            "{writer_id} still names a replication source, but its promotion is recorded and AWS reports no \
+             read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto \
+             never does)"
+        ));
+    }
+
+    let replica_arn = instance_arn(&writer.arn, slot_region, slot_id);
+    match verdict {
+        ReplicaVerdict::Refuse(reason) => {
+            report.saw = saw;
+            Err(Error::refused(format!("{STEP}: {action}: {reason}")))
+        }
+        ReplicaVerdict::Ready => {
+            report.saw = saw;
+            Ok(report.finish(
+                true,
+                format!(
+                    "{slot_id} in {slot_region} is an available read replica of the writer {writer_id} ({writer_region})"
+                ),
+            ))
+        }
+        ReplicaVerdict::Pending(reason) => {
+            report.saw = saw;
+            // Dry-run never waits (docs/contract.md).
+            Ok(report.finish(input.dry_run, reason))
+        }
+        ReplicaVerdict::Create => {
+            let placement = find_retired(slot_rds, slot_region, slot_id).await?;
+            let spec = replica_spec(&writer, slot_id, placement.as_ref());
+            report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
+            if input.dry_run {
+                report.saw = saw;
+                return Ok(report.finish(
+                    true,
+                    format!(
+                        "dry-run: would create read replica {slot_id} of {writer_id} in {slot_region}{}",
+                        placement_note(&spec)
+                    ),
+                ));
+            }
+            let created = create_replica(slot_rds, slot_region, &spec).await?;
+            saw["replica_created_at"] = json!(created.created_at);
+            saw["created"] = json!(created);
+            report.saw = saw;
+            Ok(report.finish(
+                false,
+                format!(
+                    "creating read replica {slot_id} of {writer_id} in {slot_region}{}; poll {action} until it is \
+                     available",
+                    placement_note(&spec)
+                ),
+            ))
+        }
+        ReplicaVerdict::RetireAndCreate { retired_id, reason } => {
+            // decide_replica_slot retires only an instance it was given.
+            let Some(holder) = slot else {
+                return Err(Error::new(
+                    ErrorKind::Aws,
+                    format!("{STEP}: {action}: no instance holds {slot_id} to retire; re-run"),
+                ));
+            };
+            let spec = replica_spec(&writer, slot_id, Some(&holder));
+            saw["stale_because"] = json!(reason);
+            report.change(&holder.arn, RENAME_FIELD, json!(slot_id), json!(retired_id));
+            if input.dry_run {
+                report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
+                report.saw = saw;
+                return Ok(report.finish(
+                    true,
+                    format!(
+                        "dry-run: would rename stale {slot_id} to {retired_id} ({reason}) and create read replica \
+                         {slot_id} of {writer_id} in {slot_region}"
+                    ),
+                ));
+            }
+            rename_instance(slot_rds, slot_region, slot_id, &retired_id).await?;
+            // AWS frees the identifier when the rename takes effect; moto at once. Create now if it is free,
+            // otherwise the next poll does (placing the replica like the retired instance, found by its name).
+            let freed = find_instance(slot_rds, slot_region, slot_id, instance_variable(slot_side))
+                .await?
+                .is_none();
+            if !freed {
+                planned(
+                    &mut report,
+                    &replica_arn,
+                    CREATE_FIELD,
+                    Value::Null,
+                    json!(spec),
+                );
+                report.saw = saw;
+                return Ok(report.finish(
+                    false,
+                    format!(
+                        "renaming stale {slot_id} to {retired_id} in {slot_region} ({reason}); read replica \
+                         {slot_id} of {writer_id} is created once the identifier is free: poll {action}"
+                    ),
+                ));
+            }
+            report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
+            let created = create_replica(slot_rds, slot_region, &spec).await?;
+            saw["replica_created_at"] = json!(created.created_at);
+            saw["created"] = json!(created);
+            report.saw = saw;
+            Ok(report.finish(
+                false,
+                format!(
+                    "renamed stale {slot_id} to {retired_id} in {slot_region} ({reason}; kept, delete it once its \
+                     data is not needed) and creating read replica {slot_id} of {writer_id}; poll {action} until it \
+                     is available"
+                ),
+            ))
+        }
+    }
+}
+
+fn placement_note(spec: &ReplicaSpec) -> String {
+    match &spec.placement_from {
+        Some(from) => format!(" (subnet group and security groups of {from})"),
+        None => {
+            " (no instance to copy a subnet group from: the region's defaults apply)".to_string()
+        }
+    }
+}
+
+async fn catch_up_replica(
+    ctx: &Context,
+    input: &StepInput,
+    mut report: StepReport,
+) -> Result<StepReport> {
+    let (target, source) = (input.direction.target(), input.direction.source());
+    let region = &ctx.plan.region(target).region;
+    let instance = ctx.plan.database.resource(target);
+    let source_region = &ctx.plan.region(source).region;
+    let source_id = ctx.plan.database.resource(source);
+    let clients = ctx.aws.region(target);
+    let now = Utc::now();
+
+    // Only the target region is read: the replica itself, and its lag in the target region's CloudWatch.
+    let view = describe_instance(&clients.rds, region, instance, instance_variable(target)).await?;
+    let mut saw = json!({ "database": "rds-replica", "target": view, "writer": { "instance": source_id, "region": source_region } });
+    if !view.is_replica() {
+        report.saw = saw;
+        if view.promotion_recorded_since(now) {
+            return Ok(report.finish(
+                true,
+                format!("{instance} in {region} was already promoted: nothing to catch up"),
+            ));
+        }
+        return Err(Error::refused(format!(
+            "{STEP}: catchup: {instance} in {region} is not a read replica, so there is nothing that could catch up \
+             with {source_id}: run prepare first (it makes {instance} a replica of the writer)"
+        )));
+    }
+    let source = view.replica_source.as_deref().unwrap_or_default();
+    if !names_instance(source, source_id, source_region) {
+        report.saw = saw;
+        return Err(Error::refused(format!(
+            "{STEP}: catchup: {instance} in {region} is a read replica of {source}, not of the writer {source_id} in \
+             {source_region}: run prepare, or check the plan's DB instance identifiers"
+        )));
+    }
+    let lag = replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW)
+        .await
+        .map_err(|e| {
+            hint(
+                e,
+                format!(
+                    "check the promote-db role's cloudwatch:GetMetricData permission ({region})"
+                ),
+            )
+        })?;
+    saw["replica_lag"] = match lag {
+        Some(d) if d.value >= 0.0 => json!({ "seconds": d.value, "at": d.at }),
+        Some(d) => {
+            json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) })
+        }
+        None => {
+            json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) })
+        }
+    };
+    let (caught_up, message) = decide_catchup(instance, lag);
+    saw["caught_up"] = json!(caught_up);
+    report.saw = saw;
+    Ok(report.finish(caught_up || input.dry_run, message))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Aurora global database: observe only
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Which action asks about the secondary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Prepare,
+    CatchUp,
+    Reprotect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuroraVerdict {
+    Ready(String),
+    Pending(String),
+    Refuse(String),
+}
+
+impl AuroraVerdict {
+    fn name(&self) -> &'static str {
+        match self {
+            AuroraVerdict::Ready(_) => "ready",
+            AuroraVerdict::Pending(_) => "pending",
+            AuroraVerdict::Refuse(_) => "refuse",
+        }
+    }
+}
+
+/// Decides whether `secondary` is a secondary of the global cluster following `writer`. Nothing here changes
+/// anything: after a managed failover or switchover AWS re-attaches the old writer as a secondary itself.
+pub fn decide_aurora_member(
+    g: &GlobalClusterView,
+    writer: &str,
+    secondary: &str,
+    purpose: Purpose,
+) -> AuroraVerdict {
+    use AuroraVerdict::*;
+    let id = &g.global_cluster;
+    let Some(member) = g.members.iter().find(|m| m.cluster_arn == secondary) else {
+        let members: Vec<&str> = g.members.iter().map(|m| m.cluster_arn.as_str()).collect();
+        return Pending(format!(
+            "{secondary} is not a member of global cluster {id} (members: {}): after a managed failover Aurora adds \
+             the old writer back as a secondary once its region is available. If it stays out (it was removed, or \
+             its region's cluster was replaced), add it back to {id}; pilotlight does not rebuild Aurora clusters",
+            if members.is_empty() {
+                "none".to_string()
+            } else {
+                members.join(", ")
+            }
+        ));
+    };
+    if let Some(f) = &g.failover {
+        return Pending(format!(
+            "global cluster {id} is switching its writer to {} ({}); waiting for it to finish",
+            f.to_cluster_arn.as_deref().unwrap_or("unknown"),
+            f.status
+        ));
+    }
+    if member.is_writer {
+        return match purpose {
+            Purpose::Prepare | Purpose::CatchUp => Ready(format!(
+                "{secondary} is already the writer of global cluster {id}: nothing to {}",
+                if purpose == Purpose::Prepare {
+                    "prepare"
+                } else {
+                    "catch up"
+                }
+            )),
+            Purpose::Reprotect => Refuse(format!(
+                "{secondary} (DR) is still the writer of global cluster {id}: the failback has not moved the writer \
+                 back to {writer}; finish promote-db start/status first"
+            )),
+        };
+    }
+    match g.writer() {
+        Some(w) if w == writer => {}
+        Some(w) => {
+            return Refuse(format!(
+                "the writer of global cluster {id} is {w}, not the plan's {writer}: check the plan's cluster ARNs \
+                 and the direction"
+            ));
+        }
+        None => {
+            return Refuse(format!(
+                "global cluster {id} has no writer: a secondary can only follow a writer; check {id} in the RDS \
+                 console"
+            ));
+        }
+    }
+    if member.synchronization.as_deref() == Some("pending-resync") {
+        return Pending(format!(
+            "{secondary} is a secondary of {id} being resynchronised (pending-resync); waiting"
+        ));
+    }
+    if g.status != AVAILABLE {
+        return Pending(format!(
+            "global cluster {id} is {}; waiting for available",
+            g.status
+        ));
+    }
+    let sync = member.synchronization.as_deref().unwrap_or("not reported");
+    Ready(match purpose {
+        Purpose::Prepare => format!(
+            "{secondary} is a secondary of global cluster {id} following the writer {writer} (synchronization {sync})"
+        ),
+        Purpose::CatchUp => format!(
+            "nothing to wait for: SwitchoverGlobalCluster, the graceful promotion, itself waits until {secondary} \
+             has caught up with {writer} before it switches (no data loss), and {secondary} is a secondary of {id} \
+             (synchronization {sync})"
+        ),
+        Purpose::Reprotect => format!(
+            "{secondary} (DR) is a secondary of global cluster {id} again, following {writer} (synchronization {sync})"
+        ),
+    })
+}
+
+async fn check_member(
+    ctx: &Context,
+    input: &StepInput,
+    global_cluster: &str,
+    writer_side: Side,
+    secondary_side: Side,
+    purpose: Purpose,
+    mut report: StepReport,
+) -> Result<StepReport> {
+    // DescribeGlobalClusters answers from any region: ask the side that becomes (or stays) active.
+    let side = input.direction.target();
+    let region = &ctx.plan.region(side).region;
+    let writer = ctx.plan.database.resource(writer_side);
+    let secondary = ctx.plan.database.resource(secondary_side);
+    let g = describe_global_cluster(&ctx.aws.region(side).rds, region, global_cluster).await?;
+    let verdict = decide_aurora_member(&g, writer, secondary, purpose);
+    report.saw = json!({
+        "database": "aurora-global",
+        "global_cluster": g,
+        "writer_cluster_arn": writer,
+        "secondary_cluster_arn": secondary,
+        "decision": verdict.name(),
+    });
+    match verdict {
+        AuroraVerdict::Ready(message) => Ok(report.finish(true, message)),
+        AuroraVerdict::Pending(message) => Ok(report.finish(input.dry_run, message)),
+        AuroraVerdict::Refuse(reason) => Err(Error::refused(format!(
+            "{STEP}: {}: {reason} ({} / {})",
+            input.action.as_str(),
+            cluster_variable(writer_side),
+            cluster_variable(secondary_side)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rds::{FailoverView, MemberView};
+    use chrono::TimeDelta;
+
+    const PRIMARY_ARN: &str = "arn:aws:rds:ap-northeast-2:123456789012:db:web-db";
+    const DR_ARN: &str = "arn:aws:rds:ap-northeast-1:123456789012:db:web-db-replica";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn instance(id: &str, arn: &str, region: &str) -> InstanceView {
+        InstanceView {
+            instance: id.into(),
+            arn: arn.into(),
+            region: region.into(),
+            status: "available".into(),
+            replica_source: None,
+            replicas: vec![],
+            replication_status: None,
+            promote_requested_at: None,
+            recorded_rpo: None,
+            promoted_instance: None,
+            created_at: Some(now() - TimeDelta::days(90)),
+            instance_class: Some("db.r6g.large".into()),
+            subnet_group: None,
+            security_groups: vec![],
+            storage_encrypted: false,
+            kms_key_id: None,
+        }
+    }
+
+    /// After a failover: the DR instance, promoted (recorded) a day ago; AWS cleared its source.
+    fn dr_writer() -> InstanceView {
+        InstanceView {
+            promote_requested_at: Some(now() - TimeDelta::days(1)),
+            promoted_instance: Some(DR_ARN.into()),
+            ..instance("web-db-replica", DR_ARN, "ap-northeast-1")
+        }
+    }
+
+    /// The old primary after the outage: standalone, never promoted.
+    fn old_primary() -> InstanceView {
+        InstanceView {
+            subnet_group: Some("web-db-subnets".into()),
+            security_groups: vec!["sg-0aa".into()],
+            storage_encrypted: true,
+            kms_key_id: Some("arn:aws:kms:ap-northeast-2:123456789012:key/k1".into()),
+            ..instance("web-db", PRIMARY_ARN, "ap-northeast-2")
+        }
+    }
+
+    /// A fresh cross-region replica of the DR writer under the primary's identifier.
+    fn primary_replica(status: &str) -> InstanceView {
+        InstanceView {
+            status: status.into(),
+            replica_source: Some(DR_ARN.into()),
+            replication_status: Some("replicating".into()),
+            created_at: Some(now() - TimeDelta::minutes(20)),
+            ..instance("web-db", PRIMARY_ARN, "ap-northeast-2")
+        }
+    }
+
+    fn decide(writer: &InstanceView, slot: Option<&InstanceView>, force: bool) -> ReplicaVerdict {
+        decide_replica_slot(writer, slot, "web-db", force, now())
+    }
+
+    #[test]
+    fn source_names_match_arns_across_regions_and_ids_within_one() {
+        assert!(names_instance(DR_ARN, "web-db-replica", "ap-northeast-1"));
+        assert!(names_instance("web-db", "web-db", "ap-northeast-2"));
+        assert!(!names_instance(DR_ARN, "web-db-replica", "ap-northeast-2"));
+        assert!(!names_instance(DR_ARN, "web-db", "ap-northeast-1"));
+        assert!(!names_instance(
+            "arn:aws:rds:ap-northeast-1:123456789012:cluster:web-db-replica",
+            "web-db-replica",
+            "ap-northeast-1"
+        ));
+    }
+
+    #[test]
+    fn a_free_identifier_gets_a_replica_and_an_available_one_is_ready() {
+        assert_eq!(decide(&dr_writer(), None, false), ReplicaVerdict::Create);
+        assert_eq!(
+            decide(&dr_writer(), Some(&primary_replica("available")), false),
+            ReplicaVerdict::Ready
+        );
+        // moto never reports StatusInfos: an available replica without them is ready too.
+        let moto = InstanceView {
+            replication_status: None,
+            ..primary_replica("available")
+        };
+        assert_eq!(
+            decide(&dr_writer(), Some(&moto), false),
+            ReplicaVerdict::Ready
+        );
+    }
+
+    #[test]
+    fn a_replica_being_created_is_pending_and_nothing_is_created_twice() {
+        for s in ["creating", "modifying", "backing-up", "rebooting"] {
+            let v = decide(&dr_writer(), Some(&primary_replica(s)), false);
+            assert!(
+                matches!(&v, ReplicaVerdict::Pending(r) if r.contains(s)),
+                "{s}: {v:?}"
+            );
+        }
+        // AWS may report no InstanceCreateTime while creating; a record copied from the writer then looks like a
+        // promotion. The source naming the writer and the status still say what it is.
+        let copied = InstanceView {
+            status: "creating".into(),
+            created_at: None,
+            replication_status: None,
+            promote_requested_at: dr_writer().promote_requested_at,
+            ..primary_replica("creating")
+        };
+        assert!(!copied.is_replica());
+        assert!(matches!(
+            decide(&dr_writer(), Some(&copied), false),
+            ReplicaVerdict::Pending(_)
+        ));
+        let stopped = InstanceView {
+            replication_status: Some("error".into()),
+            ..primary_replica("available")
+        };
+        assert!(
+            matches!(decide(&dr_writer(), Some(&stopped), false), ReplicaVerdict::Pending(r) if r.contains("error"))
+        );
+        assert!(matches!(
+            decide(&dr_writer(), Some(&primary_replica("incompatible-parameters")), false),
+            ReplicaVerdict::Refuse(r) if r.contains("incompatible-parameters") && r.contains("delete it")
+        ));
+    }
+
+    #[test]
+    fn the_stale_old_primary_is_retired_with_a_dated_name() {
+        match decide(&dr_writer(), Some(&old_primary()), false) {
+            ReplicaVerdict::RetireAndCreate { retired_id, reason } => {
+                assert_eq!(retired_id, "web-db-retired-202611291000");
+                assert!(reason.contains("web-db-replica was promoted"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An older promotion of the old primary (an earlier failback) does not make it newer.
+        let earlier = InstanceView {
+            promote_requested_at: Some(now() - TimeDelta::days(30)),
+            ..old_primary()
+        };
+        assert!(matches!(
+            decide(&dr_writer(), Some(&earlier), false),
+            ReplicaVerdict::RetireAndCreate { .. }
+        ));
+    }
+
+    #[test]
+    fn a_slot_promoted_after_the_writer_is_the_newer_writer_and_is_refused_unless_forced() {
+        // A graceful failover asked for after a failover: the DR side was promoted, the primary is stale.
+        let primary_as_writer = InstanceView {
+            promote_requested_at: None,
+            ..old_primary()
+        };
+        let promoted_dr = dr_writer();
+        let v = decide_replica_slot(
+            &primary_as_writer,
+            Some(&promoted_dr),
+            "web-db-replica",
+            false,
+            now(),
+        );
+        assert!(
+            matches!(&v, ReplicaVerdict::Refuse(r) if r.contains("newer writer") && r.contains("force=true")),
+            "{v:?}"
+        );
+        // moto's view of the same: the promoted DR instance still names the primary as its source.
+        let moto_dr = InstanceView {
+            replica_source: Some(PRIMARY_ARN.into()),
+            ..dr_writer()
+        };
+        assert!(!moto_dr.is_replica());
+        assert!(matches!(
+            decide_replica_slot(&primary_as_writer, Some(&moto_dr), "web-db-replica", false, now()),
+            ReplicaVerdict::Refuse(r) if r.contains("newer writer")
+        ));
+        assert!(matches!(
+            decide_replica_slot(&primary_as_writer, Some(&moto_dr), "web-db-replica", true, now()),
+            ReplicaVerdict::RetireAndCreate { reason, .. } if reason.starts_with("force=true")
+        ));
+    }
+
+    #[test]
+    fn without_records_on_either_side_the_slot_is_refused_unless_forced() {
+        let writer = InstanceView {
+            promote_requested_at: None,
+            ..dr_writer()
+        };
+        assert!(matches!(
+            decide(&writer, Some(&old_primary()), false),
+            ReplicaVerdict::Refuse(r) if r.contains("cannot be told") && r.contains("force=true")
+        ));
+        assert!(matches!(
+            decide(&writer, Some(&old_primary()), true),
+            ReplicaVerdict::RetireAndCreate { .. }
+        ));
+    }
+
+    #[test]
+    fn a_record_copied_from_the_source_is_not_a_promotion() {
+        // The primary re-created as a replica of the DR writer carries the writer's record (moto copies tags).
+        let copied = InstanceView {
+            promote_requested_at: dr_writer().promote_requested_at,
+            promoted_instance: dr_writer().promoted_instance,
+            replication_status: None,
+            ..primary_replica("available")
+        };
+        assert_eq!(copied.promotion_record(), None);
+        assert!(copied.is_replica());
+        assert_eq!(
+            decide(&dr_writer(), Some(&copied), false),
+            ReplicaVerdict::Ready
+        );
+        // moto copies InstanceCreateTime as well: the ARN the record names is what tells.
+        let moto = InstanceView {
+            created_at: dr_writer().created_at,
+            ..copied
+        };
+        assert_eq!(moto.promotion_record(), None);
+        assert_eq!(
+            decide(&dr_writer(), Some(&moto), false),
+            ReplicaVerdict::Ready
+        );
+    }
+
+    #[test]
+    fn the_writer_must_be_an_available_standalone_instance() {
+        let still_replica = InstanceView {
+            replica_source: Some(PRIMARY_ARN.into()),
+            replication_status: Some("replicating".into()),
+            promote_requested_at: None,
+            ..dr_writer()
+        };
+        assert!(matches!(
+            decide(&still_replica, None, false),
+            ReplicaVerdict::Refuse(r) if r.contains("itself a read replica") && r.contains("current writer")
+        ));
+        for (s, pending) in [
+            ("backing-up", true),
+            ("modifying", true),
+            ("stopped", false),
+            ("storage-full", false),
+        ] {
+            let w = InstanceView {
+                status: s.into(),
+                ..dr_writer()
+            };
+            let v = decide(&w, Some(&old_primary()), false);
+            match v {
+                ReplicaVerdict::Pending(r) if pending => assert!(r.contains(s)),
+                ReplicaVerdict::Refuse(r) if !pending => {
+                    assert!(r.contains(s) && r.contains("available writer"))
+                }
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_slot_that_replicates_something_else_is_refused() {
+        let elsewhere = InstanceView {
+            replica_source: Some("arn:aws:rds:ap-northeast-1:123456789012:db:other".into()),
+            ..primary_replica("available")
+        };
+        assert!(matches!(
+            decide(&dr_writer(), Some(&elsewhere), false),
+            ReplicaVerdict::Refuse(r) if r.contains("not of the writer")
+        ));
+    }
+
+    #[test]
+    fn a_stale_instance_is_renamed_only_when_it_can_be() {
+        let renaming = InstanceView {
+            status: "renaming".into(),
+            ..old_primary()
+        };
+        assert!(
+            matches!(decide(&dr_writer(), Some(&renaming), false), ReplicaVerdict::Pending(r) if r.contains("renamed"))
+        );
+        let stopped = InstanceView {
+            status: "stopped".into(),
+            ..old_primary()
+        };
+        assert!(
+            matches!(decide(&dr_writer(), Some(&stopped), false), ReplicaVerdict::Refuse(r) if r.contains("stopped"))
+        );
+        let long_id = "d".repeat(43);
+        let long = InstanceView {
+            instance: long_id.clone(),
+            ..old_primary()
+        };
+        assert!(matches!(
+            decide_replica_slot(&dr_writer(), Some(&long), &long_id, false, now()),
+            ReplicaVerdict::Refuse(r) if r.contains("63 characters")
+        ));
+        let fits = "d".repeat(42);
+        assert_eq!(retired_name(&fits, now()).len(), 63);
+    }
+
+    #[test]
+    fn the_replica_takes_the_writers_class_and_the_retired_instances_placement() {
+        let writer = InstanceView {
+            instance_class: Some("db.r6g.xlarge".into()),
+            ..dr_writer()
+        };
+        let spec = replica_spec(&writer, "web-db", Some(&old_primary()));
+        assert_eq!(spec.source_arn, DR_ARN);
+        assert_eq!(spec.instance_class.as_deref(), Some("db.r6g.xlarge"));
+        assert_eq!(spec.subnet_group.as_deref(), Some("web-db-subnets"));
+        assert_eq!(spec.security_groups, vec!["sg-0aa".to_string()]);
+        // The writer is unencrypted: a KMS key would be rejected.
+        assert_eq!(spec.kms_key_id, None);
+        let encrypted = InstanceView {
+            storage_encrypted: true,
+            ..writer
+        };
+        let spec = replica_spec(&encrypted, "web-db", Some(&old_primary()));
+        assert_eq!(
+            spec.kms_key_id.as_deref(),
+            Some("arn:aws:kms:ap-northeast-2:123456789012:key/k1")
+        );
+        let bare = replica_spec(&encrypted, "web-db", None);
+        assert_eq!(
+            (bare.subnet_group, bare.kms_key_id, bare.placement_from),
+            (None, None, None)
+        );
+        let shown =
+            serde_json::to_value(replica_spec(&encrypted, "web-db", Some(&old_primary()))).unwrap();
+        assert_eq!(shown["SourceDBInstanceIdentifier"], json!(DR_ARN));
+        assert_eq!(shown["DBInstanceIdentifier"], json!("web-db"));
+        assert_eq!(
+            instance_arn(DR_ARN, "ap-northeast-2", "web-db"),
+            PRIMARY_ARN
+        );
+    }
+
+    #[test]
+    fn catchup_is_done_only_at_a_known_lag_of_zero() {
+        let at = now();
+        let (done, m) = decide_catchup("web-db", None);
+        assert!(
+            !done && m.contains("unknown lag") && m.contains("zero data loss"),
+            "{m}"
+        );
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: -1.0, at }));
+        assert!(!done && m.contains("replication not running"), "{m}");
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 2.0, at }));
+        assert!(!done && m.contains("2s"), "{m}");
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 0.0, at }));
+        assert!(done && m.contains("caught up"), "{m}");
+    }
+
+    const P: &str = "arn:aws:rds:ap-northeast-2:123456789012:cluster:web-primary";
+    const D: &str = "arn:aws:rds:ap-northeast-1:123456789012:cluster:web-dr";
+
+    fn global(writer: &str, dr_sync: &str) -> GlobalClusterView {
+        GlobalClusterView {
+            global_cluster: "web-global".into(),
+            status: "available".into(),
+            members: vec![
+                MemberView {
+                    cluster_arn: P.into(),
+                    is_writer: writer == P,
+                    synchronization: Some(if writer == P { "connected" } else { dr_sync }.into()),
+                },
+                MemberView {
+                    cluster_arn: D.into(),
+                    is_writer: writer == D,
+                    synchronization: Some(if writer == D { "connected" } else { dr_sync }.into()),
+                },
+            ],
+            failover: None,
+        }
+    }
+
+    #[test]
+    fn aurora_secondary_following_the_writer_is_ready() {
+        // Failback prepare after a failover: DR writes, the primary is a secondary again.
+        assert!(matches!(
+            decide_aurora_member(&global(D, "connected"), D, P, Purpose::Prepare),
+            AuroraVerdict::Ready(m) if m.contains("secondary")
+        ));
+        assert!(matches!(
+            decide_aurora_member(&global(D, "connected"), D, P, Purpose::CatchUp),
+            AuroraVerdict::Ready(m) if m.contains("SwitchoverGlobalCluster")
+        ));
+        assert!(matches!(
+            decide_aurora_member(&global(P, "connected"), P, D, Purpose::Reprotect),
+            AuroraVerdict::Ready(m) if m.contains("again")
+        ));
+    }
+
+    #[test]
+    fn aurora_waits_for_resync_a_running_switch_and_a_missing_member() {
+        assert!(matches!(
+            decide_aurora_member(&global(D, "pending-resync"), D, P, Purpose::Prepare),
+            AuroraVerdict::Pending(m) if m.contains("pending-resync")
+        ));
+        let mut switching = global(D, "connected");
+        switching.failover = Some(FailoverView {
+            status: "switching-over".into(),
+            from_cluster_arn: Some(D.into()),
+            to_cluster_arn: Some(P.into()),
+            data_loss_allowed: Some(false),
+        });
+        assert!(matches!(
+            decide_aurora_member(&switching, D, P, Purpose::Reprotect),
+            AuroraVerdict::Pending(m) if m.contains("switching")
+        ));
+        let mut detached = global(D, "connected");
+        detached.members.retain(|m| m.cluster_arn != P);
+        assert!(matches!(
+            decide_aurora_member(&detached, D, P, Purpose::Prepare),
+            AuroraVerdict::Pending(m) if m.contains("not a member") && m.contains("add it back")
+        ));
+        let mut modifying = global(D, "connected");
+        modifying.status = "modifying".into();
+        assert!(matches!(
+            decide_aurora_member(&modifying, D, P, Purpose::Prepare),
+            AuroraVerdict::Pending(m) if m.contains("modifying")
+        ));
+    }
+
+    #[test]
+    fn aurora_target_already_writing_is_ready_for_prepare_but_refused_for_reprotect() {
+        assert!(matches!(
+            decide_aurora_member(&global(P, "connected"), D, P, Purpose::Prepare),
+            AuroraVerdict::Ready(m) if m.contains("already the writer")
+        ));
+        assert!(matches!(
+            decide_aurora_member(&global(D, "connected"), P, D, Purpose::Reprotect),
+            AuroraVerdict::Refuse(m) if m.contains("still the writer")
+        ));
+        let other = "arn:aws:rds:us-east-1:123456789012:cluster:elsewhere";
+        let mut g = global(P, "connected");
+        g.members[0].cluster_arn = other.into();
+        assert!(matches!(
+            decide_aurora_member(&g, P, D, Purpose::Reprotect),
+            AuroraVerdict::Refuse(m) if m.contains(other)
+        ));
+    }
+}
