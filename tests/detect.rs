@@ -199,7 +199,7 @@ async fn fifty_concurrent_deliveries_of_one_alarm_start_exactly_one_execution() 
     assert_eq!(input["mode"], "ungraceful");
     assert_eq!(input["dry_run"], false);
     assert_eq!(input["trigger"]["alarms"], json!([s.alarms[0]]));
-    assert_eq!(input["timing"]["max_polls"], 80);
+    assert_eq!(input["timing"]["max_polls"], 240);
 }
 
 #[tokio::test]

@@ -725,7 +725,7 @@ mod execution_input_events {
             let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
             let input: ExecutionInput =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            assert_eq!(input.timing.max_polls, 80, "{name}");
+            assert_eq!(input.timing.max_polls, 240, "{name}");
         }
     }
 }

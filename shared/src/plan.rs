@@ -339,7 +339,7 @@ impl FailoverPlan {
             timing: Timing {
                 poll_seconds: v.number("PILOTLIGHT_POLL_SECONDS", 15)? as u32,
                 dial_bake_seconds: v.number("PILOTLIGHT_DIAL_BAKE_SECONDS", 30)? as u32,
-                max_polls: v.number("PILOTLIGHT_MAX_POLLS", 80)? as u32,
+                max_polls: v.number("PILOTLIGHT_MAX_POLLS", 240)? as u32,
             },
         })
     }

@@ -880,7 +880,7 @@ mod tests {
                "dry_run": false, "detail": {"task_token": token, "input": {
                    "direction": direction, "mode": mode, "dry_run": false, "force": false,
                    "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "drill"},
-                   "timing": {"poll_seconds": 15, "dial_bake_seconds": 30, "max_polls": 80},
+                   "timing": {"poll_seconds": 15, "dial_bake_seconds": 30, "max_polls": 240},
                    "approval": {"required": true}}}})
     }
 
