@@ -196,7 +196,7 @@ def parse_args(argv):
     p.add_argument("--failback", action="store_true",
                    help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
-    p.add_argument("--approval", choices=("approve", "reject"), default=None,
+    p.add_argument("--approval", choices=("approve", "reject", "timeout"), default=None,
                    help="deploy with PILOTLIGHT_APPROVAL=required and answer the approval request the execution "
                         "publishes (its task token, read from the operators' queue) through detect")
     p.add_argument("--deploy", choices=("template", "api"), default="template",
@@ -219,8 +219,8 @@ def parse_args(argv):
     a.alarm_region = a.alarm_region or a.dr_region
     if a.failback and a.primary_outage:
         p.error("--failback needs the primary region back: not with --primary-outage")
-    if a.failback and (a.dry_run or a.approval == "reject"):
-        p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject)")
+    if a.failback and (a.dry_run or a.approval in ("reject", "timeout")):
+        p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
     return a
 
 
@@ -241,6 +241,7 @@ class Drill:
         self.plan = {}  # the full plan the functions get
         self.inbox = []  # (subject, message) read from the operators' queue
         self.approval_answered = False
+        self.approval_requested = False
         self.used_tokens = set()
         self.outages = {}
         if args.primary_outage:
@@ -600,6 +601,8 @@ def template_substitutions(d, arns, plan):
             default = re.search(rf"\n  {target}:\n(?:    .*\n)*?    Default:\s*\"?([^\"\n]*)\"?\n", text)
             if default:
                 subs[key] = default.group(1)
+    if "ApprovalTimeoutSeconds" in subs:  # as the template path passes it as a parameter
+        subs["ApprovalTimeoutSeconds"] = str(approval_timeout(d))
     return subs
 
 
@@ -715,8 +718,8 @@ def deploy_template(d):
               if plan.get(v) and k in declared]
     if d.args.approval and "Approval" not in declared:
         raise DrillError("--approval: template.yaml has no Approval parameter (approval gate not deployed yet)")
-    if "ApprovalTimeoutSeconds" in declared:  # the drill answers within seconds; a lost answer fails in 2 min
-        params.append({"ParameterKey": "ApprovalTimeoutSeconds", "ParameterValue": "120"})
+    if "ApprovalTimeoutSeconds" in declared:
+        params.append({"ParameterKey": "ApprovalTimeoutSeconds", "ParameterValue": str(approval_timeout(d))})
     cfn = d.client("cloudformation", region, "ministack")
     stack = d.name("pilotlight")
     cfn.create_stack(StackName=stack, TemplateBody=packaged_template(d, bucket), Parameters=params,
@@ -1128,6 +1131,12 @@ def find_key(value, names):
     return None
 
 
+def approval_timeout(d):
+    """Seconds the gate waits: the drill answers within seconds, so 120 s only catches a lost answer; the timeout
+    drill leaves the request unanswered and must see the execution abort after 3 s."""
+    return 3 if d.args.approval == "timeout" else 120
+
+
 def answer_approval(d):
     """The operator's part of the approval gate: take the task token from the approval request on the operators'
     queue and answer it through detect, as the notification tells operators to."""
@@ -1141,6 +1150,11 @@ def answer_approval(d):
             token = m.group(1) if m else None
         if token and token not in d.used_tokens:
             d.used_tokens.add(token)
+            d.approval_requested = True
+            if d.args.approval == "timeout":
+                say(f"  {clock()}  drill: approval request received ({subject}); nobody answers "
+                    f"(the gate times out after {approval_timeout(d)} s)")
+                return
             d.approval_answered = True
             command = {"command": d.args.approval, "token": token, "reason": f"pilotlight drill {d.run_id}"}
             say(f"  {clock()}  drill: approval request received ({subject}); operator answers detect "
@@ -1235,13 +1249,19 @@ def verify(d, before, after, execution, inbox):
     if d.outages:
         kv("calls into the failed region", f"{sum(o.blocked for o in d.outages.values())} "
            f"(hung until the caller's timeout: moto {d.outages['moto'].blocked}, gapfill {d.outages['gapfill'].blocked})")
-    rejected = d.args.approval == "reject" and not d.args.dry_run
+    rejected = d.args.approval in ("reject", "timeout") and not d.args.dry_run
     if d.args.approval and d.args.dry_run:
-        check(not d.approval_answered, "dry-run: no approval was requested (rehearsals never wait)")
+        check(not d.approval_requested, "dry-run: no approval was requested (rehearsals never wait)")
+    elif d.args.approval == "timeout":
+        check(d.approval_requested and not d.approval_answered, "an approval request was received and left unanswered")
     elif d.args.approval:
         check(d.approval_answered, f"an approval request was received and answered ({d.args.approval})")
     if rejected:
-        check(execution["status"] == "FAILED", f"rejected execution ended {execution['status']} (expected FAILED)")
+        expected = "pilotlight.ApprovalTimeout" if d.args.approval == "timeout" else "pilotlight.Rejected"
+        check(any(expected in json.dumps(body, default=str) for _, body in inbox),
+              f"the failure notification names {expected}")
+    if rejected:
+        check(execution["status"] == "FAILED", f"aborted execution ended {execution['status']} (expected FAILED)")
     else:
         check(execution["status"] == "SUCCEEDED", f"execution {execution['status']}")
     subjects = [s for s, _ in inbox]
@@ -1257,7 +1277,7 @@ def verify(d, before, after, execution, inbox):
 
     if d.args.dry_run or rejected:
         for key in ("db", "db_primary", "db_instances", "primary", "dr", "dials", "dns"):
-            check(before[key] == after[key], f"{'dry-run' if d.args.dry_run else 'rejected'}: {key} unchanged")
+            check(before[key] == after[key], f"{'dry-run' if d.args.dry_run else 'aborted'}: {key} unchanged")
             if before[key] != after[key]:
                 say(f"      before: {json.dumps(before[key], default=str)}")
                 say(f"      after:  {json.dumps(after[key], default=str)}")

@@ -38,6 +38,31 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-echo
 echo "cargo: ${passed} passed, ${failed} failed"
+
+# End to end: the real binaries and the real state machine in the emulators (scripts/drill.sh reuses the
+# emulators started above). Each drill exits non-zero unless the topology it ends in is the expected one.
+drills=(
+  ""                      # alarm -> ungraceful failover
+  "--dry-run"             # the whole flow, nothing changes
+  "--graceful"            # planned failover: drain, lag 0, switch, dials in steps
+  "--failback"            # failover, then failback with re-protection: the original topology, pilot light restored
+  "--approval approve"
+  "--approval reject"
+  "--approval timeout"
+  "--primary-outage"      # every call to the failed region hangs: the failover must not need it
+)
+for args in "${drills[@]}"; do
+  step "drill ${args:-(default)}"
+  # shellcheck disable=SC2086
+  if scripts/drill.sh --no-build $args > "$log.drill" 2>&1; then
+    passed=$((passed + 1)); tail -n 3 "$log.drill"
+  else
+    failed=$((failed + 1)); status=1; tail -n 60 "$log.drill"; echo "drill ${args:-(default)}: FAILED"
+  fi
+done
+rm -f "$log.drill"
+
+echo
+echo "${passed} passed, ${failed} failed"
 exit "$status"
