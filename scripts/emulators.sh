@@ -13,7 +13,8 @@
 #
 # Logs and pid files live in .tools/run/. Each server runs in its own session (setsid), so `stop` ends the
 # server, whatever it spawned (ministack's Lambda `bootstrap` processes) and ministack's temp folders
-# (ministack runs with TMPDIR=.tools/run/ministack-tmp, which holds its ministack-provided-code-* folders).
+# (ministack runs with TMPDIR=.tools/run/ministack-<port>-tmp, which holds its ministack-provided-code-* folders).
+# `stop` stops the servers on the configured ports only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,8 +31,11 @@ health_path() { case "$1" in moto) echo /moto-api/ ;; gapfill) echo /_gapfill/he
 # a string the server's command line must contain (guards against a recycled pid)
 marker() { case "$1" in moto) echo moto_server ;; gapfill) echo gapfill.py ;; ministack) echo ministack ;; esac; }
 timeout_of() { case "$1" in moto) echo 60 ;; gapfill) echo 15 ;; ministack) echo 90 ;; esac; }
-pidfile() { echo "$RUN/$1.pid"; }
-logfile() { echo "$RUN/$1.log"; }
+# Files are per name AND port, so runs on other ports (a CI clone, a drill beside a test run) never see, reuse or
+# stop each other's servers.
+pidfile() { echo "$RUN/$1-$(port_of "$1").pid"; }
+logfile() { echo "$RUN/$1-$(port_of "$1").log"; }
+MINISTACK_TMP="$RUN/ministack-$MINISTACK_PORT-tmp"
 
 # pid of a running server started by this script, or nothing
 live_pid() {
@@ -72,8 +76,8 @@ members() {
         for c in $(pgrep -P "$p" 2>/dev/null || true); do echo "$c"; queue+=("$c"); done
       done
     }
-    if [[ "$name" == ministack && -d "$RUN/ministack-tmp" ]]; then
-      local tmp; tmp="$(cd "$RUN/ministack-tmp" && pwd -P)"
+    if [[ "$name" == ministack && -d "$MINISTACK_TMP" ]]; then
+      local tmp; tmp="$(cd "$MINISTACK_TMP" && pwd -P)"
       for d in /proc/[0-9]*; do
         p="${d#/proc/}"
         { [[ "$(readlink "$d/cwd" 2>/dev/null)" == "$tmp"/* ]] || [[ "$(readlink "$d/exe" 2>/dev/null)" == "$tmp"/* ]]; } \
@@ -104,7 +108,7 @@ stop_one() {
   fi
   rm -f "$(pidfile "$name")"
   if [[ "$name" == ministack ]]; then
-    rm -rf "$RUN/ministack-tmp"
+    rm -rf "$MINISTACK_TMP"
   fi
 }
 
@@ -143,8 +147,8 @@ start_one() {
       ;;
     ministack)
       "$ROOT/scripts/install-tools.sh" ministack
-      mkdir -p "$RUN/ministack-tmp"
-      GATEWAY_PORT="$port" BIND_HOST="$HOST" TMPDIR="$RUN/ministack-tmp" \
+      mkdir -p "$MINISTACK_TMP"
+      GATEWAY_PORT="$port" BIND_HOST="$HOST" TMPDIR="$MINISTACK_TMP" \
         setsid "$TOOLS/ministack/bin/ministack" </dev/null >"$log" 2>&1 &
       ;;
   esac
