@@ -1,1 +1,173 @@
-fn main() {}
+//! `pilotlight`: the local companion of the Lambda functions.
+//!
+//! - `pilotlight check-plan <file>`: validate a plan file (the `PILOTLIGHT_*` keys the SAM parameters become) before
+//!   deploying it; prints the plan or the error naming the variable.
+//! - `pilotlight parse-event <event.json> [--plan <file>]`: what `detect` would make of an event, offline: the
+//!   trigger it parses and, with a plan, whether the origin checks accept it. No AWS call.
+//! - `pilotlight bench [--iterations N]`: figures for the hot, pure part of `detect` (parsing each alarm shape,
+//!   deciding) and the process's peak memory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use pilotlight::FailoverPlan;
+use pilotlight::decision::{ActiveSide, LiveAlarm, Situation, check_origin, decide_alarm};
+use pilotlight::trigger::{Trigger, parse_trigger};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("check-plan") => args
+            .get(1)
+            .ok_or_else(usage)
+            .and_then(|f| check_plan(Path::new(f))),
+        Some("parse-event") => args
+            .get(1)
+            .ok_or_else(usage)
+            .and_then(|f| parse_event(Path::new(f), flag(&args, "--plan"))),
+        Some("bench") => bench(
+            flag(&args, "--iterations")
+                .map(|n| n.to_string_lossy().parse().unwrap_or(20_000))
+                .unwrap_or(20_000),
+        ),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pilotlight: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: pilotlight check-plan <file> | parse-event <event.json> [--plan <file>] | bench [--iterations N]".into()
+}
+
+fn flag(args: &[String], name: &str) -> Option<PathBuf> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+fn check_plan(path: &Path) -> Result<(), String> {
+    let plan = FailoverPlan::from_file(path).map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
+    );
+    eprintln!(
+        "plan OK: {} -> {} ({} alarms, quorum {})",
+        plan.primary.region,
+        plan.dr.region,
+        plan.alarms.names.len(),
+        plan.alarms.quorum
+    );
+    Ok(())
+}
+
+fn parse_event(path: &Path, plan: Option<PathBuf>) -> Result<(), String> {
+    let event = read_json(path)?;
+    let trigger = parse_trigger(&event).map_err(|e| e.to_string())?;
+    match &trigger {
+        Trigger::Alarm(t) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(t).map_err(|e| e.to_string())?
+            );
+            if let Some(p) = plan {
+                let plan = FailoverPlan::from_file(&p).map_err(|e| e.to_string())?;
+                check_origin(&plan, t).map_err(|e| e.to_string())?;
+                eprintln!("origin OK for plan {}", p.display());
+            }
+        }
+        Trigger::Manual(c) => println!(
+            "{}",
+            serde_json::to_string_pretty(c).map_err(|e| e.to_string())?
+        ),
+    }
+    Ok(())
+}
+
+/// Pure-path figures: no emulator, no network. The events are the repository's own samples.
+fn bench(iterations: u32) -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan =
+        FailoverPlan::from_file(&root.join("plans/reference.env")).map_err(|e| e.to_string())?;
+    let shapes = [
+        "detect-alarm-lambda-action.json",
+        "detect-alarm-sns.json",
+        "detect-alarm-eventbridge.json",
+        "detect-manual-failover.json",
+    ];
+    println!("{:<40} {:>12} {:>12}", "operation", "per op", "ops/s");
+    for shape in shapes {
+        let event = read_json(&root.join("events").join(shape))?;
+        let start = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(
+                parse_trigger(std::hint::black_box(&event)).map_err(|e| e.to_string())?,
+            );
+        }
+        print_rate(&format!("parse {shape}"), start.elapsed(), iterations);
+    }
+    let Trigger::Alarm(t) = parse_trigger(&read_json(&root.join("events/detect-alarm-sns.json"))?)
+        .map_err(|e| e.to_string())?
+    else {
+        return Err("detect-alarm-sns.json is not an alarm".into());
+    };
+    let now = chrono::Utc::now();
+    let situation = Situation {
+        alarms: plan
+            .alarms
+            .names
+            .iter()
+            .map(|n| LiveAlarm {
+                name: n.clone(),
+                state: "ALARM".into(),
+                transitioned_at: Some(now),
+            })
+            .collect(),
+        executions: vec![],
+        active: ActiveSide::Primary,
+        now,
+    };
+    let start = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(decide_alarm(&plan, std::hint::black_box(&t), &situation));
+    }
+    print_rate(
+        "decide (quorum, cooldown, name)",
+        start.elapsed(),
+        iterations,
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| l.trim_start_matches("VmHWM:").trim().to_string());
+    println!(
+        "{:<40} {:>12}",
+        "peak resident memory (VmHWM)",
+        peak.unwrap_or_else(|| "n/a".into())
+    );
+    Ok(())
+}
+
+fn print_rate(what: &str, elapsed: std::time::Duration, n: u32) {
+    let per = elapsed / n.max(1);
+    println!(
+        "{:<40} {:>10.1}µs {:>12.0}",
+        what,
+        per.as_secs_f64() * 1e6,
+        f64::from(n) / elapsed.as_secs_f64()
+    );
+}

@@ -1,0 +1,82 @@
+//! The local `pilotlight` CLI: plan checks and offline event parsing, as an operator runs them before deploying.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pilotlight"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_plan_accepts_the_reference_plan_and_names_the_bad_variable() {
+    let (ok, stdout, _) = run(&["check-plan", "plans/reference.env"]);
+    assert!(ok);
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["dr"]["region"], "ap-northeast-1");
+
+    let bad = std::env::temp_dir().join(format!("pilotlight-bad-plan-{}.env", std::process::id()));
+    let text = std::fs::read_to_string("plans/reference.env")
+        .unwrap()
+        .replace("PILOTLIGHT_QUORUM=1", "PILOTLIGHT_QUORUM=many");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, stderr) = run(&["check-plan", bad.to_str().unwrap()]);
+    std::fs::remove_file(&bad).unwrap();
+    assert!(!ok);
+    assert!(
+        stderr.contains("PILOTLIGHT_QUORUM") && stderr.contains("whole number"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn parse_event_applies_the_plans_origin_checks() {
+    let (ok, stdout, _) = run(&[
+        "parse-event",
+        "events/detect-alarm-eventbridge.json",
+        "--plan",
+        "plans/reference.env",
+    ]);
+    assert!(ok);
+    assert!(stdout.contains("\"shape\": \"event-bridge\""), "{stdout}");
+    // A plan watching other alarms refuses the reference event, naming why.
+    let other =
+        std::env::temp_dir().join(format!("pilotlight-other-plan-{}.env", std::process::id()));
+    let text = std::fs::read_to_string("plans/reference.env")
+        .unwrap()
+        .replace("web-primary-5xx,", "checkout-5xx,");
+    std::fs::write(&other, text).unwrap();
+    let (ok, _, stderr) = run(&[
+        "parse-event",
+        "events/detect-alarm-sns.json",
+        "--plan",
+        other.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&other).unwrap();
+    assert!(
+        !ok && stderr.contains("not one of the plan's alarms"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["parse-event", "Cargo.toml"]);
+    assert!(!ok && stderr.contains("not JSON"), "{stderr}");
+}
+
+#[test]
+fn bench_prints_figures() {
+    let (ok, stdout, _) = run(&["bench", "--iterations", "50"]);
+    assert!(ok);
+    for line in [
+        "parse detect-alarm-sns.json",
+        "decide (quorum, cooldown, name)",
+        "peak resident memory",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+}
