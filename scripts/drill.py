@@ -1297,6 +1297,15 @@ def verify(d, before, after, execution, inbox):
               f"GA dials 0/100 (are {after['dials']['primary']:g}/{after['dials']['dr']:g})")
         check(after["dns"]["answer"] == d.seeded["dns"]["dr_value"],
               f"DNS {d.seeded['dns']['record']} answers the DR endpoint ({after['dns']['answer']})")
+        if not d.args.graceful:
+            # The ungraceful path promotes the database and scales compute in parallel: the report must show it.
+            try:
+                report = find_report(json.loads(execution.get("output") or "{}")) or {}
+            except ValueError:
+                report = {}
+            overlap = report.get("parallel_overlap_seconds")
+            check(isinstance(overlap, (int, float)) and overlap > 0,
+                  f"the report shows promote-db and scale-compute overlapping in time ({overlap} s)")
     if rejected:
         check(any("fail" in s.lower() or "reject" in s.lower() for s, _ in inbox),
               "a failure/rejection notification reached the operators' topic")
