@@ -1223,7 +1223,9 @@ def show(d, execution):
         return
     kv("summary", report.get("summary", ""))
     kv("outcome", f"{report.get('outcome')}" + (f"  error {json.dumps(report['error'])}" if report.get("error") else ""))
-    kv("RTO (trigger -> traffic)", f"{report.get('rto_seconds')} s")
+    rto = report.get("rto_seconds")
+    kv("RTO (trigger -> traffic)", f"{rto} s" if rto is not None
+       else "n/a" + (" (dry run: nothing moved)" if report.get("dry_run") else ""))
     kv("RPO (replica lag)", f"{report.get('rpo_seconds')} s")
     kv("db/compute overlap", f"{report.get('parallel_overlap_seconds')} s")
     kv("built from", report.get("history", "the execution state"))
