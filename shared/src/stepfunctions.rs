@@ -130,6 +130,7 @@ where
 /// GetExecutionHistory returns at most 1000 events a page; an execution holds at most 25,000 events (Step Functions
 /// quota), so this many pages read any history whole and a runaway one stays bounded.
 pub const HISTORY_MAX_PAGES: usize = 25;
+/// GetExecutionHistory's largest page.
 pub const HISTORY_PAGE_SIZE: i32 = 1000;
 
 /// Every step report the execution's Lambda tasks returned, oldest first, including the ones a loop's `ResultPath`
