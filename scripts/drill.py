@@ -1223,19 +1223,45 @@ def show(d, execution):
         return
     kv("summary", report.get("summary", ""))
     kv("outcome", f"{report.get('outcome')}" + (f"  error {json.dumps(report['error'])}" if report.get("error") else ""))
-    kv("RTO (trigger -> traffic)", f"{report.get('rto_seconds')} s")
+    rto = report.get("rto_seconds")
+    kv("RTO (trigger -> traffic)", f"{rto} s" if rto is not None
+       else "n/a" + (" (dry run: nothing moved)" if report.get("dry_run") else ""))
     kv("RPO (replica lag)", f"{report.get('rpo_seconds')} s")
     kv("db/compute overlap", f"{report.get('parallel_overlap_seconds')} s")
+    kv("built from", report.get("history", "the execution state"))
     say("  timeline:")
     for t in report.get("timeline", []):
-        say(f"    {t.get('step', ''):<14} {t.get('seconds', 0):6.2f}s  done={str(t.get('done')).lower():<5}  "
-            f"{t.get('message', '')[:150]}")
+        calls = t.get("calls", 1)
+        say(f"    {t.get('step', ''):<24} {t.get('seconds', 0):6.2f}s  {calls:>2} call{'s' if calls != 1 else ' '}  "
+            f"done={str(t.get('done')).lower():<5}  {t.get('message', '')[:150]}")
     say(f"  changes ({len(report.get('changes', []))}):")
     for c in report.get("changes", []):
         say(f"    {'applied' if c.get('applied') else 'planned'}  {c.get('resource')}  {c.get('field')}: "
             f"{json.dumps(c.get('from'))} -> {json.dumps(c.get('to'))}")
     if d.args.write_output:
         say(f"  (full execution output: {d.args.write_output})")
+
+
+def report_dial_steps(d, execution, side):
+    """The dials the report (execution output) says `side`'s endpoint group was set to, in order, and where the
+    report's step results came from (its `history`)."""
+    try:
+        report = find_report(json.loads(execution.get("output") or "null"))
+    except ValueError:
+        report = None
+    if report is None:
+        return None, "no report in the execution output"
+    arn = d.plan[f"PILOTLIGHT_{side.upper()}_ENDPOINT_GROUP_ARN"]
+    dials = [c.get("to") for c in report.get("changes", [])
+             if c.get("resource") == arn and c.get("field") == "TrafficDialPercentage"]
+    return dials, report.get("history", "")
+
+
+def check_report_dials(d, execution, check, side, graceful):
+    """Every dial step is in the report, not only the loop's last one (the state keeps only that)."""
+    steps = [int(x) for x in d.plan.get("PILOTLIGHT_DIAL_STEPS", "25,50,100").split(",")] if graceful else [100]
+    dials, history = report_dial_steps(d, execution, side)
+    check(dials == steps, f"the report lists every {side} dial step: {dials} (expected {steps}; {history})")
 
 
 def verify(d, before, after, execution, inbox):
@@ -1306,6 +1332,7 @@ def verify(d, before, after, execution, inbox):
             overlap = report.get("parallel_overlap_seconds")
             check(isinstance(overlap, (int, float)) and overlap > 0,
                   f"the report shows promote-db and scale-compute overlapping in time ({overlap} s)")
+        check_report_dials(d, execution, check, "dr", graceful=d.args.graceful)
     if rejected:
         check(any("fail" in s.lower() or "reject" in s.lower() for s, _ in inbox),
               "a failure/rejection notification reached the operators' topic")
@@ -1344,6 +1371,7 @@ def verify_failback(d, original, after, execution, inbox):
           f"GA dials 100/0 (are {after['dials']['primary']:g}/{after['dials']['dr']:g})")
     check(after["dns"]["answer"] == d.seeded["dns"]["primary_value"],
           f"DNS {d.seeded['dns']['record']} answers the primary endpoint ({after['dns']['answer']})")
+    check_report_dials(d, execution, check, "primary", graceful=True)
     check(any("report" in s.lower() for s, _ in inbox), "a failback report notification reached the operators' topic")
     kv("DB instances", "; ".join(f"{side}: {', '.join(ids)}" for side, ids in after["db_instances"].items())
        + f" (before the drill: {'; '.join(f'{k}: {chr(44).join(v)}' for k, v in original['db_instances'].items())})")

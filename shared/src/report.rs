@@ -1,19 +1,66 @@
-//! The execution report: per-step timeline, what each step saw and changed, RTO and RPO. Built from the state the
-//! failover state machine accumulates (`$.steps`, `$.recovery` from the Parallel branches, `$.trigger`), so it
-//! needs no AWS call and is the same in AWS and in the drill.
+//! The execution report: a timeline per phase, what each step saw and changed, RTO and RPO. Built from every step
+//! report of the run: the ones in the state the failover state machine accumulated (`$.steps`, `$.recovery` from
+//! the Parallel branches, `$.reprotect`) plus the ones read from the execution history. The history matters: a
+//! loop that repeats one action (`$.steps.shift_traffic`, `prepare_db`, `drain`, `catchup`) keeps only its latest
+//! result in the state, so without it a graceful failover would show only its last dial step. Pure: notify reads
+//! the history (stepfunctions::step_reports) and passes it in.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::step::{Change, StepReport};
+use crate::step::{Action, Change, StepReport};
+
+/// The step reports the execution history gave, or why there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepHistory {
+    /// Nobody asked for it (a report built from the state alone, e.g. in a unit test).
+    NotRead,
+    /// Every step report of the execution's successful Lambda results, oldest first.
+    Read(Vec<StepReport>),
+    /// Reading it failed; the reason.
+    Unavailable(String),
+}
+
+impl StepHistory {
+    fn reports(&self) -> &[StepReport] {
+        match self {
+            StepHistory::Read(r) => r,
+            StepHistory::NotRead | StepHistory::Unavailable(_) => &[],
+        }
+    }
+
+    /// What the report says about its sources.
+    pub fn describe(&self) -> String {
+        match self {
+            StepHistory::Read(r) => format!("execution history: {} step results", r.len()),
+            StepHistory::NotRead => {
+                "execution history not read: built from the execution state alone (repeated calls of a loop show \
+                 only their latest result)"
+                    .to_string()
+            }
+            StepHistory::Unavailable(why) => format!(
+                "execution history unavailable ({why}): built from the execution state alone (repeated calls of \
+                 a loop show only their latest result)"
+            ),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepTimeline {
+    /// The phase (see [`phase`]): e.g. "prepare-db", "shift-traffic", "reprotect-promote-db".
     pub step: String,
+    /// The earliest call's start.
     pub started_at: DateTime<Utc>,
+    /// The latest call's finish.
     pub finished_at: DateTime<Utc>,
     pub seconds: f64,
+    /// How many step reports (start and status calls, loop iterations) the phase is made of.
+    pub calls: usize,
+    /// `done`, `message` and `saw` of the latest call.
     pub done: bool,
     pub message: String,
     pub saw: Value,
@@ -31,102 +78,124 @@ pub struct Report {
     pub error: Option<Value>,
     pub trigger: Value,
     pub timeline: Vec<StepTimeline>,
-    /// Seconds the database and compute branches ran at the same time.
+    /// Seconds the database and compute phases ran at the same time.
     pub parallel_overlap_seconds: Option<f64>,
-    /// From the trigger (alarm state change, or the manual request) to traffic shifted.
+    /// From the trigger (alarm state change, or the manual request) to the dial step that completed the traffic
+    /// shift. None in a dry-run (nothing moved) or when the shift did not complete.
     pub rto_seconds: Option<f64>,
     /// Replica lag seen before promotion; 0 for a graceful switchover.
     pub rpo_seconds: Option<f64>,
+    /// Every change, in the order the steps made (or, in a dry-run, would make) them.
     pub changes: Vec<Change>,
     /// The operator's answer when the execution waited for approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Value>,
+    /// Where the step reports came from: "execution history: N step results", or why the history was not used.
+    pub history: String,
     pub summary: String,
 }
 
-/// (first report, last report) of a step: the `start` call and the final `status` poll.
-fn step_reports(
-    state: &Value,
-    start_key: &str,
-    status_key: &str,
-) -> Option<(StepReport, StepReport)> {
-    let find = |key: &str| -> Option<StepReport> {
-        let in_steps = |v: &Value| v.get("steps").and_then(|s| s.get(key)).cloned();
-        let candidates = std::iter::once(state).chain(
-            state
-                .get("recovery")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
-        );
-        candidates
-            .filter_map(in_steps)
-            .find_map(|v| serde_json::from_value(v).ok())
-    };
-    let first = find(start_key).or_else(|| find(status_key))?;
-    let last = find(status_key).unwrap_or_else(|| first.clone());
-    Some((first, last))
+/// The timeline phase a step report belongs to. Start and status calls of a step are one phase; the graceful
+/// actions get their own names.
+pub fn phase(step: &str, action: Action) -> String {
+    match (step, action) {
+        (_, Action::Start | Action::Status) => step.to_string(),
+        (_, Action::Reprotect) => format!("reprotect-{step}"),
+        ("promote-db", Action::Prepare) => "prepare-db".to_string(),
+        ("promote-db", Action::CatchUp) => "catchup".to_string(),
+        ("shift-traffic", Action::Drain) => "drain".to_string(),
+        (_, other) => format!("{step}-{}", other.as_str()),
+    }
 }
 
-pub fn build(execution: &str, state: &Value) -> Report {
-    // (timeline name, key of the first call's result, key of the last call's result). Loops that repeat one
-    // action keep only the latest result under one key (prepare, drain, catchup, dial steps).
-    let steps = [
-        ("prepare-db", "prepare_db", "prepare_db"),
-        ("promote-db", "promote_db_start", "promote_db"),
-        ("scale-compute", "scale_compute_start", "scale_compute"),
-        ("drain", "drain", "drain"),
-        ("catchup", "catchup", "catchup"),
-        ("shift-traffic", "shift_traffic", "shift_traffic"),
-        ("update-dns", "update_dns_start", "update_dns"),
-    ];
-    let mut timeline = Vec::new();
-    let mut changes = Vec::new();
-    let mut rpo = None;
-    for (name, start_key, status_key) in steps {
-        let Some((first, last)) = step_reports(state, start_key, status_key) else {
-            continue;
-        };
-        // The start call records what was changed; status polls only observe.
-        changes.extend(first.changes.iter().cloned());
-        if name == "shift-traffic" {
-            changes.extend(
-                last.changes
-                    .iter()
-                    .filter(|c| !first.changes.contains(c))
-                    .cloned(),
-            );
+/// Every step report in the state: `$.steps.*`, `$.recovery[*]` (the Parallel branches' outputs, whether flat or
+/// under `steps`) and `$.reprotect[*]`.
+pub fn state_reports(state: &Value) -> Vec<StepReport> {
+    fn collect(v: &Value, depth: usize, out: &mut Vec<StepReport>) {
+        if v.get("step").is_some()
+            && let Ok(r) = StepReport::deserialize(v)
+        {
+            out.push(r);
+            return;
         }
-        rpo = rpo.or(first.rpo_seconds).or(last.rpo_seconds);
-        timeline.push(StepTimeline {
-            step: name.to_string(),
-            started_at: first.started_at,
-            finished_at: last.finished_at,
-            seconds: secs(last.finished_at - first.started_at),
-            done: last.done,
-            message: last.message.clone(),
-            saw: last.saw.clone(),
-        });
+        if depth == 0 {
+            return;
+        }
+        match v {
+            Value::Object(o) => o.values().for_each(|x| collect(x, depth - 1, out)),
+            Value::Array(a) => a.iter().for_each(|x| collect(x, depth - 1, out)),
+            _ => {}
+        }
     }
-    // Failback's re-protection runs as a Parallel whose output is [promote-db report, scale-compute report].
-    let reprotect = state
-        .get("reprotect")
-        .and_then(Value::as_array)
+    let mut out = Vec::new();
+    for key in ["steps", "recovery", "reprotect"] {
+        if let Some(v) = state.get(key) {
+            collect(v, 3, &mut out);
+        }
+    }
+    out
+}
+
+/// History and state reports, each call once (same step, action and start), in start order (calls that start
+/// together keep the history's order, then the state's).
+fn all_reports(state: &Value, history: &StepHistory) -> Vec<StepReport> {
+    let mut seen = HashSet::new();
+    let mut reports: Vec<StepReport> = history
+        .reports()
+        .iter()
+        .cloned()
+        .chain(state_reports(state))
+        .filter(|r| seen.insert((r.step.clone(), r.action.as_str(), r.started_at)))
+        .collect();
+    reports.sort_by_key(|r| r.started_at);
+    reports
+}
+
+fn timeline(reports: &[StepReport]) -> Vec<StepTimeline> {
+    let mut phases: Vec<(String, Vec<&StepReport>)> = Vec::new();
+    for r in reports {
+        let name = phase(&r.step, r.action);
+        match phases.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, calls)) => calls.push(r),
+            None => phases.push((name, vec![r])),
+        }
+    }
+    let mut timeline: Vec<StepTimeline> = phases
         .into_iter()
-        .flatten();
-    for r in reprotect.filter_map(|v| serde_json::from_value::<StepReport>(v.clone()).ok()) {
-        changes.extend(r.changes.iter().cloned());
-        timeline.push(StepTimeline {
-            step: format!("reprotect-{}", r.step),
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            seconds: secs(r.finished_at - r.started_at),
-            done: r.done,
-            message: r.message.clone(),
-            saw: r.saw.clone(),
-        });
-    }
+        .filter_map(|(step, calls)| {
+            let latest = *calls.last()?;
+            let started_at = calls.iter().map(|r| r.started_at).min()?;
+            let finished_at = calls.iter().map(|r| r.finished_at).max()?;
+            Some(StepTimeline {
+                step,
+                started_at,
+                finished_at,
+                seconds: secs(finished_at - started_at),
+                calls: calls.len(),
+                done: latest.done,
+                message: latest.message.clone(),
+                saw: latest.saw.clone(),
+            })
+        })
+        .collect();
     timeline.sort_by_key(|t| t.started_at);
+    timeline
+}
+
+pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
+    let reports = all_reports(state, history);
+    let timeline = timeline(&reports);
+    let mut changes: Vec<Change> = Vec::new();
+    for c in reports.iter().flat_map(|r| &r.changes) {
+        if !changes.contains(c) {
+            changes.push(c.clone());
+        }
+    }
+    let in_phase = |name: &'static str| {
+        reports
+            .iter()
+            .filter(move |r| phase(&r.step, r.action) == name)
+    };
     let span = |n: &str| {
         timeline
             .iter()
@@ -135,20 +204,6 @@ pub fn build(execution: &str, state: &Value) -> Report {
     };
     let parallel_overlap_seconds = match (span("promote-db"), span("scale-compute")) {
         (Some((a0, a1)), Some((b0, b1))) => Some(secs(a1.min(b1) - a0.max(b0)).max(0.0)),
-        _ => None,
-    };
-    let trigger = state.get("trigger").cloned().unwrap_or(Value::Null);
-    let triggered_at = trigger
-        .get("state_change_time")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let shifted = timeline
-        .iter()
-        .find(|t| t.step == "shift-traffic" && t.done)
-        .map(|t| t.finished_at);
-    let rto_seconds = match (triggered_at, shifted) {
-        (Some(a), Some(b)) => Some(secs(b - a)),
         _ => None,
     };
     let text = |k: &str| {
@@ -162,6 +217,23 @@ pub fn build(execution: &str, state: &Value) -> Report {
         .get("dry_run")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let trigger = state.get("trigger").cloned().unwrap_or(Value::Null);
+    let triggered_at = trigger
+        .get("state_change_time")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    // The dial step that completed the shift; a dry-run moved nothing, so it has no recovery time.
+    let shifted = in_phase("shift-traffic")
+        .filter(|r| r.done)
+        .map(|r| r.finished_at)
+        .max();
+    let rto_seconds = match (dry_run, triggered_at, shifted) {
+        (false, Some(a), Some(b)) => Some(secs(b - a)),
+        _ => None,
+    };
+    // The lag promote-db saw before promoting: its first report that carries one.
+    let mut rpo = in_phase("promote-db").find_map(|r| r.rpo_seconds);
     if text("mode") == "graceful" && rpo.is_none() {
         rpo = Some(0.0);
     }
@@ -203,6 +275,7 @@ pub fn build(execution: &str, state: &Value) -> Report {
             .get("approval")
             .and_then(|a| a.get("decision"))
             .cloned(),
+        history: history.describe(),
         summary,
     }
 }
@@ -218,15 +291,28 @@ mod tests {
 
     fn step(
         name: &str,
+        action: &str,
         start: &str,
         end: &str,
         done: bool,
         changes: Value,
         rpo: Option<f64>,
     ) -> Value {
-        json!({"step": name, "action": "start", "direction": "failover", "dry_run": false,
+        json!({"step": name, "action": action, "direction": "failover", "dry_run": false,
                "started_at": start, "finished_at": end, "saw": {"seen": name}, "changes": changes,
-               "done": done, "message": format!("{name} ok"), "rpo_seconds": rpo})
+               "done": done, "message": format!("{name} {action} ok"), "rpo_seconds": rpo})
+    }
+
+    fn dial(from: i32, to: i32) -> Value {
+        json!([{"resource": "eg-dr", "field": "TrafficDialPercentage", "from": from, "to": to, "applied": true}])
+    }
+
+    fn parsed(v: &Value) -> StepReport {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn names(r: &Report) -> Vec<&str> {
+        r.timeline.iter().map(|t| t.step.as_str()).collect()
     }
 
     #[test]
@@ -236,28 +322,62 @@ mod tests {
             "direction": "failover", "mode": "ungraceful", "dry_run": false,
             "trigger": {"source": "alarm", "alarms": ["a"], "state_change_time": "2026-11-29T10:00:00Z", "reason": "r"},
             "recovery": [
-                {"steps": {"promote_db_start": step("promote-db", "2026-11-29T10:00:10Z", "2026-11-29T10:00:11Z", false, change.clone(), Some(4.0)),
-                           "promote_db": step("promote-db", "2026-11-29T10:00:40Z", "2026-11-29T10:00:41Z", true, json!([]), None)}},
-                {"steps": {"scale_compute_start": step("scale-compute", "2026-11-29T10:00:12Z", "2026-11-29T10:00:13Z", false, json!([]), None),
-                           "scale_compute": step("scale-compute", "2026-11-29T10:01:00Z", "2026-11-29T10:01:01Z", true, json!([]), None)}}
+                {"steps": {"promote_db_start": step("promote-db", "start", "2026-11-29T10:00:10Z", "2026-11-29T10:00:11Z", false, change.clone(), Some(4.0)),
+                           "promote_db": step("promote-db", "status", "2026-11-29T10:00:40Z", "2026-11-29T10:00:41Z", true, json!([]), None)}},
+                {"steps": {"scale_compute_start": step("scale-compute", "start", "2026-11-29T10:00:12Z", "2026-11-29T10:00:13Z", false, json!([]), None),
+                           "scale_compute": step("scale-compute", "status", "2026-11-29T10:01:00Z", "2026-11-29T10:01:01Z", true, json!([]), None)}}
             ],
-            "steps": {"shift_traffic": step("shift-traffic", "2026-11-29T10:01:05Z", "2026-11-29T10:01:30Z", true, json!([]), None)}
+            "steps": {"shift_traffic": step("shift-traffic", "start", "2026-11-29T10:01:05Z", "2026-11-29T10:01:30Z", true, json!([]), None)}
         });
-        let r = build("exec-1", &state);
-        assert_eq!(
-            r.timeline
-                .iter()
-                .map(|t| t.step.as_str())
-                .collect::<Vec<_>>(),
-            ["promote-db", "scale-compute", "shift-traffic"]
-        );
+        let r = build("exec-1", &state, &StepHistory::NotRead);
+        assert_eq!(names(&r), ["promote-db", "scale-compute", "shift-traffic"]);
         assert_eq!(r.timeline[0].seconds, 31.0);
+        assert_eq!(r.timeline[0].calls, 2);
         assert_eq!(r.parallel_overlap_seconds, Some(29.0)); // 10:00:12 .. 10:00:41
         assert_eq!(r.rto_seconds, Some(90.0));
         assert_eq!(r.rpo_seconds, Some(4.0));
         assert_eq!(r.changes.len(), 1);
         assert_eq!(r.outcome, "succeeded");
         assert!(r.summary.contains("RTO 90.0s"), "{}", r.summary);
+        assert!(
+            r.history.starts_with("execution history not read"),
+            "{}",
+            r.history
+        );
+    }
+
+    #[test]
+    fn the_state_machine_layout_is_read_once_despite_copies() {
+        // As the ungraceful path leaves it: branch outputs are the `steps` objects themselves (OutputPath $.steps),
+        // and CollectRecovery copies them into $.steps as well.
+        let start = step(
+            "promote-db",
+            "start",
+            "2026-11-29T10:00:10Z",
+            "2026-11-29T10:00:11Z",
+            false,
+            json!([]),
+            Some(2.0),
+        );
+        let status = step(
+            "promote-db",
+            "status",
+            "2026-11-29T10:00:40Z",
+            "2026-11-29T10:00:41Z",
+            true,
+            json!([]),
+            None,
+        );
+        let state = json!({
+            "direction": "failover", "mode": "ungraceful", "dry_run": false,
+            "recovery": [{"promote_db_start": start.clone(), "promote_db": status.clone()}, {}],
+            "steps": {"promote_db_start": start.clone(), "promote_db": status},
+        });
+        let r = build("exec", &state, &StepHistory::Read(vec![parsed(&start)]));
+        assert_eq!(names(&r), ["promote-db"]);
+        assert_eq!(r.timeline[0].calls, 2, "each call once");
+        assert_eq!(r.rpo_seconds, Some(2.0));
+        assert_eq!(r.history, "execution history: 1 step results");
     }
 
     #[test]
@@ -268,20 +388,19 @@ mod tests {
             "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "home"},
             "approval": {"required": true, "decision": {"approved": true, "reason": "ok"}},
             "steps": {
-                "prepare_db": step("promote-db", "2026-11-29T10:00:05Z", "2026-11-29T10:00:06Z", true, json!([]), None),
-                "drain": step("shift-traffic", "2026-11-29T10:01:00Z", "2026-11-29T10:01:01Z", true, json!([]), None),
-                "catchup": step("promote-db", "2026-11-29T10:01:05Z", "2026-11-29T10:01:06Z", true, json!([]), None),
-                "shift_traffic": step("shift-traffic", "2026-11-29T10:02:00Z", "2026-11-29T10:02:30Z", true, json!([]), None)
+                "prepare_db": step("promote-db", "prepare", "2026-11-29T10:00:05Z", "2026-11-29T10:00:06Z", true, json!([]), None),
+                "drain": step("shift-traffic", "drain", "2026-11-29T10:01:00Z", "2026-11-29T10:01:01Z", true, json!([]), None),
+                "catchup": step("promote-db", "catchup", "2026-11-29T10:01:05Z", "2026-11-29T10:01:06Z", true, json!([]), None),
+                "shift_traffic": step("shift-traffic", "start", "2026-11-29T10:02:00Z", "2026-11-29T10:02:30Z", true, json!([]), None)
             },
             "reprotect": [
-                step("promote-db", "2026-11-29T10:03:00Z", "2026-11-29T10:03:10Z", true, json!([]), None),
-                step("scale-compute", "2026-11-29T10:03:00Z", "2026-11-29T10:03:01Z", true, change, None)
+                step("promote-db", "reprotect", "2026-11-29T10:03:00Z", "2026-11-29T10:03:10Z", true, json!([]), None),
+                step("scale-compute", "reprotect", "2026-11-29T10:03:00Z", "2026-11-29T10:03:01Z", true, change, None)
             ]
         });
-        let r = build("exec-3", &state);
-        let names: Vec<&str> = r.timeline.iter().map(|t| t.step.as_str()).collect();
+        let r = build("exec-3", &state, &StepHistory::NotRead);
         assert_eq!(
-            names,
+            names(&r),
             [
                 "prepare-db",
                 "drain",
@@ -297,11 +416,247 @@ mod tests {
         assert_eq!(r.approval.as_ref().unwrap()["approved"], true);
     }
 
+    /// A graceful failover whose dial loop called shift-traffic `start` three times: the state keeps the last
+    /// call only, the history has all three.
+    fn graceful_dial_loop() -> (Value, Vec<StepReport>) {
+        let calls = [
+            step(
+                "promote-db",
+                "prepare",
+                "2026-11-29T10:00:05Z",
+                "2026-11-29T10:00:06Z",
+                false,
+                json!([]),
+                None,
+            ),
+            step(
+                "promote-db",
+                "prepare",
+                "2026-11-29T10:00:20Z",
+                "2026-11-29T10:00:21Z",
+                true,
+                json!([]),
+                None,
+            ),
+            step(
+                "shift-traffic",
+                "drain",
+                "2026-11-29T10:01:00Z",
+                "2026-11-29T10:01:01Z",
+                true,
+                json!([{"resource": "eg-primary", "field": "TrafficDialPercentage", "from": 100, "to": 0, "applied": true}]),
+                None,
+            ),
+            step(
+                "promote-db",
+                "start",
+                "2026-11-29T10:01:30Z",
+                "2026-11-29T10:01:31Z",
+                false,
+                json!([]),
+                Some(0.0),
+            ),
+            step(
+                "promote-db",
+                "status",
+                "2026-11-29T10:01:50Z",
+                "2026-11-29T10:01:51Z",
+                true,
+                json!([]),
+                None,
+            ),
+            step(
+                "shift-traffic",
+                "start",
+                "2026-11-29T10:02:00Z",
+                "2026-11-29T10:02:01Z",
+                false,
+                dial(0, 25),
+                None,
+            ),
+            step(
+                "shift-traffic",
+                "start",
+                "2026-11-29T10:02:31Z",
+                "2026-11-29T10:02:32Z",
+                false,
+                dial(25, 50),
+                None,
+            ),
+            step(
+                "shift-traffic",
+                "start",
+                "2026-11-29T10:03:02Z",
+                "2026-11-29T10:03:03Z",
+                true,
+                dial(50, 100),
+                None,
+            ),
+        ];
+        let state = json!({
+            "direction": "failover", "mode": "graceful", "dry_run": false,
+            "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "drill"},
+            "steps": {"prepare_db": calls[1], "drain": calls[2], "promote_db_start": calls[3], "promote_db": calls[4],
+                      "shift_traffic": calls[7]}
+        });
+        (state, calls.iter().map(parsed).collect())
+    }
+
+    #[test]
+    fn a_graceful_history_keeps_every_dial_step_and_the_loop_start() {
+        let (state, history) = graceful_dial_loop();
+        let r = build("exec-4", &state, &StepHistory::Read(history));
+        let dials: Vec<(Value, Value)> = r
+            .changes
+            .iter()
+            .filter(|c| c.resource == "eg-dr")
+            .map(|c| (c.from.clone(), c.to.clone()))
+            .collect();
+        assert_eq!(
+            dials,
+            [
+                (json!(0), json!(25)),
+                (json!(25), json!(50)),
+                (json!(50), json!(100))
+            ]
+        );
+        assert_eq!(r.changes[0].resource, "eg-primary", "the drain came first");
+        let shift = r
+            .timeline
+            .iter()
+            .find(|t| t.step == "shift-traffic")
+            .unwrap();
+        assert_eq!(shift.started_at.to_rfc3339(), "2026-11-29T10:02:00+00:00");
+        assert_eq!(shift.finished_at.to_rfc3339(), "2026-11-29T10:03:03+00:00");
+        assert_eq!((shift.calls, shift.seconds, shift.done), (3, 63.0, true));
+        let prepare = &r.timeline[0];
+        assert_eq!(
+            (prepare.step.as_str(), prepare.calls, prepare.seconds),
+            ("prepare-db", 2, 16.0)
+        );
+        assert_eq!(
+            names(&r),
+            ["prepare-db", "drain", "promote-db", "shift-traffic"]
+        );
+        assert_eq!(r.rto_seconds, Some(183.0));
+        assert_eq!(r.rpo_seconds, Some(0.0));
+        assert_eq!(r.history, "execution history: 8 step results");
+        assert!(r.summary.contains("4 changes"), "{}", r.summary);
+
+        // The state alone has lost the first two dial steps and the loop's real start.
+        let alone = build("exec-4", &state, &StepHistory::NotRead);
+        assert_eq!(alone.changes.len(), 2);
+        let shift = alone
+            .timeline
+            .iter()
+            .find(|t| t.step == "shift-traffic")
+            .unwrap();
+        assert_eq!(shift.started_at.to_rfc3339(), "2026-11-29T10:03:02+00:00");
+        let failed = build(
+            "exec-4",
+            &state,
+            &StepHistory::Unavailable("AccessDenied".into()),
+        );
+        assert!(
+            failed.history.contains("unavailable (AccessDenied)"),
+            "{}",
+            failed.history
+        );
+        assert_eq!(failed.changes, alone.changes);
+    }
+
+    #[test]
+    fn reprotect_polls_are_one_phase_each() {
+        let history: Vec<StepReport> = [
+            step("promote-db", "reprotect", "2026-11-29T10:03:00Z", "2026-11-29T10:03:02Z", false,
+                 json!([{"resource": "web-db", "field": "ReadReplicaOf", "from": null, "to": "web-db-replica", "applied": true}]), None),
+            step("scale-compute", "reprotect", "2026-11-29T10:03:00Z", "2026-11-29T10:03:01Z", true,
+                 json!([{"resource": "asg-dr", "field": "DesiredCapacity", "from": 2, "to": 0, "applied": true}]), None),
+            step("promote-db", "reprotect", "2026-11-29T10:03:30Z", "2026-11-29T10:03:31Z", false, json!([]), None),
+            step("promote-db", "reprotect", "2026-11-29T10:04:00Z", "2026-11-29T10:04:01Z", true, json!([]), None),
+        ]
+        .iter()
+        .map(parsed)
+        .collect();
+        let state = json!({"direction": "failback", "mode": "graceful", "dry_run": false,
+                           "reprotect": [serde_json::to_value(&history[3]).unwrap(), serde_json::to_value(&history[1]).unwrap()]});
+        let r = build("exec-5", &state, &StepHistory::Read(history));
+        assert_eq!(
+            names(&r),
+            ["reprotect-promote-db", "reprotect-scale-compute"]
+        );
+        let db = &r.timeline[0];
+        assert_eq!((db.calls, db.seconds, db.done), (3, 61.0, true));
+        assert_eq!(r.changes.len(), 2);
+        assert_eq!(r.rto_seconds, None, "no traffic shift in this state");
+    }
+
+    #[test]
+    fn a_dry_run_has_no_rto() {
+        let mut shift = step(
+            "shift-traffic",
+            "start",
+            "2026-11-29T10:01:05Z",
+            "2026-11-29T10:01:06Z",
+            true,
+            dial(0, 100),
+            None,
+        );
+        shift["dry_run"] = json!(true);
+        shift["changes"][0]["applied"] = json!(false);
+        let state = json!({"direction": "failover", "mode": "ungraceful", "dry_run": true,
+                           "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "rehearsal"},
+                           "steps": {"shift_traffic": shift}});
+        let r = build("exec-6", &state, &StepHistory::NotRead);
+        assert_eq!(r.rto_seconds, None);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["rto_seconds"],
+            Value::Null
+        );
+        assert_eq!(r.changes.len(), 1);
+        assert!(!r.changes[0].applied);
+        assert!(
+            r.summary.starts_with("[DRY RUN] failover succeeded"),
+            "{}",
+            r.summary
+        );
+        assert!(
+            r.summary.contains("(none applied), RTO n/a"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn phases_are_named_by_step_and_action() {
+        for (step, action, want) in [
+            ("promote-db", Action::Prepare, "prepare-db"),
+            ("promote-db", Action::Start, "promote-db"),
+            ("promote-db", Action::Status, "promote-db"),
+            ("promote-db", Action::CatchUp, "catchup"),
+            ("shift-traffic", Action::Drain, "drain"),
+            ("shift-traffic", Action::Start, "shift-traffic"),
+            ("shift-traffic", Action::Status, "shift-traffic"),
+            ("scale-compute", Action::Start, "scale-compute"),
+            ("scale-compute", Action::Status, "scale-compute"),
+            ("update-dns", Action::Start, "update-dns"),
+            ("update-dns", Action::Status, "update-dns"),
+            ("promote-db", Action::Reprotect, "reprotect-promote-db"),
+            (
+                "scale-compute",
+                Action::Reprotect,
+                "reprotect-scale-compute",
+            ),
+        ] {
+            assert_eq!(phase(step, action), want, "{step} {action:?}");
+        }
+    }
+
     #[test]
     fn failure_and_graceful_rpo() {
         let state = json!({"direction": "failback", "mode": "graceful", "dry_run": true,
                            "error": {"Error": "pilotlight.Refused", "Cause": "replica lag"}});
-        let r = build("exec-2", &state);
+        let r = build("exec-2", &state, &StepHistory::NotRead);
         assert_eq!(r.outcome, "failed");
         assert_eq!(r.rpo_seconds, Some(0.0));
         assert!(r.timeline.is_empty() && r.rto_seconds.is_none());

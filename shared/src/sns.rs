@@ -5,12 +5,15 @@
 //! the subject and `dry_run: true` in the body. Publishing is the only write and SNS standard topics deliver at least
 //! once anyway, so a retried notify sends the same notice again (a duplicate, never a different story).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{DatabasePlan, Direction, DnsPlan, FailoverPlan, Mode, Side};
+use crate::plan::{DatabasePlan, Direction, DnsPlan, FailoverPlan, Mode, Side, arn_region};
+use crate::report::StepHistory;
 use crate::runtime::Context;
 
 pub const STEP: &str = "notify";
@@ -240,7 +243,14 @@ fn caught_error(detail: &Value) -> Value {
 }
 
 /// Builds subject and body (pure).
-pub fn compose(plan: &FailoverPlan, input: &NotifyInput, now: DateTime<Utc>) -> Notice {
+/// `history` is what notify read from the execution history for the report (`kind: report` and `failure`; other
+/// kinds ignore it).
+pub fn compose(
+    plan: &FailoverPlan,
+    input: &NotifyInput,
+    history: &StepHistory,
+    now: DateTime<Utc>,
+) -> Notice {
     let direction = input.direction;
     let (from, to) = (
         &plan.region(direction.source()).region,
@@ -257,9 +267,10 @@ pub fn compose(plan: &FailoverPlan, input: &NotifyInput, now: DateTime<Utc>) -> 
         input.detail.clone()
     };
     let error = caught_error(&detail);
-    // The report is built from the execution's accumulated state (timeline, RTO, RPO); see report.rs.
-    let report =
-        (input.kind == NotifyKind::Report).then(|| crate::report::build(&input.execution, &detail));
+    // The report is built from the execution's accumulated state and its history (timeline, RTO, RPO); see
+    // report.rs.
+    let report = (input.kind == NotifyKind::Report)
+        .then(|| crate::report::build(&input.execution, &detail, history));
     let base = format!("pilotlight: {} {from} -> {to}", direction.as_str());
     let what = match input.kind {
         NotifyKind::Milestone => milestone.unwrap_or("milestone").to_string(),
@@ -323,7 +334,7 @@ pub fn compose(plan: &FailoverPlan, input: &NotifyInput, now: DateTime<Utc>) -> 
             "detail": detail,
             // An aborted or failed run (approval timeout or rejection included) is described like a finished one.
             "report": (input.kind == NotifyKind::Failure)
-                .then(|| crate::report::build(&input.execution, &detail)),
+                .then(|| crate::report::build(&input.execution, &detail, history)),
         }),
     };
     Notice {
@@ -726,11 +737,58 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
         .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode notify output: {e}")))
 }
 
+/// How long notify may spend reading the execution history for a report: the function's 30 s must leave room to
+/// publish, and a report from the state alone beats none.
+pub const HISTORY_BUDGET: Duration = Duration::from_secs(10);
+
+/// The execution's step reports, best-effort: whatever goes wrong (no permission, throttling, a slow API, an id
+/// that is not an execution ARN) is logged and the report is built from the state alone, saying why.
+pub async fn read_history(sfn: &aws_sdk_sfn::Client, execution: &str) -> StepHistory {
+    let Some(region) = arn_region(execution).filter(|_| execution.contains(":execution:")) else {
+        let why = format!("{execution:?} is not an execution ARN");
+        tracing::warn!(%why, "execution history not read");
+        return StepHistory::Unavailable(why);
+    };
+    // The history lives in the execution's region.
+    let sfn = if sfn.config().region().map(|r| r.as_ref()) == Some(region) {
+        sfn.clone()
+    } else {
+        aws_sdk_sfn::Client::from_conf(
+            sfn.config()
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build(),
+        )
+    };
+    let why = match tokio::time::timeout(
+        HISTORY_BUDGET,
+        crate::stepfunctions::step_reports(&sfn, execution),
+    )
+    .await
+    {
+        Ok(Ok(reports)) => return StepHistory::Read(reports),
+        Ok(Err(e)) => e.message,
+        Err(_) => format!(
+            "GetExecutionHistory on {execution} did not finish within {} s",
+            HISTORY_BUDGET.as_secs()
+        ),
+    };
+    tracing::warn!(%why, "execution history not read; the report uses the execution state alone");
+    StepHistory::Unavailable(why)
+}
+
 pub async fn notify(ctx: &Context, input: &NotifyInput) -> Result<Notified> {
     let topic_arn = &ctx.plan.sns_topic_arn;
     let topic = describe_topic(&ctx.aws.sns, topic_arn).await?;
+    // Reports (and failures, which carry one) are built from the state and the execution history.
+    let history = match input.kind {
+        NotifyKind::Report | NotifyKind::Failure => {
+            read_history(&ctx.aws.sfn, &input.execution).await
+        }
+        NotifyKind::Milestone | NotifyKind::Approval => StepHistory::NotRead,
+    };
     let now = Utc::now();
-    let notice = compose(&ctx.plan, input, now);
+    let notice = compose(&ctx.plan, input, &history, now);
     let message_id = publish(&ctx.aws.sns, topic_arn, &notice).await?;
     let message = match topic.subscriptions_confirmed {
         Some(0) => format!(
@@ -780,6 +838,7 @@ mod tests {
                           "dry_run": false, "detail": {"step": "promote-db", "started_at": "2026-11-29T10:00:00Z",
                           "finished_at": "2026-11-29T10:00:01Z", "message": "promoted"}}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -803,6 +862,7 @@ mod tests {
             &input(
                 json!({"kind": "milestone", "milestone": "traffic shifted", "execution": EXEC, "direction": "failback", "dry_run": true}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -821,6 +881,7 @@ mod tests {
                 json!({"kind": "failure", "milestone": "failed", "execution": EXEC,
                           "detail": {"error": {"Error": "pilotlight.Refused", "Cause": cause}}}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -841,6 +902,7 @@ mod tests {
                 json!({"kind": "failure", "milestone": "update-dns", "execution": EXEC,
                           "detail": {"error": {"Error": "pilotlight.PollLimitExceeded", "Cause": "not in sync"}}}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert!(
@@ -861,6 +923,7 @@ mod tests {
             &input(
                 json!({"kind": "report", "milestone": "report", "execution": EXEC, "detail": detail.clone()}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert!(
@@ -870,7 +933,8 @@ mod tests {
         );
         assert_eq!(
             n.body,
-            serde_json::to_value(crate::report::build(EXEC, &detail)).unwrap()
+            serde_json::to_value(crate::report::build(EXEC, &detail, &StepHistory::NotRead))
+                .unwrap()
         );
         assert_eq!(n.body["execution"], EXEC);
     }
@@ -890,6 +954,7 @@ mod tests {
         let n = compose(
             &plan(),
             &input(approval_event(&token, "failover", "ungraceful")),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -951,6 +1016,7 @@ mod tests {
         let n = compose(
             &plan(),
             &input(approval_event("tok", "failback", "graceful")),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -987,6 +1053,7 @@ mod tests {
         let n = compose(
             &plan(),
             &input(approval_event("tok", "failback", "ungraceful")),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         let w = &n.body["what_will_happen"];
@@ -1010,6 +1077,7 @@ mod tests {
         let n = compose(
             &plan,
             &input(approval_event("tok", "failover", "graceful")),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(
@@ -1055,7 +1123,7 @@ mod tests {
         let token = "T".repeat(TASK_TOKEN_MAX_BYTES);
         let mut event = approval_event(&token, "failover", "graceful");
         event["detail"]["input"]["trigger"]["reason"] = json!("r".repeat(MESSAGE_MAX_BYTES));
-        let n = compose(&plan(), &input(event), Utc::now());
+        let n = compose(&plan(), &input(event), &StepHistory::NotRead, Utc::now());
         assert!(n.body.to_string().len() < MESSAGE_MAX_BYTES);
         assert_eq!(n.body["how_to_answer"]["approve"]["token"], token.as_str());
         assert_eq!(n.body["how_to_answer"]["reject"]["token"], token.as_str());
@@ -1072,6 +1140,7 @@ mod tests {
             &input(
                 json!({"kind": "failure", "milestone": "approval", "execution": EXEC, "detail": state.clone()}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert!(
@@ -1081,7 +1150,8 @@ mod tests {
         );
         assert_eq!(
             n.body["report"],
-            serde_json::to_value(crate::report::build(EXEC, &state)).unwrap()
+            serde_json::to_value(crate::report::build(EXEC, &state, &StepHistory::NotRead))
+                .unwrap()
         );
         assert_eq!(n.body["report"]["outcome"], "failed");
         assert_eq!(
@@ -1093,9 +1163,57 @@ mod tests {
         let n = compose(
             &plan(),
             &input(json!({"kind": "milestone", "milestone": "started", "execution": EXEC})),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert_eq!(n.body["report"], Value::Null);
+    }
+
+    #[test]
+    fn reports_use_the_history_given_and_say_so() {
+        let call = |start: &str, from: i32, to: i32| -> crate::step::StepReport {
+            serde_json::from_value(json!({"step": "shift-traffic", "action": "start", "direction": "failover",
+                "dry_run": false, "started_at": start, "finished_at": start, "saw": {}, "done": to == 100,
+                "message": "dial", "changes": [{"resource": "eg", "field": "TrafficDialPercentage", "from": from,
+                "to": to, "applied": true}]}))
+            .unwrap()
+        };
+        let history = StepHistory::Read(vec![
+            call("2026-11-29T10:01:00Z", 0, 50),
+            call("2026-11-29T10:01:30Z", 50, 100),
+        ]);
+        let state = json!({"direction": "failover", "mode": "graceful", "dry_run": false,
+                           "trigger": {"state_change_time": "2026-11-29T10:00:00Z"},
+                           "steps": {"shift_traffic": serde_json::to_value(call("2026-11-29T10:01:30Z", 50, 100)).unwrap()}});
+        let report = input(
+            json!({"kind": "report", "milestone": "report", "execution": EXEC, "detail": state.clone()}),
+        );
+        let n = compose(&plan(), &report, &history, Utc::now());
+        assert_eq!(n.body["changes"].as_array().unwrap().len(), 2);
+        assert_eq!(n.body["history"], "execution history: 2 step results");
+        assert!(
+            n.subject.ends_with("report: succeeded, RTO 90.0s"),
+            "{}",
+            n.subject
+        );
+        let failure = input(
+            json!({"kind": "failure", "milestone": "failed", "execution": EXEC,
+                                   "detail": {"direction": "failover", "mode": "graceful", "steps": state["steps"],
+                                              "error": {"Error": "E", "Cause": "c"}}}),
+        );
+        let unavailable = StepHistory::Unavailable("AccessDenied".into());
+        let n = compose(&plan(), &failure, &unavailable, Utc::now());
+        assert_eq!(n.body["report"]["changes"].as_array().unwrap().len(), 1);
+        assert!(
+            n.body["report"]["history"]
+                .as_str()
+                .unwrap()
+                .contains("unavailable (AccessDenied)"),
+            "{}",
+            n.body["report"]
+        );
+        let n = compose(&plan(), &failure, &history, Utc::now());
+        assert_eq!(n.body["report"]["changes"].as_array().unwrap().len(), 2);
     }
 
     #[test]
@@ -1124,6 +1242,7 @@ mod tests {
             &input(
                 json!({"kind": "failure", "execution": EXEC, "detail": {"blob": big, "error": {"Error": "E"}}}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert!(n.body.to_string().len() < MESSAGE_MAX_BYTES);
@@ -1139,6 +1258,7 @@ mod tests {
             &input(
                 json!({"kind": "report", "execution": EXEC, "detail": {"blob": "y".repeat(MESSAGE_MAX_BYTES)}}),
             ),
+            &StepHistory::NotRead,
             Utc::now(),
         );
         assert!(n.body.to_string().len() < MESSAGE_MAX_BYTES);

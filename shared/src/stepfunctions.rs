@@ -1,13 +1,18 @@
-//! Step Functions: what detect needs to start exactly one execution and to see the ones already there.
+//! Step Functions: what detect needs to start exactly one execution and to see the ones already there, and what
+//! notify's report reads from an execution's history.
 
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use aws_sdk_sfn::types::HistoryEvent;
+use serde_json::Value;
+
 use crate::cloudwatch::to_chrono;
 use crate::decision::RecentExecution;
 use crate::error::{Error, Result};
+use crate::step::StepReport;
 
 /// The most recent executions (running and finished) of the state machine, newest first.
 pub async fn recent_executions(
@@ -119,5 +124,160 @@ where
         ))
     } else {
         e
+    }
+}
+
+/// GetExecutionHistory returns at most 1000 events a page; an execution holds at most 25,000 events (Step Functions
+/// quota), so this many pages read any history whole and a runaway one stays bounded.
+pub const HISTORY_MAX_PAGES: usize = 25;
+/// GetExecutionHistory's largest page.
+pub const HISTORY_PAGE_SIZE: i32 = 1000;
+
+/// Every step report the execution's Lambda tasks returned, oldest first, including the ones a loop's `ResultPath`
+/// overwrote in the state (each dial step, each prepare/drain/catch-up poll). Results that are not step reports
+/// (notify's, an approval answer) are left out.
+pub async fn step_reports(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<Vec<StepReport>> {
+    step_reports_paged(sfn, execution_arn, HISTORY_PAGE_SIZE, HISTORY_MAX_PAGES).await
+}
+
+/// [`step_reports`] with the page size and the page bound given; past `max_pages` the reports read so far are
+/// returned (and a warning logged).
+pub async fn step_reports_paged(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    page_size: i32,
+    max_pages: usize,
+) -> Result<Vec<StepReport>> {
+    let mut reports = Vec::new();
+    let mut next_token = None;
+    for _ in 0..max_pages {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(true)
+            .reverse_order(false)
+            .max_results(page_size)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .map_err(|e| Error::aws("GetExecutionHistory", execution_arn, e))?;
+        reports.extend(page.events().iter().filter_map(step_report_of));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+            _ => return Ok(reports),
+        }
+    }
+    tracing::warn!(
+        execution_arn,
+        max_pages,
+        "execution history longer than the pages read; the report uses the step results read so far"
+    );
+    Ok(reports)
+}
+
+/// The step report in one history event, if it is a successful Lambda result holding one: `LambdaFunctionSucceeded`
+/// (a Task whose Resource is the function's ARN) or `TaskSucceeded` (service integrations; with
+/// `arn:aws:states:::lambda:invoke` the function's result is under `Payload`).
+pub fn step_report_of(event: &HistoryEvent) -> Option<StepReport> {
+    let output = event
+        .lambda_function_succeeded_event_details()
+        .and_then(|d| d.output())
+        .or_else(|| {
+            event
+                .task_succeeded_event_details()
+                .and_then(|d| d.output())
+        })?;
+    step_report_in_output(output)
+}
+
+/// Parses a task output as a step report, directly or under `Payload` (an object, or JSON text when the invoke
+/// response was not decoded).
+pub fn step_report_in_output(output: &str) -> Option<StepReport> {
+    let value: Value = serde_json::from_str(output).ok()?;
+    let payload = match value.get("Payload") {
+        Some(Value::String(text)) => serde_json::from_str(text).ok()?,
+        Some(p) => p.clone(),
+        None => value,
+    };
+    serde_json::from_value(payload).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::types::{
+        HistoryEventType, LambdaFunctionSucceededEventDetails, TaskSucceededEventDetails,
+    };
+    use aws_smithy_types::DateTime;
+    use serde_json::json;
+
+    fn report(step: &str, action: &str) -> Value {
+        json!({"step": step, "action": action, "direction": "failover", "dry_run": false,
+               "started_at": "2026-11-29T10:00:00Z", "finished_at": "2026-11-29T10:00:01Z", "saw": {},
+               "changes": [], "done": true, "message": "ok"})
+    }
+
+    fn event(kind: HistoryEventType) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
+        HistoryEvent::builder()
+            .id(1)
+            .timestamp(DateTime::from_secs(0))
+            .r#type(kind)
+    }
+
+    #[test]
+    fn lambda_and_task_results_holding_step_reports_are_read() {
+        let direct = event(HistoryEventType::LambdaFunctionSucceeded)
+            .lambda_function_succeeded_event_details(
+                LambdaFunctionSucceededEventDetails::builder()
+                    .output(report("shift-traffic", "start").to_string())
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let r = step_report_of(&direct).unwrap();
+        assert_eq!(
+            (r.step.as_str(), r.action.as_str()),
+            ("shift-traffic", "start")
+        );
+
+        let invoke = json!({"ExecutedVersion": "$LATEST", "StatusCode": 200,
+                            "Payload": report("promote-db", "catchup")});
+        let via_invoke = event(HistoryEventType::TaskSucceeded)
+            .task_succeeded_event_details(
+                TaskSucceededEventDetails::builder()
+                    .resource_type("lambda")
+                    .resource("invoke")
+                    .output(invoke.to_string())
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(step_report_of(&via_invoke).unwrap().step, "promote-db");
+
+        let text_payload = json!({"Payload": report("update-dns", "status").to_string()});
+        assert_eq!(
+            step_report_in_output(&text_payload.to_string())
+                .unwrap()
+                .step,
+            "update-dns"
+        );
+    }
+
+    #[test]
+    fn other_results_are_left_out() {
+        for output in [
+            json!({"step": "notify", "kind": "milestone", "message": "published"}).to_string(),
+            json!({"approved": true, "reason": "ok"}).to_string(),
+            json!({"Payload": {"approved": true}}).to_string(),
+            "not json".to_string(),
+        ] {
+            assert!(step_report_in_output(&output).is_none(), "{output}");
+        }
+        let entered = event(HistoryEventType::TaskStateEntered).build().unwrap();
+        assert!(step_report_of(&entered).is_none());
     }
 }
