@@ -10,137 +10,26 @@
 
 mod common;
 
+use std::time::SystemTime;
+
 use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_rds::types::DbInstance;
+use common::rds::{
+    DR_REGION, Global, PRIMARY_REGION, Pair, aurora_context, event, global_state, instance,
+    missing_global, put_replica_lag_at, rds_context, seed_global, tag, writer,
+};
 use pilotlight::ErrorKind;
 use pilotlight::rds::{PROMOTE_REQUESTED_TAG, RPO_TAG, handle};
-use pilotlight::runtime::Context;
 use pilotlight::step::StepInput;
 use serde_json::{Value, json};
 
-const PRIMARY_REGION: &str = "ap-northeast-2";
-const DR_REGION: &str = "ap-northeast-1";
-
-fn rds_in(config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
-    aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(config)
-            .region(Region::new(region.to_string()))
-            .build(),
-    )
-}
-
-fn cloudwatch_in(config: &SdkConfig, region: &str) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::config::Builder::from(config)
-            .region(Region::new(region.to_string()))
-            .build(),
-    )
-}
-
-/// The events/ file with some fields replaced (the same shape the state machine sends).
-fn event(name: &str, overrides: &[(&str, Value)]) -> Value {
-    let mut e = common::event(name);
-    for (k, v) in overrides {
-        e[*k] = v.clone();
-    }
-    e
-}
-
-struct Pair {
-    primary: String,
-    primary_arn: String,
-    replica: String,
-}
-
-/// A MySQL primary in the primary region and its cross-region read replica in the DR region (source given as ARN,
-/// as AWS requires across regions).
+/// A MySQL primary in the primary region and its cross-region read replica in the DR region.
 async fn seed_pair(config: &SdkConfig) -> Pair {
-    let primary = common::unique("pldb");
-    let replica = format!("{primary}-replica");
-    let created = rds_in(config, PRIMARY_REGION)
-        .create_db_instance()
-        .db_instance_identifier(&primary)
-        .db_instance_class("db.t3.micro")
-        .engine("mysql")
-        .master_username("admin")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .backup_retention_period(1)
-        .send()
-        .await
-        .expect("seed primary");
-    let primary_arn = created
-        .db_instance()
-        .and_then(|d| d.db_instance_arn())
-        .unwrap()
-        .to_string();
-    rds_in(config, DR_REGION)
-        .create_db_instance_read_replica()
-        .db_instance_identifier(&replica)
-        .source_db_instance_identifier(&primary_arn)
-        .db_instance_class("db.t3.micro")
-        .send()
-        .await
-        .expect("seed cross-region replica");
-    Pair {
-        primary,
-        primary_arn,
-        replica,
-    }
+    common::rds::seed_pair(config, "pldb", "db.t3.micro").await
 }
 
-async fn rds_context(primary: &str, dr: &str) -> Context {
-    common::context(&common::plan_vars(&[
-        ("PILOTLIGHT_PRIMARY_DB_INSTANCE", primary.to_string()),
-        ("PILOTLIGHT_DR_DB_INSTANCE", dr.to_string()),
-    ]))
-    .await
-}
-
-/// DescribeDBInstances as the test sees it, minus LatestRestorableTime (moto moves it to "now" on every read).
-async fn describe(config: &SdkConfig, region: &str, id: &str) -> DbInstance {
-    let resp = rds_in(config, region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .expect("describe");
-    let mut db = resp.db_instances()[0].clone();
-    db.latest_restorable_time = None;
-    db
-}
-
-fn tag(db: &DbInstance, key: &str) -> Option<String> {
-    db.tag_list()
-        .iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value())
-        .map(str::to_string)
-}
-
+/// A ReplicaLag datapoint for the DR replica, stamped now.
 async fn put_replica_lag(config: &SdkConfig, instance: &str, seconds: f64) {
-    let now = std::time::SystemTime::now();
-    cloudwatch_in(config, DR_REGION)
-        .put_metric_data()
-        .namespace("AWS/RDS")
-        .metric_data(
-            MetricDatum::builder()
-                .metric_name("ReplicaLag")
-                .dimensions(
-                    Dimension::builder()
-                        .name("DBInstanceIdentifier")
-                        .value(instance)
-                        .build(),
-                )
-                .value(seconds)
-                .unit(StandardUnit::Seconds)
-                .timestamp(now.into())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put ReplicaLag");
+    put_replica_lag_at(config, DR_REGION, instance, seconds, SystemTime::now()).await;
 }
 
 #[tokio::test]
@@ -202,9 +91,9 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     assert!(started["saw"].get("source").is_none());
 
     // The promotion is recorded on the instance itself.
-    let db = describe(&config, DR_REGION, &pair.replica).await;
+    let db = instance(&config, DR_REGION, &pair.replica).await;
     assert!(tag(&db, PROMOTE_REQUESTED_TAG).is_some());
-    assert_eq!(tag(&db, RPO_TAG).as_deref(), Some("4"));
+    assert_eq!(tag(&db, RPO_TAG), Some("4"));
 
     let after = handle(&ctx, common::event("promote-db-status.json"))
         .await
@@ -233,8 +122,8 @@ async fn start_three_times_converges_without_error() {
         "{first:#}"
     );
     assert_eq!(first.get("rpo_seconds"), None);
-    let state = describe(&config, DR_REGION, &pair.replica).await;
-    assert_eq!(tag(&state, RPO_TAG).as_deref(), Some("unknown"));
+    let state = instance(&config, DR_REGION, &pair.replica).await;
+    assert_eq!(tag(&state, RPO_TAG), Some("unknown"));
 
     for run in 2..=3 {
         let again = handle(&ctx, common::event("promote-db-start.json"))
@@ -248,7 +137,7 @@ async fn start_three_times_converges_without_error() {
         assert_eq!(again["changes"], json!([]), "run {run}");
         assert_eq!(again["done"], json!(true), "run {run}");
         assert_eq!(
-            describe(&config, DR_REGION, &pair.replica).await,
+            instance(&config, DR_REGION, &pair.replica).await,
             state,
             "run {run} changed the instance"
         );
@@ -265,8 +154,8 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
     let pair = seed_pair(&config).await;
     put_replica_lag(&config, &pair.replica, 7.0).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let replica_before = describe(&config, DR_REGION, &pair.replica).await;
-    let primary_before = describe(&config, PRIMARY_REGION, &pair.primary).await;
+    let replica_before = instance(&config, DR_REGION, &pair.replica).await;
+    let primary_before = instance(&config, PRIMARY_REGION, &pair.primary).await;
 
     let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
         .await
@@ -297,11 +186,11 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
     assert_eq!(tags["to"][RPO_TAG], json!("7"));
 
     assert_eq!(
-        describe(&config, DR_REGION, &pair.replica).await,
+        instance(&config, DR_REGION, &pair.replica).await,
         replica_before
     );
     assert_eq!(
-        describe(&config, PRIMARY_REGION, &pair.primary).await,
+        instance(&config, PRIMARY_REGION, &pair.primary).await,
         primary_before
     );
     // Still a replica: a real start afterwards promotes.
@@ -341,7 +230,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     let pair = seed_pair(&config).await;
     put_replica_lag(&config, &pair.replica, 900.0).await; // the reference plan allows 300 s
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let before = describe(&config, DR_REGION, &pair.replica).await;
+    let before = instance(&config, DR_REGION, &pair.replica).await;
 
     let err = handle(&ctx, common::event("promote-db-start.json"))
         .await
@@ -353,7 +242,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     );
     assert!(err.message.contains("force=true"), "{err}");
     assert_eq!(
-        describe(&config, DR_REGION, &pair.replica).await,
+        instance(&config, DR_REGION, &pair.replica).await,
         before,
         "a refused start must change nothing"
     );
@@ -382,7 +271,7 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
     let config = common::sdk_config().await;
     let pair = seed_pair(&config).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let before = describe(&config, PRIMARY_REGION, &pair.primary).await;
+    let before = instance(&config, PRIMARY_REGION, &pair.primary).await;
 
     let err = handle(
         &ctx,
@@ -397,7 +286,7 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
     );
     assert!(err.message.contains(PRIMARY_REGION), "{err}");
     assert_eq!(
-        describe(&config, PRIMARY_REGION, &pair.primary).await,
+        instance(&config, PRIMARY_REGION, &pair.primary).await,
         before
     );
 
@@ -466,96 +355,11 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
 // Aurora global database (ministack)
 // ------------------------------------------------------------------------------------------------------------
 
-fn ministack_url() -> String {
-    std::env::var("PILOTLIGHT_MINISTACK_URL").unwrap_or_else(|_| {
-        panic!("PILOTLIGHT_MINISTACK_URL is not set: the Aurora tests need ministack (scripts/emulators.sh start ministack)")
-    })
-}
-
-struct Global {
-    id: String,
-    primary_arn: String,
-    dr_arn: String,
-}
-
-/// A global cluster with a writer cluster in the primary region and a secondary in the DR region. The engine is
-/// aurora-postgresql because ministack runs a real MySQL replication switchover for aurora-mysql 8.0 (it needs a
-/// database container); for other engines it moves the writer as the AWS API documents.
-async fn seed_global(config: &SdkConfig) -> Global {
-    let id = common::unique("plg");
-    let primary = rds_in(config, PRIMARY_REGION);
-    primary
-        .create_global_cluster()
-        .global_cluster_identifier(&id)
-        .engine("aurora-postgresql")
-        .send()
-        .await
-        .expect("seed global cluster");
-    let p = primary
-        .create_db_cluster()
-        .db_cluster_identifier(format!("{id}-primary"))
-        .engine("aurora-postgresql")
-        .master_username("pilot")
-        .master_user_password("not-a-secret-1")
-        .global_cluster_identifier(&id)
-        .send()
-        .await
-        .expect("seed primary cluster");
-    let d = rds_in(config, DR_REGION)
-        .create_db_cluster()
-        .db_cluster_identifier(format!("{id}-dr"))
-        .engine("aurora-postgresql")
-        .global_cluster_identifier(&id)
-        .send()
-        .await
-        .expect("seed DR cluster");
-    Global {
-        primary_arn: p
-            .db_cluster()
-            .and_then(|c| c.db_cluster_arn())
-            .unwrap()
-            .to_string(),
-        dr_arn: d
-            .db_cluster()
-            .and_then(|c| c.db_cluster_arn())
-            .unwrap()
-            .to_string(),
-        id,
-    }
-}
-
-async fn aurora_context(config: &SdkConfig, g: &Global) -> Context {
-    let vars = common::plan_vars(&[
-        ("PILOTLIGHT_DB_MODE", "aurora-global".to_string()),
-        ("PILOTLIGHT_GLOBAL_CLUSTER", g.id.clone()),
-        ("PILOTLIGHT_PRIMARY_DB_CLUSTER_ARN", g.primary_arn.clone()),
-        ("PILOTLIGHT_DR_DB_CLUSTER_ARN", g.dr_arn.clone()),
-    ]);
-    let plan = pilotlight::FailoverPlan::from_map(&vars).expect("aurora test plan");
-    let aws = pilotlight::clients::AwsClients::from_sdk_config(config, &plan);
-    Context { plan, aws }
-}
-
-async fn writer(config: &SdkConfig, id: &str) -> Option<String> {
-    let resp = rds_in(config, DR_REGION)
-        .describe_global_clusters()
-        .global_cluster_identifier(id)
-        .send()
-        .await
-        .unwrap();
-    resp.global_clusters()[0]
-        .global_cluster_members()
-        .iter()
-        .find(|m| m.is_writer() == Some(true))
-        .and_then(|m| m.db_cluster_arn())
-        .map(str::to_string)
-}
-
 #[tokio::test]
 async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_the_writer() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
-    let ctx = aurora_context(&config, &g).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg").await;
+    let ctx = aurora_context(&config, &g);
 
     let before = handle(&ctx, common::event("promote-db-status.json"))
         .await
@@ -596,9 +400,9 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
 
 #[tokio::test]
 async fn aurora_graceful_switches_over_and_reruns_converge() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
-    let ctx = aurora_context(&config, &g).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg").await;
+    let ctx = aurora_context(&config, &g);
     let graceful = event("promote-db-start.json", &[("mode", json!("graceful"))]);
 
     let first = handle(&ctx, graceful.clone()).await.unwrap();
@@ -634,20 +438,10 @@ async fn aurora_graceful_switches_over_and_reruns_converge() {
 
 #[tokio::test]
 async fn aurora_dry_run_changes_nothing() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
-    let ctx = aurora_context(&config, &g).await;
-    let describe_global = || async {
-        rds_in(&config, DR_REGION)
-            .describe_global_clusters()
-            .global_cluster_identifier(&g.id)
-            .send()
-            .await
-            .unwrap()
-            .global_clusters()
-            .to_vec()
-    };
-    let before = describe_global().await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg").await;
+    let ctx = aurora_context(&config, &g);
+    let before = global_state(&config, &g.id).await;
 
     let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
         .await
@@ -665,18 +459,14 @@ async fn aurora_dry_run_changes_nothing() {
         (&change["from"], &change["to"], &change["applied"]),
         (&json!(g.primary_arn), &json!(g.dr_arn), &json!(false))
     );
-    assert_eq!(describe_global().await, before);
+    assert_eq!(global_state(&config, &g.id).await, before);
 }
 
 #[tokio::test]
 async fn aurora_missing_global_cluster_is_not_found_and_names_it() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = Global {
-        id: common::unique("plg-missing"),
-        primary_arn: format!("arn:aws:rds:{PRIMARY_REGION}:000000000000:cluster:nope-primary"),
-        dr_arn: format!("arn:aws:rds:{DR_REGION}:000000000000:cluster:nope-dr"),
-    };
-    let ctx = aurora_context(&config, &g).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = missing_global("plg-missing");
+    let ctx = aurora_context(&config, &g);
     let err = handle(&ctx, common::event("promote-db-start.json"))
         .await
         .unwrap_err();
@@ -689,8 +479,8 @@ async fn aurora_missing_global_cluster_is_not_found_and_names_it() {
 
 #[tokio::test]
 async fn aurora_target_outside_the_global_cluster_is_refused() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg").await;
     let stray = Global {
         dr_arn: format!(
             "arn:aws:rds:{DR_REGION}:000000000000:cluster:{}-stray",
@@ -698,7 +488,7 @@ async fn aurora_target_outside_the_global_cluster_is_refused() {
         ),
         ..g
     };
-    let ctx = aurora_context(&config, &stray).await;
+    let ctx = aurora_context(&config, &stray);
     let err = handle(&ctx, common::event("promote-db-start.json"))
         .await
         .unwrap_err();

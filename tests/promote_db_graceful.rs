@@ -25,43 +25,19 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_config::SdkConfig;
 use aws_sdk_rds::types::DbInstance;
+use common::rds::{
+    DR_REGION, PRIMARY_REGION, Pair, aurora_context, create_primary, describe, event, global_state,
+    instance, missing_global, put_replica_lag_at, rds_context, rds_in, seed_global, tag,
+};
 use pilotlight::ErrorKind;
 use pilotlight::rds::handle;
 use pilotlight::runtime::Context;
 use pilotlight::step::{Action, StepInput};
 use serde_json::{Value, json};
 
-const PRIMARY_REGION: &str = "ap-northeast-2";
-const DR_REGION: &str = "ap-northeast-1";
 const GRACEFUL_ACTIONS: &[Action] = &[Action::Prepare, Action::CatchUp, Action::Reprotect];
-
-fn rds_in(config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
-    aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(config)
-            .region(Region::new(region.to_string()))
-            .build(),
-    )
-}
-
-fn cloudwatch_in(config: &SdkConfig, region: &str) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::config::Builder::from(config)
-            .region(Region::new(region.to_string()))
-            .build(),
-    )
-}
-
-/// The events/ file with some fields replaced (the same shape the state machine sends).
-fn event(name: &str, overrides: &[(&str, Value)]) -> Value {
-    let mut e = common::event(name);
-    for (k, v) in overrides {
-        e[*k] = v.clone();
-    }
-    e
-}
 
 fn failover(name: &str) -> Value {
     event(name, &[("direction", json!("failover"))])
@@ -74,88 +50,9 @@ fn dry_run(name: &str, direction: &str) -> Value {
     )
 }
 
-struct Pair {
-    primary: String,
-    primary_arn: String,
-    replica: String,
-    replica_arn: String,
-}
-
-async fn create_primary(config: &SdkConfig, region: &str, id: &str, class: &str) -> String {
-    rds_in(config, region)
-        .create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class(class)
-        .engine("mysql")
-        .master_username("admin")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .backup_retention_period(1)
-        .send()
-        .await
-        .expect("seed DB instance")
-        .db_instance()
-        .and_then(|d| d.db_instance_arn())
-        .unwrap()
-        .to_string()
-}
-
-/// A MySQL primary (db.t3.micro) and its cross-region read replica of `replica_class` (source given as ARN).
+/// A MySQL primary (db.t3.micro) and its cross-region read replica `<primary>-dr` of `replica_class`.
 async fn seed_pair(config: &SdkConfig, replica_class: &str) -> Pair {
-    let primary = common::unique("plgd");
-    let replica = format!("{primary}-dr");
-    let primary_arn = create_primary(config, PRIMARY_REGION, &primary, "db.t3.micro").await;
-    let replica_arn = rds_in(config, DR_REGION)
-        .create_db_instance_read_replica()
-        .db_instance_identifier(&replica)
-        .source_db_instance_identifier(&primary_arn)
-        .db_instance_class(replica_class)
-        .send()
-        .await
-        .expect("seed cross-region replica")
-        .db_instance()
-        .and_then(|d| d.db_instance_arn())
-        .unwrap()
-        .to_string();
-    Pair {
-        primary,
-        primary_arn,
-        replica,
-        replica_arn,
-    }
-}
-
-async fn rds_context(primary: &str, dr: &str) -> Context {
-    common::context(&common::plan_vars(&[
-        ("PILOTLIGHT_PRIMARY_DB_INSTANCE", primary.to_string()),
-        ("PILOTLIGHT_DR_DB_INSTANCE", dr.to_string()),
-    ]))
-    .await
-}
-
-/// DescribeDBInstances as the test sees it (None when the identifier is free), minus LatestRestorableTime (moto
-/// moves it to "now" on every read).
-async fn describe(config: &SdkConfig, region: &str, id: &str) -> Option<DbInstance> {
-    match rds_in(config, region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-    {
-        Ok(resp) => {
-            let mut db = resp.db_instances()[0].clone();
-            db.latest_restorable_time = None;
-            Some(db)
-        }
-        Err(e) if format!("{e:?}").contains("DBInstanceNotFound") => None,
-        Err(e) => panic!("describe {id}: {e:?}"),
-    }
-}
-
-async fn instance(config: &SdkConfig, region: &str, id: &str) -> DbInstance {
-    describe(config, region, id)
-        .await
-        .unwrap_or_else(|| panic!("{id} missing in {region}"))
+    common::rds::seed_pair(config, "plgd", replica_class).await
 }
 
 /// The identifiers in a region that start with `prefix` (this test's names: other tests run in parallel), to show
@@ -174,35 +71,6 @@ async fn identifiers(config: &SdkConfig, region: &str, prefix: &str) -> Vec<Stri
         .collect();
     ids.sort();
     ids
-}
-
-async fn put_replica_lag_at(
-    config: &SdkConfig,
-    region: &str,
-    instance: &str,
-    seconds: f64,
-    at: SystemTime,
-) {
-    cloudwatch_in(config, region)
-        .put_metric_data()
-        .namespace("AWS/RDS")
-        .metric_data(
-            MetricDatum::builder()
-                .metric_name("ReplicaLag")
-                .dimensions(
-                    Dimension::builder()
-                        .name("DBInstanceIdentifier")
-                        .value(instance)
-                        .build(),
-                )
-                .value(seconds)
-                .unit(StandardUnit::Seconds)
-                .timestamp(at.into())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put ReplicaLag");
 }
 
 const MARKER: &str = "test:instance";
@@ -224,10 +92,7 @@ async fn mark(config: &SdkConfig, region: &str, arn: &str, value: &str) {
 }
 
 fn marker(db: &DbInstance) -> Option<&str> {
-    db.tag_list()
-        .iter()
-        .find(|t| t.key() == Some(MARKER))
-        .and_then(|t| t.value())
+    tag(db, MARKER)
 }
 
 /// The change whose field starts with `field`.
@@ -1071,90 +936,10 @@ async fn reprotect_is_for_failback_only() {
 // Aurora global database (ministack)
 // ------------------------------------------------------------------------------------------------------------
 
-fn ministack_url() -> String {
-    std::env::var("PILOTLIGHT_MINISTACK_URL").unwrap_or_else(|_| {
-        panic!("PILOTLIGHT_MINISTACK_URL is not set: the Aurora tests need ministack (scripts/emulators.sh start ministack)")
-    })
-}
-
-struct Global {
-    id: String,
-    primary_arn: String,
-    dr_arn: String,
-}
-
-/// A global cluster with a writer in the primary region and a secondary in the DR region (aurora-postgresql:
-/// ministack moves the writer as the API documents without a database container for that engine).
-async fn seed_global(config: &SdkConfig) -> Global {
-    let id = common::unique("plgg");
-    let primary = rds_in(config, PRIMARY_REGION);
-    primary
-        .create_global_cluster()
-        .global_cluster_identifier(&id)
-        .engine("aurora-postgresql")
-        .send()
-        .await
-        .expect("seed global cluster");
-    let p = primary
-        .create_db_cluster()
-        .db_cluster_identifier(format!("{id}-primary"))
-        .engine("aurora-postgresql")
-        .master_username("pilot")
-        .master_user_password("not-a-secret-1")
-        .global_cluster_identifier(&id)
-        .send()
-        .await
-        .expect("seed primary cluster");
-    let d = rds_in(config, DR_REGION)
-        .create_db_cluster()
-        .db_cluster_identifier(format!("{id}-dr"))
-        .engine("aurora-postgresql")
-        .global_cluster_identifier(&id)
-        .send()
-        .await
-        .expect("seed DR cluster");
-    Global {
-        primary_arn: p
-            .db_cluster()
-            .and_then(|c| c.db_cluster_arn())
-            .unwrap()
-            .to_string(),
-        dr_arn: d
-            .db_cluster()
-            .and_then(|c| c.db_cluster_arn())
-            .unwrap()
-            .to_string(),
-        id,
-    }
-}
-
-fn aurora_context(config: &SdkConfig, g: &Global) -> Context {
-    let vars = common::plan_vars(&[
-        ("PILOTLIGHT_DB_MODE", "aurora-global".to_string()),
-        ("PILOTLIGHT_GLOBAL_CLUSTER", g.id.clone()),
-        ("PILOTLIGHT_PRIMARY_DB_CLUSTER_ARN", g.primary_arn.clone()),
-        ("PILOTLIGHT_DR_DB_CLUSTER_ARN", g.dr_arn.clone()),
-    ]);
-    let plan = pilotlight::FailoverPlan::from_map(&vars).expect("aurora test plan");
-    let aws = pilotlight::clients::AwsClients::from_sdk_config(config, &plan);
-    Context { plan, aws }
-}
-
-async fn global_state(config: &SdkConfig, id: &str) -> Vec<aws_sdk_rds::types::GlobalCluster> {
-    rds_in(config, DR_REGION)
-        .describe_global_clusters()
-        .global_cluster_identifier(id)
-        .send()
-        .await
-        .unwrap()
-        .global_clusters()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
     let failed_over = handle(
         &ctx,
@@ -1240,8 +1025,8 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
 
 #[tokio::test]
 async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = seed_global(&config).await;
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
     handle(
         &ctx,
@@ -1279,12 +1064,8 @@ async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
 
 #[tokio::test]
 async fn aurora_missing_global_cluster_is_not_found_and_named() {
-    let config = common::sdk_config_at(&ministack_url()).await;
-    let g = Global {
-        id: common::unique("plgg-missing"),
-        primary_arn: format!("arn:aws:rds:{PRIMARY_REGION}:000000000000:cluster:nope-primary"),
-        dr_arn: format!("arn:aws:rds:{DR_REGION}:000000000000:cluster:nope-dr"),
-    };
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = missing_global("plgg-missing");
     let ctx = aurora_context(&config, &g);
     for name in [
         "promote-db-prepare.json",

@@ -4,6 +4,8 @@
 //! against one emulator without seeing each other.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod rds;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
