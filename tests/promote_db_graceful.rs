@@ -73,6 +73,28 @@ async fn identifiers(config: &SdkConfig, region: &str, prefix: &str) -> Vec<Stri
     ids
 }
 
+/// Both instances of the pair, as a step finds them (compared before and after to show nothing changed).
+async fn instances(config: &SdkConfig, pair: &Pair) -> (DbInstance, DbInstance) {
+    (
+        instance(config, PRIMARY_REGION, &pair.primary).await,
+        instance(config, DR_REGION, &pair.replica).await,
+    )
+}
+
+/// `instances` and this test's identifiers in `region`, so that a rename or a new instance shows too.
+async fn pair_state(
+    config: &SdkConfig,
+    pair: &Pair,
+    region: &str,
+) -> (DbInstance, DbInstance, Vec<String>) {
+    let (primary, replica) = instances(config, pair).await;
+    (
+        primary,
+        replica,
+        identifiers(config, region, &pair.primary).await,
+    )
+}
+
 const MARKER: &str = "test:instance";
 
 /// Tags an instance so the test can tell it apart after renames (moto copies DbiResourceId onto replicas).
@@ -173,10 +195,7 @@ async fn prepare_is_done_when_the_target_already_replicates_the_writer() {
     let config = common::sdk_config().await;
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let before = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-    );
+    let before = instances(&config, &pair).await;
     for run in 1..=3 {
         let report = handle(&ctx, failover("promote-db-prepare.json"))
             .await
@@ -195,10 +214,7 @@ async fn prepare_is_done_when_the_target_already_replicates_the_writer() {
             "the report needs the replica's creation time: {report:#}"
         );
         assert_eq!(
-            (
-                instance(&config, PRIMARY_REGION, &pair.primary).await,
-                instance(&config, DR_REGION, &pair.replica).await
-            ),
+            instances(&config, &pair).await,
             before,
             "run {run} changed an instance"
         );
@@ -313,11 +329,7 @@ async fn failback_prepare_dry_run_lists_rename_and_create_and_changes_nothing() 
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     fail_over(&ctx).await;
-    let before = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-        identifiers(&config, PRIMARY_REGION, &pair.primary).await,
-    );
+    let before = pair_state(&config, &pair, PRIMARY_REGION).await;
 
     let report = handle(&ctx, dry_run("promote-db-prepare.json", "failback"))
         .await
@@ -344,11 +356,7 @@ async fn failback_prepare_dry_run_lists_rename_and_create_and_changes_nothing() 
     assert_eq!(create["applied"], json!(false));
     assert!(report["message"].as_str().unwrap().starts_with("dry-run"));
 
-    let after = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-        identifiers(&config, PRIMARY_REGION, &pair.primary).await,
-    );
+    let after = pair_state(&config, &pair, PRIMARY_REGION).await;
     assert_eq!(after, before);
     assert!(
         describe(&config, PRIMARY_REGION, rename["to"].as_str().unwrap())
@@ -480,10 +488,7 @@ async fn prepare_refuses_when_the_source_side_is_not_the_writer() {
     let config = common::sdk_config().await;
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let before = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-    );
+    let before = instances(&config, &pair).await;
     let err = handle(&ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap_err();
@@ -494,13 +499,7 @@ async fn prepare_refuses_when_the_source_side_is_not_the_writer() {
             && err.message.contains("current writer"),
         "{err}"
     );
-    assert_eq!(
-        (
-            instance(&config, PRIMARY_REGION, &pair.primary).await,
-            instance(&config, DR_REGION, &pair.replica).await
-        ),
-        before
-    );
+    assert_eq!(instances(&config, &pair).await, before);
 }
 
 #[tokio::test]
@@ -512,11 +511,7 @@ async fn graceful_failover_prepare_after_a_failover_refuses_to_retire_the_newer_
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     fail_over(&ctx).await;
-    let before = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-        identifiers(&config, DR_REGION, &pair.primary).await,
-    );
+    let before = pair_state(&config, &pair, DR_REGION).await;
     let err = handle(&ctx, failover("promote-db-prepare.json"))
         .await
         .unwrap_err();
@@ -525,14 +520,7 @@ async fn graceful_failover_prepare_after_a_failover_refuses_to_retire_the_newer_
         err.message.contains(&pair.replica) && err.message.contains("newer writer"),
         "{err}"
     );
-    assert_eq!(
-        (
-            instance(&config, PRIMARY_REGION, &pair.primary).await,
-            instance(&config, DR_REGION, &pair.replica).await,
-            identifiers(&config, DR_REGION, &pair.primary).await
-        ),
-        before
-    );
+    assert_eq!(pair_state(&config, &pair, DR_REGION).await, before);
 }
 
 #[tokio::test]
@@ -818,11 +806,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
     assert_eq!(status["done"], json!(true), "{status:#}");
 
     // Reprotect dry-run: the exact rename and create, nothing changed.
-    let before = (
-        instance(&config, PRIMARY_REGION, &pair.primary).await,
-        instance(&config, DR_REGION, &pair.replica).await,
-        identifiers(&config, DR_REGION, &pair.primary).await,
-    );
+    let before = pair_state(&config, &pair, DR_REGION).await;
     let dry = handle(&ctx, dry_run("promote-db-reprotect.json", "failback"))
         .await
         .unwrap();
@@ -837,14 +821,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
         change(&dry, "CreateDBInstanceReadReplica")["to"]["SourceDBInstanceIdentifier"],
         json!(fresh_primary_arn)
     );
-    assert_eq!(
-        (
-            instance(&config, PRIMARY_REGION, &pair.primary).await,
-            instance(&config, DR_REGION, &pair.replica).await,
-            identifiers(&config, DR_REGION, &pair.primary).await
-        ),
-        before
-    );
+    assert_eq!(pair_state(&config, &pair, DR_REGION).await, before);
 
     // Reprotect: the old DR writer is retired, a fresh DR replica follows the primary.
     mark(&config, DR_REGION, &pair.replica_arn, "old-dr").await;
