@@ -867,11 +867,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
             (&again["done"], &again["changes"]),
             (&json!(true), &json!([]))
         );
-        let now = (
-            instance(&config, DR_REGION, &pair.replica).await,
-            instance(&config, PRIMARY_REGION, &pair.primary).await,
-            identifiers(&config, DR_REGION, &pair.primary).await,
-        );
+        let now = pair_state(&config, &pair, DR_REGION).await;
         if let Some(before) = state.replace(now.clone()) {
             assert_eq!(now, before, "run {run} changed something");
         }

@@ -6,8 +6,6 @@
 //! `resolve:ssm:<name>` as ImageId), so tests check the parameter itself, which is what AWS resolves at launch.
 
 mod common;
-#[path = "support/emulator_http.rs"]
-mod emulator_http;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,8 +79,8 @@ async fn deploy(site: &mut Site, capacity: (i32, i32, i32), stale_ami: Option<&s
     let s = seeder(site.region).await;
     let moto = common::moto_url();
     let template = format!("{}-lt", site.asg);
-    emulator_http::create_launch_template(&moto, site.region, &template, &site.parameter);
-    let vpc = emulator_http::default_vpc(&moto, site.region);
+    common::emulator_http::create_launch_template(&moto, site.region, &template, &site.parameter);
+    let vpc = common::emulator_http::default_vpc(&moto, site.region);
     let tg = s
         .elbv2
         .create_target_group()
@@ -146,7 +144,7 @@ fn unique_ami() -> String {
 /// Seeds a recovery point (an AMI copied into `site`'s vault `hours_ago` hours ago) through gapfill's admin API.
 fn seed_recovery_point(site: &Site, ami: &str, hours_ago: i64, status: &str) {
     let created = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
-    emulator_http::gapfill_admin(
+    common::emulator_http::gapfill_admin(
         &common::gapfill_url(),
         "/_gapfill/backup/recovery-points",
         &json!({

@@ -1,15 +1,13 @@
 //! Minimal Lambda client for tests that need a function in ministack (e.g. for its Step Functions to call).
 //! aws-sdk-lambda is not a workspace dependency (the product never manages functions), so this speaks Lambda's
-//! REST API (`POST /2015-03-31/functions`) over a plain HTTP/1.0 request on 127.0.0.1, with the `provided.al2023`
-//! deployment package (a zip holding an executable `bootstrap`) built here. ministack reads the region from the
-//! Authorization header's credential scope and does not check signatures.
+//! REST API (`POST /2015-03-31/functions`) over a plain HTTP request on 127.0.0.1 (tests/support/emulator_http.rs),
+//! with the `provided.al2023` deployment package (a zip holding an executable `bootstrap`) built here. ministack
+//! reads the region from the Authorization header's credential scope and does not check signatures.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::{Value, json};
+
+use crate::common::emulator_http::{request, unsigned_authorization};
 
 /// Creates a `provided.al2023` function in ministack whose `bootstrap` is `script` (any executable text, e.g. a
 /// Python Runtime API loop). Returns the function ARN.
@@ -30,37 +28,22 @@ pub fn create_function(region: &str, name: &str, script: &str) -> String {
 }
 
 fn post(region: &str, path: &str, body: &Value) -> Value {
-    let base = crate::common::ministack_url();
-    let host = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let auth = unsigned_authorization(region, "lambda");
+    let (status, text) = request(
+        &crate::common::ministack_url(),
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
+        body.to_string().as_bytes(),
+    );
     assert!(
-        host.starts_with("127.0.0.1:") || host.starts_with("localhost:"),
-        "tests only talk to local emulators: {base}"
+        (200..300).contains(&status),
+        "Lambda {path} failed: HTTP {status}\n{text}"
     );
-    let payload = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/lambda/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    );
-    let mut stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("Lambda {path}: malformed response {response:?}"));
-    assert!(
-        head.starts_with("HTTP/1.0 20") || head.starts_with("HTTP/1.1 20"),
-        "Lambda {path} failed: {head}\n{body}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("Lambda {path}: {e}: {body}"))
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("Lambda {path}: {e}: {text}"))
 }
 
 /// A zip archive holding one stored (uncompressed) file with Unix permissions `mode`.

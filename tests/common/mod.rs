@@ -4,6 +4,8 @@
 //! against one emulator without seeing each other.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[path = "../support/emulator_http.rs"]
+pub mod emulator_http;
 pub mod rds;
 
 use std::collections::HashMap;

@@ -1,14 +1,14 @@
 //! Minimal SQS client for tests that need to see what SNS delivered. aws-sdk-sqs is not a workspace dependency (the
 //! product never reads queues), so this speaks moto's SQS JSON protocol (`X-Amz-Target: AmazonSQS.<Op>`) over a
-//! plain HTTP/1.0 request on 127.0.0.1. The region comes from the credential scope of the Authorization header,
-//! as moto reads it; signatures are not checked by moto.
+//! plain HTTP request on 127.0.0.1 (tests/support/emulator_http.rs). The region comes from the credential scope of
+//! the Authorization header, as moto reads it; signatures are not checked by moto.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::common::emulator_http::{request, unsigned_authorization};
 
 pub struct Queue {
     pub url: String,
@@ -17,37 +17,21 @@ pub struct Queue {
 }
 
 fn call(region: &str, op: &str, body: &Value) -> Value {
-    let base = crate::common::moto_url();
-    let host = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    assert!(
-        host.starts_with("127.0.0.1:") || host.starts_with("localhost:"),
-        "tests only talk to local emulators: {base}"
+    let auth = unsigned_authorization(region, "sqs");
+    let target = format!("AmazonSQS.{op}");
+    let (status, text) = request(
+        &crate::common::moto_url(),
+        "POST",
+        "/",
+        &[
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("X-Amz-Target", &target),
+            ("Authorization", &auth),
+        ],
+        body.to_string().as_bytes(),
     );
-    let payload = body.to_string();
-    let request = format!(
-        "POST / HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: AmazonSQS.{op}\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    );
-    let mut stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("SQS {op}: malformed response {response:?}"));
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "SQS {op} failed: {head}\n{body}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("SQS {op}: {e}: {body}"))
+    assert_eq!(status, 200, "SQS {op} failed: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("SQS {op}: {e}: {text}"))
 }
 
 /// Creates a queue in `region` (SNS in that region can deliver to it).

@@ -51,6 +51,14 @@ pub fn request(
     (status, body.to_string())
 }
 
+/// An Authorization header that names `region` and `service` in its SigV4 credential scope: the emulators take
+/// the region from there and do not check signatures.
+pub fn unsigned_authorization(region: &str, service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
+}
+
 /// POSTs JSON to gapfill's admin API; panics unless it answers 200.
 pub fn gapfill_admin(gapfill_url: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
     let (status, text) = request(
@@ -71,9 +79,7 @@ pub fn ec2_query(moto_url: &str, region: &str, action: &str, params: &[(&str, &s
     for (k, v) in params {
         form.push_str(&format!("&{}={}", encode(k), encode(v)));
     }
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
-    );
+    let auth = unsigned_authorization(region, "ec2");
     let (status, body) = request(
         moto_url,
         "POST",
