@@ -22,21 +22,8 @@ struct Topic {
 /// A fresh topic in the plan's SNS region with a queue subscribed (raw delivery off: the queue gets the envelope).
 async fn topic() -> Topic {
     let cfg = common::sdk_config().await;
-    let sns = aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::config::Builder::from(&cfg)
-            .region(aws_config::Region::new(TOPIC_REGION))
-            .build(),
-    );
     let name = common::unique("operators");
-    let arn = sns
-        .create_topic()
-        .name(&name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
+    let (sns, arn) = common::seed_topic(&cfg, TOPIC_REGION, &name).await;
     let queue = sqs::create_queue(TOPIC_REGION, &name);
     sns.subscribe()
         .topic_arn(&arn)

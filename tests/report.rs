@@ -251,20 +251,7 @@ async fn an_unknown_execution_is_an_error_naming_it() {
 /// region: notify must read the history in the execution's own region.
 async fn notify_context() -> pilotlight::runtime::Context {
     let cfg = common::sdk_config().await;
-    let sns = aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::config::Builder::from(&cfg)
-            .region(aws_config::Region::new("ap-northeast-1"))
-            .build(),
-    );
-    let topic = sns
-        .create_topic()
-        .name(common::unique("operators"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
+    let (_, topic) = common::seed_topic(&cfg, "ap-northeast-1", &common::unique("operators")).await;
     let mut ctx = common::context(&common::plan_vars(&[("PILOTLIGHT_SNS_TOPIC_ARN", topic)])).await;
     let ministack = common::sdk_config_at(&common::ministack_url()).await;
     ctx.aws.sfn = aws_sdk_sfn::Client::from_conf(

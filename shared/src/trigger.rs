@@ -224,27 +224,19 @@ fn parse_lambda_action(event: &Value) -> Result<AlarmTransition> {
         .state
         .as_ref()
         .ok_or_else(|| Error::invalid_input("alarm payload has no alarmData.state"))?;
-    let account_id = alarm
-        .account_id
-        .clone()
-        .or_else(|| {
+    // The payload's own field, else read from the alarm's ARN.
+    let given_or_from_arn = |given: &Option<String>, from_arn: fn(&str) -> Option<&str>| {
+        given.clone().or_else(|| {
             alarm
                 .alarm_arn
                 .as_deref()
-                .and_then(arn_account)
+                .and_then(from_arn)
                 .map(str::to_string)
         })
+    };
+    let account_id = given_or_from_arn(&alarm.account_id, arn_account)
         .ok_or_else(|| Error::invalid_input("alarm payload names no account (accountId)"))?;
-    let region = alarm
-        .region
-        .clone()
-        .or_else(|| {
-            alarm
-                .alarm_arn
-                .as_deref()
-                .and_then(arn_region)
-                .map(str::to_string)
-        })
+    let region = given_or_from_arn(&alarm.region, arn_region)
         .ok_or_else(|| Error::invalid_input("alarm payload names no region"))?;
     let t = transition(
         AlarmShape::LambdaAction,

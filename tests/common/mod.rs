@@ -165,6 +165,29 @@ pub async fn seed_endpoint_groups(
     (arns[0].clone(), arns[1].clone())
 }
 
+/// A fresh SNS topic named `name` in `region` (moto). Returns the SNS client there and the topic ARN.
+pub async fn seed_topic(
+    cfg: &SdkConfig,
+    region: &str,
+    name: &str,
+) -> (aws_sdk_sns::Client, String) {
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(cfg)
+            .region(Region::new(region.to_string()))
+            .build(),
+    );
+    let arn = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    (sns, arn)
+}
+
 pub fn ministack_url() -> String {
     required_env("PILOTLIGHT_MINISTACK_URL")
 }
