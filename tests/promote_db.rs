@@ -98,7 +98,6 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     let after = handle(&ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
-    eprintln!("DEBUG {started:#}\nDEBUG {after:#}");
     assert_eq!(after["done"], json!(true), "{after:#}");
     assert_eq!(after["saw"]["writable"], json!(true));
     assert!(after["message"].as_str().unwrap().contains("writable"));
