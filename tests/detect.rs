@@ -106,6 +106,20 @@ impl Setup {
         resp.executions().to_vec()
     }
 
+    /// The input an execution was started with, as Step Functions stored it.
+    async fn execution_input(&self, execution_arn: &str) -> Value {
+        let desc = self
+            .ctx
+            .aws
+            .sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(desc.input().unwrap()).unwrap()
+    }
+
     async fn decide(&self, event: &Value) -> pilotlight::Result<Decision> {
         decide(&self.ctx, event).await
     }
@@ -185,16 +199,7 @@ async fn fifty_concurrent_deliveries_of_one_alarm_start_exactly_one_execution() 
     assert_eq!(execs.len(), 1, "exactly one execution, got {execs:?}");
     assert!(execs[0].name().starts_with("failover-"));
     // The execution input is the contract's, deterministic from the alarm's live transition.
-    let desc = s
-        .ctx
-        .aws
-        .sfn
-        .describe_execution()
-        .execution_arn(execs[0].execution_arn())
-        .send()
-        .await
-        .unwrap();
-    let input: Value = serde_json::from_str(desc.input().unwrap()).unwrap();
+    let input = s.execution_input(execs[0].execution_arn()).await;
     assert_eq!(input["direction"], "failover");
     assert_eq!(input["mode"], "ungraceful");
     assert_eq!(input["dry_run"], false);
@@ -334,16 +339,9 @@ async fn manual_commands_from_events() {
     assert_eq!(real.outcome, Outcome::Started, "{}", real.reason);
     let execs = s.executions().await;
     assert_eq!(execs.len(), 2);
-    let desc = s
-        .ctx
-        .aws
-        .sfn
-        .describe_execution()
-        .execution_arn(real.execution_arn.unwrap())
-        .send()
-        .await
-        .unwrap();
-    let input: Value = serde_json::from_str(desc.input().unwrap()).unwrap();
+    let input = s
+        .execution_input(real.execution_arn.as_deref().unwrap())
+        .await;
     assert_eq!(input["trigger"]["source"], "manual");
     assert!(
         input["trigger"]["reason"]
