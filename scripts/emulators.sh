@@ -9,7 +9,7 @@
 # Ports (all bound to 127.0.0.1 only):
 #   PILOTLIGHT_MOTO_PORT=5000  PILOTLIGHT_GAPFILL_PORT=5100  PILOTLIGHT_MINISTACK_PORT=4566
 # Optional: PILOTLIGHT_MOTO_CALLBACK_PORT=<port> makes moto's Step Functions send Task calls (Lambda invokes) to
-# http://localhost:<port> instead of moto itself, e.g. the ministack port (see /work/shared/EMULATORS.md).
+# http://localhost:<port> instead of moto itself, e.g. the ministack port (see docs/emulators.md).
 #
 # Logs and pid files live in .tools/run/. Each server runs in its own session (setsid), so `stop` ends the
 # server, whatever it spawned (ministack's Lambda `bootstrap` processes) and ministack's temp folders

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use pilotlight::FailoverPlan;
-use pilotlight::decision::{ActiveSide, LiveAlarm, Situation, check_origin, decide_alarm};
+use pilotlight::aws::cloudwatch::LiveAlarm;
+use pilotlight::steps::detect::decision::{ActiveSide, Situation, check_origin, decide_alarm};
 use pilotlight::trigger::{Trigger, parse_trigger};
 
 fn main() -> ExitCode {

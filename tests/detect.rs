@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use pilotlight::ErrorKind;
-use pilotlight::detect::{Decision, Outcome, decide};
 use pilotlight::runtime::Context;
+use pilotlight::steps::detect::{Decision, Outcome, decide};
 use serde_json::{Value, json};
 
 const PRIMARY: &str = "ap-northeast-2";
@@ -485,7 +485,7 @@ async fn approve_and_reject_answer_a_paused_execution() {
         )]))
         .unwrap();
         let ctx = Context {
-            aws: pilotlight::clients::AwsClients::from_sdk_config(&cfg, &plan),
+            aws: pilotlight::aws::clients::AwsClients::from_sdk_config(&cfg, &plan),
             plan,
         };
         let command = json!({"command": if approve { "approve" } else { "reject" }, "token": token, "reason": "on-call says so"});

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pilotlight::ErrorKind;
 use pilotlight::runtime::Context;
-use pilotlight::sns::{SUBJECT_MAX_CHARS, handle};
+use pilotlight::steps::notify::{SUBJECT_MAX_CHARS, handle};
 use serde_json::{Value, json};
 
 const TOPIC_REGION: &str = "ap-northeast-1";

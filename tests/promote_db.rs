@@ -1,11 +1,11 @@
 //! promote-db against the emulators: RDS instances and cross-region replicas in moto, the ReplicaLag metric in
 //! whatever CloudWatch endpoint the product uses (AWS_ENDPOINT_URL_CLOUDWATCH), Aurora global clusters in ministack
-//! (moto answers HTTP 500 to SwitchoverGlobalCluster / FailoverGlobalCluster, see EMULATORS.md).
+//! (moto answers HTTP 500 to SwitchoverGlobalCluster / FailoverGlobalCluster, see docs/emulators.md).
 //!
 //! moto's PromoteReadReplica leaves `ReadReplicaSourceDBInstanceIdentifier` set and never reports `StatusInfos`
-//! (EMULATORS.md). The product does not take that field alone as the truth: it records the promotion in a tag
+//! (docs/emulators.md). The product does not take that field alone as the truth: it records the promotion in a tag
 //! before calling PromoteReadReplica and, as AWS documents, a replica that is still replicating carries a
-//! "read replication" status info (see shared/src/rds.rs). So these tests check writability through the product's
+//! "read replication" status info (see shared/src/steps/promote_db.rs). So these tests check writability through the product's
 //! `status`, never through the lingering field.
 
 mod common;
@@ -18,8 +18,8 @@ use common::rds::{
     missing_global, put_replica_lag_at, rds_context, seed_global, tag, writer,
 };
 use pilotlight::ErrorKind;
-use pilotlight::rds::{PROMOTE_REQUESTED_TAG, RPO_TAG, handle};
 use pilotlight::step::StepInput;
+use pilotlight::steps::promote_db::{PROMOTE_REQUESTED_TAG, RPO_TAG, handle};
 use serde_json::{Value, json};
 
 /// A MySQL primary in the primary region and its cross-region read replica in the DR region.

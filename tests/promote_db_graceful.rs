@@ -2,7 +2,7 @@
 //! cross-region replicas in moto, ReplicaLag in the CloudWatch the product uses (AWS_ENDPOINT_URL_CLOUDWATCH,
 //! ministack), Aurora global clusters in ministack.
 //!
-//! moto's quirks that matter here (EMULATORS.md, and measured for this step):
+//! moto's quirks that matter here (docs/emulators.md, and measured for this step):
 //! * PromoteReadReplica leaves `ReadReplicaSourceDBInstanceIdentifier` set and never reports `StatusInfos`, so after
 //!   a failover the promoted DR instance still claims to be a replica of the old primary. AWS clears that field when
 //!   a promotion finishes; the product decides from that and from its own promotion record (the
@@ -18,7 +18,7 @@
 //! * A cross-region CreateDBInstanceReadReplica from an instance moto still thinks is a replica works.
 //! * CreateDBInstanceReadReplica with an identifier that exists does not fail (AWS: DBInstanceAlreadyExists), and
 //!   new instances are `available` at once (AWS: `creating` for minutes). So the "second call while creating creates
-//!   nothing" case is a unit test of the decision (shared/src/rds/graceful.rs); here the re-runs observe an
+//!   nothing" case is a unit test of the decision (shared/src/steps/promote_db/graceful.rs); here the re-runs observe an
 //!   available replica and must change nothing.
 
 mod common;
@@ -32,9 +32,9 @@ use common::rds::{
     instance, missing_global, put_replica_lag_at, rds_context, rds_in, seed_global, tag,
 };
 use pilotlight::ErrorKind;
-use pilotlight::rds::handle;
 use pilotlight::runtime::Context;
 use pilotlight::step::{Action, StepInput};
+use pilotlight::steps::promote_db::handle;
 use serde_json::{Value, json};
 
 const GRACEFUL_ACTIONS: &[Action] = &[Action::Prepare, Action::CatchUp, Action::Reprotect];

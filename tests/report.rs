@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use pilotlight::ErrorKind;
-use pilotlight::report::{self, StepHistory};
-use pilotlight::sns::handle;
+use pilotlight::aws::stepfunctions::{step_reports, step_reports_paged};
 use pilotlight::step::{Action, StepReport};
-use pilotlight::stepfunctions::{step_reports, step_reports_paged};
+use pilotlight::steps::notify::handle;
+use pilotlight::steps::notify::report::{self, StepHistory};
 use serde_json::{Value, json};
 
 /// Where the function and the state machine live (any region: notify reads the history in the execution's own).

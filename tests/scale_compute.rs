@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::Region;
-use pilotlight::autoscaling::{AMI_DATA_TYPE, handle};
-use pilotlight::clients::AwsClients;
+use pilotlight::aws::clients::AwsClients;
+use pilotlight::aws::ssm::AMI_DATA_TYPE;
 use pilotlight::step::StepReport;
+use pilotlight::steps::scale_compute::handle;
 use pilotlight::{Context, Error, ErrorKind};
 use serde_json::{Value, json};
 

@@ -4,8 +4,9 @@
 mod common;
 
 use pilotlight::ErrorKind;
-use pilotlight::globalaccelerator::{EndpointGroupState, describe_endpoint_group, handle};
+use pilotlight::aws::globalaccelerator::{EndpointGroupState, describe_endpoint_group};
 use pilotlight::runtime::Context;
+use pilotlight::steps::shift_traffic::handle;
 use serde_json::{Value, json};
 
 const PRIMARY_REGION: &str = "ap-northeast-2";

@@ -1,4 +1,4 @@
-//! update-dns against moto's Route 53 (ministack ignores Inverted/Disabled, see EMULATORS.md), seeded through the
+//! update-dns against moto's Route 53 (ministack ignores Inverted/Disabled, see docs/emulators.md), seeded through the
 //! real SDK: hosted zone, health checks, failover records (health-check mode) or one CNAME (records mode).
 //!
 //! moto quirks worth knowing when reading these tests: every change is INSYNC at once (so `start` in records mode
@@ -12,8 +12,10 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, ResourceRecordSetFailover, RrType,
 };
 use pilotlight::ErrorKind;
-use pilotlight::route53::{CheckFlags, get_health_check, handle, read_cname};
+use pilotlight::aws::route53::get_health_check;
+use pilotlight::routing::CheckFlags;
 use pilotlight::runtime::Context;
+use pilotlight::steps::update_dns::{handle, read_cname};
 use serde_json::{Value, json};
 
 const PRIMARY_VALUE: &str = "web-primary.ap-northeast-2.elb.example.com";

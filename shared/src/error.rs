@@ -40,6 +40,9 @@ impl ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// The AWS error code (e.g. `InvalidDBInstanceState`) when a service answered with an error: a step that knows
+    /// what a code means for it (a state that changed since it was read) reclassifies the error.
+    pub aws_code: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +52,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            aws_code: None,
         }
     }
     pub fn config(variable: &str, expected: impl fmt::Display) -> Self {
@@ -80,6 +84,10 @@ impl Error {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let aws_code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_string);
         let (kind, detail) = match &err {
             SdkError::TimeoutError(_) => (ErrorKind::Transient, "timed out".to_string()),
             SdkError::DispatchFailure(f) => (
@@ -98,7 +106,10 @@ impl Error {
             }
             other => (ErrorKind::Aws, format!("{other:?}")),
         };
-        Error::new(kind, format!("{operation} on {resource} failed: {detail}"))
+        Error {
+            aws_code,
+            ..Error::new(kind, format!("{operation} on {resource} failed: {detail}"))
+        }
     }
 }
 

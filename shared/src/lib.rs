@@ -1,24 +1,23 @@
 //! pilotlight: failover orchestration for a pilot-light DR setup on AWS.
 //!
-//! Pure decision logic (`plan`, `trigger`, `decision`, `step`) is separate from I/O: one module per AWS service the
-//! orchestrator drives. The Lambda crates in `functions/` are thin wrappers over [`runtime::serve`].
+//! * [`steps`]: one module per Lambda step, named for what it does (`detect`, `promote_db`, `scale_compute`,
+//!   `shift_traffic`, `update_dns`, `notify`). Each keeps its pure decisions apart from the I/O around them, and no
+//!   step reaches into another step.
+//! * [`aws`]: thin adapters, one per AWS service: SDK calls and their conversion to plain views, no step logic.
+//! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
+//!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
+//!   several steps read), [`timestamp`], [`error`], and [`runtime`] (the Lambda glue).
+//!
+//! The Lambda crates in `functions/` are one call each: `runtime::serve(steps::<step>::handle)`.
 
-pub mod autoscaling;
-pub mod backup;
-pub mod clients;
-pub mod cloudwatch;
-pub mod decision;
-pub mod detect;
+pub mod aws;
 pub mod error;
-pub mod globalaccelerator;
 pub mod plan;
-pub mod rds;
-pub mod report;
-pub mod route53;
+pub mod routing;
 pub mod runtime;
-pub mod sns;
 pub mod step;
-pub mod stepfunctions;
+pub mod steps;
+pub mod timestamp;
 pub mod trigger;
 
 pub use error::{Error, ErrorKind, Result};

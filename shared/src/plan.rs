@@ -62,6 +62,29 @@ impl Side {
             Side::Dr => Side::Primary,
         }
     }
+
+    /// The side's name as JSON spells it ("primary", "dr").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Dr => "dr",
+        }
+    }
+
+    /// The plan variable naming this side's `what`, e.g. `PILOTLIGHT_DR_ASG` for `"ASG"`.
+    pub fn variable(self, what: &str) -> String {
+        format!("PILOTLIGHT_{}_{what}", self.as_str().to_ascii_uppercase())
+    }
+}
+
+/// In prose the DR side is written as the acronym it is: "the DR vault", "the primary stack".
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Side::Dr => f.write_str("DR"),
+            Side::Primary => f.write_str(self.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

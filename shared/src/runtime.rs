@@ -6,7 +6,7 @@ use std::future::Future;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::clients::AwsClients;
+use crate::aws::clients::AwsClients;
 use crate::error::Result;
 use crate::plan::FailoverPlan;
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use pilotlight::clients::AwsClients;
+use pilotlight::aws::clients::AwsClients;
 use pilotlight::plan::{FailoverPlan, parse_env_file};
 use pilotlight::runtime::Context;
 

@@ -134,7 +134,7 @@ pub fn tag<'a>(db: &'a DbInstance, key: &str) -> Option<&'a str> {
 }
 
 /// Publishes one `AWS/RDS ReplicaLag` datapoint for `instance`, as RDS does. Written here, independently of the
-/// product's reader (shared/src/cloudwatch.rs), so a mismatch in namespace, name or dimension fails the tests.
+/// product's reader (shared/src/aws/cloudwatch.rs), so a mismatch in namespace, name or dimension fails the tests.
 pub async fn put_replica_lag_at(
     config: &SdkConfig,
     region: &str,
@@ -239,7 +239,7 @@ pub fn aurora_context(config: &SdkConfig, g: &Global) -> Context {
         ("PILOTLIGHT_DR_DB_CLUSTER_ARN", g.dr_arn.clone()),
     ]);
     let plan = pilotlight::FailoverPlan::from_map(&vars).expect("aurora test plan");
-    let aws = pilotlight::clients::AwsClients::from_sdk_config(config, &plan);
+    let aws = pilotlight::aws::clients::AwsClients::from_sdk_config(config, &plan);
     Context { plan, aws }
 }
 

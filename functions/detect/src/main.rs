@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    pilotlight::runtime::serve(pilotlight::detect::handle).await
+    pilotlight::runtime::serve(pilotlight::steps::detect::handle).await
 }

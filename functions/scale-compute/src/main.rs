@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    pilotlight::runtime::serve(pilotlight::autoscaling::handle).await
+    pilotlight::runtime::serve(pilotlight::steps::scale_compute::handle).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    pilotlight::runtime::serve(pilotlight::globalaccelerator::handle).await
+    pilotlight::runtime::serve(pilotlight::steps::shift_traffic::handle).await
 }

@@ -1,5 +1,4 @@
-//! CloudWatch: the live state of the plan's alarms (detect's quorum re-read) and metrics read before acting
-//! (replica lag for the RPO estimate).
+//! CloudWatch: the live state of alarms (DescribeAlarms) and the newest datapoint of a replica's ReplicaLag.
 
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use aws_sdk_cloudwatch::types::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::decision::LiveAlarm;
+use super::{to_chrono, to_smithy};
 use crate::error::{Error, Result};
 
 /// Reads metric and composite alarms by name (DescribeAlarms takes at most 100 names per call).
@@ -55,6 +54,15 @@ pub async fn describe_alarms(
         }
     }
     Ok(out)
+}
+
+/// An alarm as DescribeAlarms shows it now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveAlarm {
+    pub name: String,
+    pub state: String,
+    /// When the state value last changed (StateTransitionedTimestamp, else StateUpdatedTimestamp).
+    pub transitioned_at: Option<DateTime<Utc>>,
 }
 
 /// One metric datapoint.
@@ -112,12 +120,4 @@ pub async fn replica_lag(
         .filter_map(|(t, v)| to_chrono(Some(t)).map(|at| Datapoint { value: *v, at }))
         .max_by_key(|d| d.at);
     Ok(newest)
-}
-
-pub fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-}
-
-pub fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
 }

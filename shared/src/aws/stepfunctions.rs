@@ -1,18 +1,26 @@
-//! Step Functions: what detect needs to start exactly one execution and to see the ones already there, and what
-//! notify's report reads from an execution's history.
+//! Step Functions: list and start executions, answer a task token, and read the step reports in an execution's
+//! history.
 
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use aws_sdk_sfn::types::HistoryEvent;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-
-use aws_sdk_sfn::types::HistoryEvent;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::cloudwatch::to_chrono;
-use crate::decision::RecentExecution;
+use super::to_chrono;
 use crate::error::{Error, Result};
 use crate::step::StepReport;
+
+/// An execution as ListExecutions shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentExecution {
+    pub name: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
 
 /// The most recent executions (running and finished) of the state machine, newest first.
 pub async fn recent_executions(

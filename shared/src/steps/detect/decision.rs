@@ -7,28 +7,15 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::cloudwatch::LiveAlarm;
+use crate::aws::stepfunctions::RecentExecution;
 use crate::error::{Error, Result};
 use crate::plan::{Direction, FailoverPlan, Mode, Side, Timing};
+use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, AlarmTransition, ManualCommand};
 
 /// Executions whose name starts with this are rehearsals: they never block or cool down a real failover.
 pub const DRY_RUN_PREFIX: &str = "dryrun-";
-
-/// An alarm as DescribeAlarms shows it now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LiveAlarm {
-    pub name: String,
-    pub state: String,
-    /// When the state value last changed (StateTransitionedTimestamp, else StateUpdatedTimestamp).
-    pub transitioned_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecentExecution {
-    pub name: String,
-    pub status: String,
-    pub started_at: DateTime<Utc>,
-}
 
 /// Which region serves traffic, judged from the Global Accelerator dials.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -328,7 +315,7 @@ fn blocked_by_executions(
             return Some(format!(
                 "execution {} is already running (started {})",
                 e.name,
-                rfc3339(e.started_at)
+                rfc3339(e.started_at, SecondsFormat::Millis)
             ));
         }
         if latest.is_none_or(|l| e.started_at > l.started_at) {
@@ -366,10 +353,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -21,28 +21,30 @@
 //!
 //! # Which standalone instance is stale
 //!
-//! Both instances may be standalone (AWS: no `ReadReplicaSourceDBInstanceIdentifier`; in moto the promoted one keeps
-//! that field, see the parent module). The one promoted *later* holds the newer data. pilotlight's promotion record
+//! Both instances may be standalone (no `ReadReplicaSourceDBInstanceIdentifier`, or a lingering one with a recorded
+//! promotion, see the parent module). The one promoted *later* holds the newer data. pilotlight's promotion record
 //! (the `pilotlight:promote-requested-at` tag, ignored when copied from another instance) says when: the slot's instance
 //! is retired only when the writer was promoted after it (or it never was). A slot promoted after the writer is the
 //! newer writer (the direction looks wrong); with no record on either side nobody can tell. Both are refused unless
 //! `force`: renaming the instance the application writes to would cut it off.
 
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    AVAILABLE, GlobalClusterView, InstanceView, LAG_WINDOW, PROMOTE_REQUESTED_TAG, STEP,
-    TRANSITIONAL, cluster_variable, describe_global_cluster, describe_instance, hint,
-    instance_variable, rfc3339,
+    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, STEP, TRANSITIONAL, describe_global_cluster,
+    describe_instance, hint,
 };
-use crate::cloudwatch::{Datapoint, replica_lag};
+use crate::aws::cloudwatch::{Datapoint, replica_lag};
+use crate::aws::rds::{
+    GlobalClusterView, InstanceView, ReplicaSpec, create_read_replica, list_db_instances,
+    rename_db_instance,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{DatabasePlan, Direction, Mode, Side, arn_account};
 use crate::runtime::Context;
 use crate::step::{Change, StepInput, StepReport};
+use crate::timestamp::rfc3339;
 
 /// RDS DB instance identifiers have at most 63 characters.
 pub const MAX_INSTANCE_ID: usize = 63;
@@ -144,7 +146,7 @@ pub fn decide_replica_slot(
         }
         return match slot.status.as_str() {
             AVAILABLE => match slot.replication_status.as_deref() {
-                // moto never reports StatusInfos; AWS reports "replicating" for a healthy replica.
+                // AWS reports "replicating" for a healthy replica; no StatusInfos at all reports no problem either.
                 None | Some("replicating") => Ready,
                 Some(s) => Pending(format!(
                     "replica {id} of {w} is available but its replication is {s}: waiting; if it stays so, check \
@@ -160,7 +162,7 @@ pub fn decide_replica_slot(
             )),
         };
     }
-    // Standalone (or promoted, with moto's lingering source field).
+    // Standalone (or promoted, with a lingering source field).
     if follows_writer && slot.status == "creating" {
         // A replica of the writer being created, whose record was copied from the writer before AWS reports its
         // InstanceCreateTime: nothing to do but wait.
@@ -175,20 +177,23 @@ pub fn decide_replica_slot(
         (Some(wt), None) => Ok(format!(
             "{w} was promoted at {} and {id} has not been promoted since it was created: {id} holds data from \
              before that promotion",
-            rfc3339(wt)
+            rfc3339(wt, SecondsFormat::Secs)
         )),
         (Some(wt), Some(st)) if wt >= st => Ok(format!(
             "{w} was promoted at {}, after {id} (promoted at {}): {id} holds data from before that promotion",
-            rfc3339(wt),
-            rfc3339(st)
+            rfc3339(wt, SecondsFormat::Secs),
+            rfc3339(st, SecondsFormat::Secs)
         )),
         (wt, Some(st)) => Err(format!(
             "{id} in {r} is a standalone instance promoted at {}, {}: it is the newer writer, and replacing it \
              would cut off its writes. Check the direction (this looks like the other way round); if {w} really is \
              the writer, re-run with force=true to retire {id} (renamed, not deleted)",
-            rfc3339(st),
+            rfc3339(st, SecondsFormat::Secs),
             match wt {
-                Some(wt) => format!("after the writer {w} (promoted at {})", rfc3339(wt)),
+                Some(wt) => format!(
+                    "after the writer {w} (promoted at {})",
+                    rfc3339(wt, SecondsFormat::Secs)
+                ),
                 None => format!("and the writer {w} carries no promotion record"),
             }
         )),
@@ -225,26 +230,6 @@ pub fn decide_replica_slot(
         ));
     }
     RetireAndCreate { retired_id, reason }
-}
-
-/// The CreateDBInstanceReadReplica request, in the API's own names (as the report shows it).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReplicaSpec {
-    #[serde(rename = "DBInstanceIdentifier")]
-    pub instance: String,
-    #[serde(rename = "SourceDBInstanceIdentifier")]
-    pub source_arn: String,
-    #[serde(rename = "DBInstanceClass")]
-    pub instance_class: Option<String>,
-    #[serde(rename = "DBSubnetGroupName", skip_serializing_if = "Option::is_none")]
-    pub subnet_group: Option<String>,
-    #[serde(rename = "VpcSecurityGroupIds", skip_serializing_if = "Vec::is_empty")]
-    pub security_groups: Vec<String>,
-    #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    /// The instance the placement was copied from (not sent).
-    #[serde(rename = "placement_from", skip_serializing_if = "Option::is_none")]
-    pub placement_from: Option<String>,
 }
 
 /// The replica to create: the writer's class; the subnet group, security groups and (for an encrypted writer) KMS
@@ -296,14 +281,14 @@ pub fn decide_catchup(instance: &str, lag: Option<Datapoint>) -> (bool, String) 
                 "unknown lag: ReplicaLag of {instance} is {} at {} (replication not running); waiting, because \
                  graceful means zero data loss. If it stays so, check the replica's replication errors",
                 d.value,
-                rfc3339(d.at)
+                rfc3339(d.at, SecondsFormat::Secs)
             ),
         ),
         Some(d) if d.value == 0.0 => (
             true,
             format!(
                 "{instance} has caught up: ReplicaLag 0 at {}",
-                rfc3339(d.at)
+                rfc3339(d.at, SecondsFormat::Secs)
             ),
         ),
         Some(d) => (
@@ -311,7 +296,7 @@ pub fn decide_catchup(instance: &str, lag: Option<Datapoint>) -> (bool, String) 
             format!(
                 "{instance} lags {}s behind its source (ReplicaLag at {}): waiting for 0",
                 d.value,
-                rfc3339(d.at)
+                rfc3339(d.at, SecondsFormat::Secs)
             ),
         ),
     }
@@ -422,29 +407,30 @@ async fn find_retired(
     id: &str,
 ) -> Result<Option<InstanceView>> {
     let prefix = format!("{id}{RETIRED_INFIX}");
-    let mut newest: Option<InstanceView> = None;
-    let mut pages = rds.describe_db_instances().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
+    let instances = list_db_instances(rds, region, &format!("{prefix}* in {region}"))
+        .await
+        .map_err(|e| {
             hint(
-                Error::aws("DescribeDBInstances", &format!("{prefix}* in {region}"), e),
+                e,
                 format!(
                     "looking for the retired instance whose subnet group and security groups the new replica {id} \
                      takes; check the promote-db role's rds:DescribeDBInstances permission in {region}"
                 ),
             )
         })?;
-        for db in page.db_instances() {
-            let name = db.db_instance_identifier().unwrap_or_default();
-            let Some(stamp) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            if stamp.len() != 12 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            if newest.as_ref().is_none_or(|n| n.instance.as_str() < name) {
-                newest = Some(InstanceView::from_db(db, region, name));
-            }
+    let mut newest: Option<InstanceView> = None;
+    for instance in instances {
+        let Some(stamp) = instance.instance.strip_prefix(&prefix) else {
+            continue;
+        };
+        if stamp.len() != 12 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if newest
+            .as_ref()
+            .is_none_or(|n| n.instance < instance.instance)
+        {
+            newest = Some(instance);
         }
     }
     Ok(newest)
@@ -456,32 +442,23 @@ async fn rename_instance(
     id: &str,
     retired_id: &str,
 ) -> Result<()> {
-    rds.modify_db_instance()
-        .db_instance_identifier(id)
-        .new_db_instance_identifier(retired_id)
-        .apply_immediately(true)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
-            let e = Error::aws("ModifyDBInstance (NewDBInstanceIdentifier)", id, e);
-            match code.as_deref() {
-                Some("InvalidDBInstanceState") => Error::new(
-                    ErrorKind::Transient,
-                    format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message),
-                ),
-                Some("DBInstanceAlreadyExists") => Error::refused(format!(
-                    "{STEP}: {}; an instance named {retired_id} already exists in {region}: rename or delete one of \
-                     them, then re-run",
-                    e.message
-                )),
-                _ => hint(e, format!(
-                    "renaming {id} to {retired_id} in {region}; check the instance and the promote-db role's \
-                     rds:ModifyDBInstance permission on both names"
-                )),
-            }
-        })
+    rename_db_instance(rds, id, retired_id).await.map_err(|e| {
+        match e.aws_code.as_deref() {
+            Some("InvalidDBInstanceState") => Error::new(
+                ErrorKind::Transient,
+                format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message),
+            ),
+            Some("DBInstanceAlreadyExists") => Error::refused(format!(
+                "{STEP}: {}; an instance named {retired_id} already exists in {region}: rename or delete one of \
+                 them, then re-run",
+                e.message
+            )),
+            _ => hint(e, format!(
+                "renaming {id} to {retired_id} in {region}; check the instance and the promote-db role's \
+                 rds:ModifyDBInstance permission on both names"
+            )),
+        }
+    })
 }
 
 async fn create_replica(
@@ -489,57 +466,22 @@ async fn create_replica(
     region: &str,
     spec: &ReplicaSpec,
 ) -> Result<InstanceView> {
-    let resp = rds
-        .create_db_instance_read_replica()
-        .db_instance_identifier(&spec.instance)
-        .source_db_instance_identifier(&spec.source_arn)
-        .set_db_instance_class(spec.instance_class.clone())
-        .set_db_subnet_group_name(spec.subnet_group.clone())
-        .set_vpc_security_group_ids(
-            (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()),
-        )
-        .set_kms_key_id(spec.kms_key_id.clone())
-        .send()
-        .await
-        .map_err(|e| {
-            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
-            let e = Error::aws("CreateDBInstanceReadReplica", &spec.instance, e);
-            match code.as_deref() {
-                // Taken since it was read (another invocation?): a re-run observes what holds it and decides.
-                Some("DBInstanceAlreadyExists") => Error::new(
-                    ErrorKind::Transient,
-                    format!("{STEP}: {}; retrying re-reads the identifier", e.message),
-                ),
-                _ => hint(e, format!(
-                    "creating read replica {} of {} in {region}; check the promote-db role's \
-                     rds:CreateDBInstanceReadReplica permission (on both instances), that the source has automated \
-                     backups, and, for an encrypted source, that a KMS key in {region} is known (it is copied from \
-                     the retired instance when there is one)",
-                    spec.instance, spec.source_arn
-                )),
-            }
-        })?;
-    Ok(resp
-        .db_instance()
-        .map(|db| InstanceView::from_db(db, region, &spec.instance))
-        .unwrap_or_else(|| InstanceView {
-            instance: spec.instance.clone(),
-            arn: String::new(),
-            region: region.to_string(),
-            status: "creating".into(),
-            replica_source: Some(spec.source_arn.clone()),
-            replicas: vec![],
-            replication_status: None,
-            promote_requested_at: None,
-            recorded_rpo: None,
-            promoted_instance: None,
-            created_at: None,
-            instance_class: spec.instance_class.clone(),
-            subnet_group: spec.subnet_group.clone(),
-            security_groups: spec.security_groups.clone(),
-            storage_encrypted: false,
-            kms_key_id: spec.kms_key_id.clone(),
-        }))
+    create_read_replica(rds, region, spec).await.map_err(|e| {
+        match e.aws_code.as_deref() {
+            // Taken since it was read (another invocation?): a re-run observes what holds it and decides.
+            Some("DBInstanceAlreadyExists") => Error::new(
+                ErrorKind::Transient,
+                format!("{STEP}: {}; retrying re-reads the identifier", e.message),
+            ),
+            _ => hint(e, format!(
+                "creating read replica {} of {} in {region}; check the promote-db role's \
+                 rds:CreateDBInstanceReadReplica permission (on both instances), that the source has automated \
+                 backups, and, for an encrypted source, that a KMS key in {region} is known (it is copied from \
+                 the retired instance when there is one)",
+                spec.instance, spec.source_arn
+            )),
+        }
+    })
 }
 
 /// Records a change the step plans but has not made (yet).
@@ -573,15 +515,14 @@ async fn ensure_replica(
     let now = Utc::now();
     let action = input.action.as_str();
 
+    let (writer_variable, slot_variable) = (
+        writer_side.variable("DB_INSTANCE"),
+        slot_side.variable("DB_INSTANCE"),
+    );
     // Observe both sides first (concurrently: one of them is the source region, bounded by its own timeouts).
     let (writer, slot) = tokio::join!(
-        describe_instance(
-            writer_rds,
-            writer_region,
-            writer_id,
-            instance_variable(writer_side)
-        ),
-        find_instance(slot_rds, slot_region, slot_id, instance_variable(slot_side)),
+        describe_instance(writer_rds, writer_region, writer_id, &writer_variable),
+        find_instance(slot_rds, slot_region, slot_id, &slot_variable),
     );
     let writer = writer.map_err(|e| match e.kind {
         ErrorKind::NotFound | ErrorKind::Aws => e,
@@ -692,11 +633,16 @@ async fn ensure_replica(
                 ));
             }
             rename_instance(slot_rds, slot_region, slot_id, &retired_id).await?;
-            // AWS frees the identifier when the rename takes effect; moto at once. Create now if it is free,
+            // AWS frees the identifier when the rename takes effect, at once or a little later. Create now if it is free,
             // otherwise the next poll does (placing the replica like the retired instance, found by its name).
-            let freed = find_instance(slot_rds, slot_region, slot_id, instance_variable(slot_side))
-                .await?
-                .is_none();
+            let freed = find_instance(
+                slot_rds,
+                slot_region,
+                slot_id,
+                &slot_side.variable("DB_INSTANCE"),
+            )
+            .await?
+            .is_none();
             if !freed {
                 planned(
                     &mut report,
@@ -754,7 +700,13 @@ async fn catch_up_replica(
     let now = Utc::now();
 
     // Only the target region is read: the replica itself, and its lag in the target region's CloudWatch.
-    let view = describe_instance(&clients.rds, region, instance, instance_variable(target)).await?;
+    let view = describe_instance(
+        &clients.rds,
+        region,
+        instance,
+        &target.variable("DB_INSTANCE"),
+    )
+    .await?;
     let mut saw = json!({ "database": "rds-replica", "target": view, "writer": { "instance": source_id, "region": source_region } });
     if !view.is_replica() {
         report.saw = saw;
@@ -948,8 +900,8 @@ async fn check_member(
         AuroraVerdict::Refuse(reason) => Err(Error::refused(format!(
             "{STEP}: {}: {reason} ({} / {})",
             input.action.as_str(),
-            cluster_variable(writer_side),
-            cluster_variable(secondary_side)
+            writer_side.variable("DB_CLUSTER_ARN"),
+            secondary_side.variable("DB_CLUSTER_ARN")
         ))),
     }
 }
@@ -957,7 +909,7 @@ async fn check_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rds::{FailoverView, MemberView};
+    use crate::aws::rds::{FailoverView, MemberView};
     use chrono::TimeDelta;
 
     const PRIMARY_ARN: &str = "arn:aws:rds:ap-northeast-2:123456789012:db:web-db";

@@ -1,19 +1,12 @@
-//! AWS Backup: the newest usable AMI in a region's backup vault. The DR vault receives AMI recovery points from the
-//! primary through Backup copy jobs; scale-compute launches the newest COMPLETED one.
+//! Which AMI scale-compute launches: the newest COMPLETED EC2 recovery point in the target region's backup vault,
+//! within the plan's age limit (pure).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cloudwatch::to_chrono;
-use crate::error::{Error, ErrorKind, Result};
-
-/// An EC2 recovery point as ListRecoveryPointsByBackupVault shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecoveryPoint {
-    pub arn: String,
-    pub status: String,
-    pub created_at: Option<DateTime<Utc>>,
-}
+use crate::aws::backup::RecoveryPoint;
+use crate::error::{Error, Result};
+use crate::plan::Side;
 
 /// The recovery point chosen to launch, with its age when it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,48 +17,6 @@ pub struct ChosenAmi {
     pub age_hours: f64,
     /// True when the AMI is older than the plan's limit and `force` accepted it.
     pub too_old_but_forced: bool,
-}
-
-/// Lists every EC2 recovery point in `vault` (all pages). A missing vault is NotFound with what to check.
-pub async fn list_ec2_recovery_points(
-    backup: &aws_sdk_backup::Client,
-    vault: &str,
-    region: &str,
-) -> Result<Vec<RecoveryPoint>> {
-    let mut out = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let resp = backup
-            .list_recovery_points_by_backup_vault()
-            .backup_vault_name(vault)
-            .by_resource_type("EC2")
-            .set_next_token(next.take())
-            .send()
-            .await
-            .map_err(|e| {
-                let err = Error::aws("ListRecoveryPointsByBackupVault", &format!("backup vault {vault} ({region})"), e);
-                if err.kind == ErrorKind::NotFound {
-                    Error::not_found(format!("{err}: check the plan's backup vault name and that the vault exists in {region}"))
-                } else {
-                    err
-                }
-            })?;
-        for rp in resp.recovery_points() {
-            out.push(RecoveryPoint {
-                arn: rp.recovery_point_arn().unwrap_or_default().to_string(),
-                status: rp
-                    .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                created_at: to_chrono(rp.creation_date()),
-            });
-        }
-        match resp.next_token() {
-            Some(t) if !t.is_empty() => next = Some(t.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
 }
 
 /// The AMI id of an EC2 recovery point: the last path segment of `arn:aws:ec2:<region>::image/ami-...`.
@@ -85,11 +36,11 @@ pub fn newest_completed(points: &[RecoveryPoint]) -> Option<(&RecoveryPoint, &st
 }
 
 /// Picks the AMI to launch, or says why there is none: nothing usable (NotFound) or older than the plan allows
-/// (Refused, unless `force` accepts the risk: in a real disaster an old image may beat no image). `side` ("DR" or
-/// "primary") names the vault's role in the messages.
+/// (Refused, unless `force` accepts the risk: in a real disaster an old image may beat no image). `side` names the
+/// vault's role in the messages ("the DR vault").
 pub fn choose_ami(
     points: &[RecoveryPoint],
-    side: &str,
+    side: Side,
     vault: &str,
     region: &str,
     now: DateTime<Utc>,
@@ -126,6 +77,7 @@ pub fn choose_ami(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use chrono::{Duration, TimeZone};
 
     fn now() -> DateTime<Utc> {
@@ -178,7 +130,7 @@ mod tests {
     fn choose_ami_errors_name_the_vault_and_what_to_check() {
         let e = choose_ami(
             &[],
-            "DR",
+            Side::Dr,
             "web-vault-dr",
             "ap-northeast-1",
             now(),
@@ -198,7 +150,7 @@ mod tests {
         let old = [rp("ami-0000000000000000a", "COMPLETED", 100)];
         let e = choose_ami(
             &old,
-            "DR",
+            Side::Dr,
             "web-vault-dr",
             "ap-northeast-1",
             now(),
@@ -218,7 +170,7 @@ mod tests {
 
         let forced = choose_ami(
             &old,
-            "DR",
+            Side::Dr,
             "web-vault-dr",
             "ap-northeast-1",
             now(),
@@ -236,7 +188,7 @@ mod tests {
             rp("ami-0000000000000000a", "COMPLETED", 71),
             rp("ami-0000000000000000b", "COMPLETED", 3),
         ];
-        let c = choose_ami(&points, "DR", "v", "r", now(), 72, false).unwrap();
+        let c = choose_ami(&points, Side::Dr, "v", "r", now(), 72, false).unwrap();
         assert_eq!(
             (c.image_id.as_str(), c.age_hours, c.too_old_but_forced),
             ("ami-0000000000000000b", 3.0, false)

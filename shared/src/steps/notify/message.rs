@@ -1,22 +1,13 @@
-//! SNS: the `notify` step. One message per milestone to the operators' topic: a short human subject (what email
-//! subscribers see) and a JSON body for tooling (execution, step, result, timestamps, the detail as given).
-//!
-//! Dry-run still publishes: a rehearsal is reported to the operators exactly like a real run, marked "[DRY RUN] " in
-//! the subject and `dry_run: true` in the body. Publishing is the only write and SNS standard topics deliver at least
-//! once anyway, so a retried notify sends the same notice again (a duplicate, never a different story).
-
-use std::time::Duration;
+//! notify's message composition (pure): the subject line, the JSON body per kind, and the fit within SNS's size.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{DatabasePlan, Direction, DnsPlan, FailoverPlan, Mode, Side, arn_region};
-use crate::report::StepHistory;
-use crate::runtime::Context;
-
-pub const STEP: &str = "notify";
+use super::approval::{approval_body, approval_request};
+use super::report::{self, StepHistory};
+use super::{NotifyInput, NotifyKind};
+use crate::plan::FailoverPlan;
 
 /// SNS Publish: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100
 /// characters long" (API reference); kept ASCII so every email client shows it as is.
@@ -26,168 +17,6 @@ pub const SUBJECT_MAX_CHARS: usize = 99;
 pub const MESSAGE_MAX_BYTES: usize = 262_144;
 
 const DRY_RUN_PREFIX: &str = "[DRY RUN] ";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyKind {
-    /// A step finished (e.g. "database promoted").
-    Milestone,
-    /// The state machine caught an error; `detail.error` holds its `Error` and `Cause`.
-    Failure,
-    /// The end of an execution; `detail` is the whole execution state.
-    Report,
-    /// The approval gate (a `waitForTaskToken` task): `detail` holds `task_token` and the execution `input`; the
-    /// notice says what will happen and how to answer, and notify returns at once (the answer comes through detect).
-    Approval,
-}
-
-impl NotifyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyKind::Milestone => "milestone",
-            NotifyKind::Failure => "failure",
-            NotifyKind::Report => "report",
-            NotifyKind::Approval => "approval",
-        }
-    }
-}
-
-/// notify's input (docs/contract.md), unknown fields rejected.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyInput {
-    pub kind: NotifyKind,
-    #[serde(default)]
-    pub milestone: Option<String>,
-    /// The execution id (`$$.Execution.Id`).
-    pub execution: String,
-    #[serde(default)]
-    pub direction: Direction,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub detail: Value,
-}
-
-pub fn parse_input(event: Value) -> Result<NotifyInput> {
-    let input: NotifyInput = serde_json::from_value(event).map_err(|e| {
-        Error::invalid_input(format!(
-            "{STEP}: input rejected ({e}); expected {{\"kind\": \"milestone\"|\"failure\"|\"report\"|\"approval\", \"milestone\": str, \
-             \"execution\": str, \"direction\": \"failover\"|\"failback\", \"dry_run\": bool, \"detail\": object}}"
-        ))
-    })?;
-    if input.execution.trim().is_empty() {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: execution must name the execution ($$.Execution.Id)"
-        )));
-    }
-    if input.kind == NotifyKind::Milestone
-        && input
-            .milestone
-            .as_deref()
-            .is_none_or(|m| m.trim().is_empty())
-    {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: a milestone notice needs \"milestone\" (e.g. \"database promoted\")"
-        )));
-    }
-    if !(input.detail.is_object() || input.detail.is_null()) {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: detail must be an object, got {}",
-            input.detail
-        )));
-    }
-    if let Some(error) = input.detail.get("error")
-        && !error.is_object()
-    {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: detail.error must be the Catch object {{Error, Cause}}, got {error}"
-        )));
-    }
-    if input.kind == NotifyKind::Approval {
-        approval_request(&input)?;
-    }
-    Ok(input)
-}
-
-/// Task tokens are opaque and AWS keeps them to a few kilobytes; this bound only guarantees that the two answer
-/// commands, each carrying the whole token, fit in one SNS message with the rest of the notice. A token is never
-/// shortened: one that does not fit is refused.
-pub const TASK_TOKEN_MAX_BYTES: usize = 64 * 1024;
-
-/// What an approval request carries in `detail`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApprovalRequest {
-    pub task_token: String,
-    /// The execution input as the state machine passed it (`$`), kept whole for the body.
-    pub input: Value,
-    pub execution: ExecutionInput,
-}
-
-/// The fields of the execution input the notice explains. Not strict: `$` also carries what earlier states added.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ExecutionInput {
-    #[serde(default)]
-    pub direction: Option<Direction>,
-    #[serde(default)]
-    pub mode: Mode,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub force: bool,
-    #[serde(default)]
-    pub trigger: Value,
-    #[serde(default)]
-    pub timing: Value,
-    #[serde(default)]
-    pub approval: Value,
-}
-
-/// Reads and checks `detail.task_token` and `detail.input` of an approval request.
-pub fn approval_request(input: &NotifyInput) -> Result<ApprovalRequest> {
-    let detail = &input.detail;
-    let task_token = match detail.get("task_token") {
-        Some(Value::String(t)) if !t.trim().is_empty() => t.clone(),
-        other => {
-            return Err(Error::invalid_input(format!(
-                "{STEP}: an approval request needs detail.task_token (the state machine passes $$.Task.Token), got {}",
-                other.map_or("nothing".to_string(), |v| v.to_string())
-            )));
-        }
-    };
-    if task_token.len() > TASK_TOKEN_MAX_BYTES {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: detail.task_token is {} bytes, more than the {TASK_TOKEN_MAX_BYTES} that fit twice in one SNS \
-             message; it is never shortened, so nothing was published",
-            task_token.len()
-        )));
-    }
-    let raw = detail.get("input").cloned().unwrap_or(Value::Null);
-    if !raw.is_object() {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: an approval request needs detail.input, the execution input ($), got {raw}"
-        )));
-    }
-    let execution: ExecutionInput = serde_json::from_value(raw.clone()).map_err(|e| {
-        Error::invalid_input(format!(
-            "{STEP}: detail.input is not a pilotlight execution input: {e}"
-        ))
-    })?;
-    if let Some(d) = execution.direction
-        && d != input.direction
-    {
-        return Err(Error::invalid_input(format!(
-            "{STEP}: direction {:?} differs from detail.input.direction {:?}",
-            input.direction.as_str(),
-            d.as_str()
-        )));
-    }
-    Ok(ApprovalRequest {
-        task_token,
-        input: raw,
-        execution,
-    })
-}
 
 /// What gets published.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -222,7 +51,7 @@ pub fn subject_line(text: &str) -> String {
     }
 }
 
-fn text(v: Option<&Value>) -> Option<&str> {
+pub(super) fn text(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
@@ -268,9 +97,9 @@ pub fn compose(
     };
     let error = caught_error(&detail);
     // The report is built from the execution's accumulated state and its history (timeline, RTO, RPO); see
-    // report.rs.
+    // [`report`].
     let report = (input.kind == NotifyKind::Report)
-        .then(|| crate::report::build(&input.execution, &detail, history));
+        .then(|| report::build(&input.execution, &detail, history));
     let base = format!("pilotlight: {} {from} -> {to}", direction.as_str());
     let what = match input.kind {
         NotifyKind::Milestone => milestone.unwrap_or("milestone").to_string(),
@@ -334,285 +163,13 @@ pub fn compose(
             "detail": detail,
             // An aborted or failed run (approval timeout or rejection included) is described like a finished one.
             "report": (input.kind == NotifyKind::Failure)
-                .then(|| crate::report::build(&input.execution, &detail, history)),
+                .then(|| report::build(&input.execution, &detail, history)),
         }),
     };
     Notice {
         subject,
         body: fit_message(body, input, now),
     }
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Primary => "primary",
-        Side::Dr => "dr",
-    }
-}
-
-/// The approval notice (pure): what the execution will do with the plan's resources, why it was started, and the
-/// two commands that answer it, each with the whole task token.
-pub fn approval_body(
-    plan: &FailoverPlan,
-    input: &NotifyInput,
-    request: &ApprovalRequest,
-    now: DateTime<Utc>,
-) -> Value {
-    let direction = input.direction;
-    let mode = request.execution.mode;
-    let (source, target) = (direction.source(), direction.target());
-    let (sp, tp) = (plan.region(source), plan.region(target));
-    // docs/contract.md: graceful failover and every failback take the graceful path; catch-up only when graceful.
-    let graceful_path = direction == Direction::Failback || mode == Mode::Graceful;
-    let catch_up = graceful_path && mode == Mode::Graceful;
-    let failback = direction == Direction::Failback;
-
-    let database = match &plan.database {
-        DatabasePlan::RdsReplica { .. } => {
-            let (writer, replica) = (
-                plan.database.resource(source),
-                plan.database.resource(target),
-            );
-            let mut actions = Vec::new();
-            if graceful_path {
-                actions.push(format!(
-                    "prepare: make sure {replica} in {} replicates {writer} (created if missing; a stale standalone \
-                     instance holding that id is renamed {replica}-retired-<timestamp> first)",
-                    tp.region
-                ));
-            }
-            if catch_up {
-                actions.push(format!("catch up: wait until {replica}'s replica lag is 0 (writes stopped by the drain)"));
-            }
-            actions.push(format!(
-                "promote {replica} in {} (PromoteReadReplica): it becomes the writer",
-                tp.region
-            ));
-            if failback {
-                actions.push(format!(
-                    "reprotect: rename {writer} in {} to {writer}-retired-<timestamp> and create a fresh replica {writer} \
-                     of {replica}",
-                    sp.region
-                ));
-            }
-            json!({
-                "mode": "rds-replica",
-                "writer_now": {"region": sp.region, "db_instance": writer},
-                "new_writer": {"region": tp.region, "db_instance": replica},
-                "actions": actions,
-                "data_loss": if catch_up {
-                    "none: writes stop (drain) and the replica catches up to lag 0 before it is promoted".to_string()
-                } else if request.execution.force {
-                    "up to the replica lag at promotion, accepted whatever it is (force)".to_string()
-                } else {
-                    format!(
-                        "up to the replica lag at promotion; refused above {} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS)",
-                        plan.max_replica_lag_seconds
-                    )
-                },
-            })
-        }
-        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
-            let (writer, secondary) = (
-                plan.database.resource(source),
-                plan.database.resource(target),
-            );
-            let call = if mode == Mode::Graceful {
-                "SwitchoverGlobalCluster (no data loss; needs the source region)"
-            } else {
-                "FailoverGlobalCluster with AllowDataLoss"
-            };
-            json!({
-                "mode": "aurora-global",
-                "global_cluster": global_cluster,
-                "writer_now": {"region": sp.region, "db_cluster_arn": writer},
-                "new_writer": {"region": tp.region, "db_cluster_arn": secondary},
-                "actions": [format!("{call}: {secondary} becomes the writer of {global_cluster}")],
-                "data_loss": if mode == Mode::Graceful {
-                    "none: a switchover waits until the secondary is fully synchronised"
-                } else {
-                    "up to Aurora's replication lag at failover (AllowDataLoss)"
-                },
-            })
-        }
-    };
-
-    let compute = json!({
-        "scale_up": {
-            "region": tp.region,
-            "asg": tp.asg,
-            "capacity": tp.capacity,
-            "capacity_rule": "at least this min/desired/max; the source region's larger desired capacity when it can be \
-                              read, up to this max; never scaled down",
-            "ami": format!(
-                "newest COMPLETED AWS Backup recovery point in vault {} written to SSM parameter {} (the launch \
-                 template's ImageId)",
-                tp.backup_vault, tp.ami_parameter
-            ),
-        },
-        "scale_down": failback.then(|| json!({
-            "region": sp.region,
-            "asg": sp.asg,
-            "capacity": {"min": 0, "desired": 0, "max": 0},
-            "when": "reprotect, after traffic and DNS are home",
-        })),
-    });
-
-    let dial_steps: Vec<i32> = if mode == Mode::Graceful {
-        plan.dial_steps.clone()
-    } else {
-        vec![100]
-    };
-    let traffic = json!({
-        "endpoint_groups": [
-            {"side": side_name(source), "region": sp.region, "arn": sp.endpoint_group_arn, "final_dial": 0},
-            {"side": side_name(target), "region": tp.region, "arn": tp.endpoint_group_arn, "final_dial": 100},
-        ],
-        "drain_first": graceful_path,
-        "drain": graceful_path.then(|| format!(
-            "the {} dial goes to 0 before the database is promoted, so writes stop and none is lost; expect a short \
-             outage until the {} dial is raised",
-            sp.region, tp.region
-        )),
-        "target_dial_steps": dial_steps,
-        "bake_seconds_between_steps": request.execution.timing.get("dial_bake_seconds"),
-    });
-
-    let dns = match &plan.dns {
-        DnsPlan::HealthCheck {
-            primary_health_check_id,
-            dr_health_check_id,
-        } => {
-            let flags = |side| {
-                let f = crate::route53::wanted_flags(direction, side);
-                match (f.disabled, f.inverted) {
-                    (false, _) => "automatic (Route 53's checkers decide)",
-                    (true, false) => "forced healthy (disabled)",
-                    (true, true) => "forced unhealthy (disabled and inverted)",
-                }
-            };
-            json!({
-                "mode": "health-check",
-                "health_checks": [
-                    {"side": "primary", "id": primary_health_check_id, "final": flags(Side::Primary)},
-                    {"side": "dr", "id": dr_health_check_id, "final": flags(Side::Dr)},
-                ],
-                "records_changed": false,
-            })
-        }
-        DnsPlan::Records {
-            hosted_zone_id,
-            record_name,
-            primary_value,
-            dr_value,
-            ttl,
-        } => {
-            let value = |side| match side {
-                Side::Primary => primary_value,
-                Side::Dr => dr_value,
-            };
-            json!({
-                "mode": "records",
-                "hosted_zone_id": hosted_zone_id,
-                "record_name": record_name,
-                "type": "CNAME",
-                "from": value(source),
-                "to": value(target),
-                "ttl": ttl,
-            })
-        }
-    };
-
-    let steps: Vec<&str> = if graceful_path {
-        let mut v = vec![
-            "prepare the target database replica",
-            "scale the target Auto Scaling group",
-            "drain the source traffic dial to 0",
-        ];
-        if catch_up {
-            v.push("wait for replica lag 0");
-        }
-        v.extend([
-            "promote the target database",
-            "shift traffic to the target",
-            "update DNS",
-        ]);
-        if failback {
-            v.push("reprotect: fresh DR replica and DR Auto Scaling group at 0/0/0");
-        }
-        v
-    } else {
-        vec![
-            "promote the target database and scale the target Auto Scaling group (in parallel)",
-            "shift traffic to the target",
-            "update DNS",
-        ]
-    };
-
-    let trigger = &request.execution.trigger;
-    let alarms: Vec<&str> = trigger
-        .get("alarms")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let at = text(trigger.get("state_change_time"))
-        .map(|t| format!(" at {t}"))
-        .unwrap_or_default();
-    let why = match (text(trigger.get("source")), text(trigger.get("reason"))) {
-        (Some(source), Some(reason)) => format!("{source}{at}: {reason}"),
-        (Some("alarm"), None) => format!("alarm{at}: in ALARM: {}", alarms.join(", ")),
-        (Some(source), None) => format!("{source}{at}: no reason given"),
-        (None, _) => "no trigger in the execution input".to_string(),
-    };
-
-    let token = &request.task_token;
-    let summary = format!(
-        "{}{} {} -> {} ({} path{}), waiting for approval; nothing has been changed yet",
-        if input.dry_run { "[DRY RUN] " } else { "" },
-        direction.as_str(),
-        sp.region,
-        tp.region,
-        if graceful_path {
-            "graceful"
-        } else {
-            "ungraceful"
-        },
-        if request.execution.force {
-            ", force"
-        } else {
-            ""
-        }
-    );
-    json!({
-        "source": "pilotlight",
-        "kind": "approval",
-        "milestone": input.milestone.as_deref().unwrap_or("approval requested"),
-        "execution": input.execution,
-        "summary": summary,
-        "direction": direction.as_str(),
-        "mode": mode,
-        "force": request.execution.force,
-        "dry_run": input.dry_run,
-        "from_region": sp.region,
-        "to_region": tp.region,
-        "why": {"summary": why, "trigger": trigger},
-        "what_will_happen": {
-            "steps": steps,
-            "database": database,
-            "compute": compute,
-            "traffic": traffic,
-            "dns": dns,
-        },
-        "how_to_answer": {
-            "send_to": "the detect function of this pilotlight stack (invoke it with one of these JSON payloads)",
-            "approve": {"command": "approve", "token": token, "reason": "<who approves, and why>"},
-            "reject": {"command": "reject", "token": token, "reason": "<who rejects, and why>"},
-            "note": "Send exactly one, with the token unchanged. Until an answer arrives the execution waits; when the \
-                     approval timeout passes first, it stops (States.Timeout) without changing anything.",
-        },
-        "execution_input": request.input,
-        "timestamps": {"sent_at": now},
-    })
 }
 
 /// Keeps the body within SNS's message size. What the execution history also holds goes first (the detail, the
@@ -658,165 +215,13 @@ fn fit_message(body: Value, input: &NotifyInput, now: DateTime<Utc>) -> Value {
     minimal
 }
 
-/// The topic as GetTopicAttributes shows it: whether anyone will read the notice.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TopicState {
-    pub topic_arn: String,
-    pub subscriptions_confirmed: Option<u64>,
-    pub subscriptions_pending: Option<u64>,
-}
-
-pub async fn describe_topic(sns: &aws_sdk_sns::Client, topic_arn: &str) -> Result<TopicState> {
-    let resp = sns
-        .get_topic_attributes()
-        .topic_arn(topic_arn)
-        .send()
-        .await
-        .map_err(|e| {
-            Error::aws("GetTopicAttributes", topic_arn, e)
-                .check_if_missing("PILOTLIGHT_SNS_TOPIC_ARN")
-        })?;
-    let count = |k: &str| {
-        resp.attributes()
-            .and_then(|a| a.get(k))
-            .and_then(|v| v.parse().ok())
-    };
-    Ok(TopicState {
-        topic_arn: topic_arn.to_string(),
-        subscriptions_confirmed: count("SubscriptionsConfirmed"),
-        subscriptions_pending: count("SubscriptionsPending"),
-    })
-}
-
-pub async fn publish(
-    sns: &aws_sdk_sns::Client,
-    topic_arn: &str,
-    notice: &Notice,
-) -> Result<String> {
-    let resp = sns
-        .publish()
-        .topic_arn(topic_arn)
-        .subject(&notice.subject)
-        .message(notice.body.to_string())
-        .send()
-        .await
-        .map_err(|e| {
-            Error::aws("Publish", topic_arn, e).check_if_missing("PILOTLIGHT_SNS_TOPIC_ARN")
-        })?;
-    resp.message_id().map(str::to_string).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Transient,
-            format!("Publish on {topic_arn} returned no MessageId"),
-        )
-    })
-}
-
-/// notify's output: what was sent and where.
-#[derive(Debug, Clone, Serialize)]
-pub struct Notified {
-    pub step: &'static str,
-    pub kind: NotifyKind,
-    pub execution: String,
-    pub dry_run: bool,
-    pub topic_arn: String,
-    pub message_id: String,
-    pub subject: String,
-    pub body: Value,
-    pub saw: TopicState,
-    pub sent_at: DateTime<Utc>,
-    pub message: String,
-    /// `kind: report` only: the report, which the state machine emits as its output.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<Value>,
-}
-
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = parse_input(event)?;
-    let notified = notify(ctx, &input).await?;
-    serde_json::to_value(notified)
-        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode notify output: {e}")))
-}
-
-/// How long notify may spend reading the execution history for a report: the function's 30 s must leave room to
-/// publish, and a report from the state alone beats none.
-pub const HISTORY_BUDGET: Duration = Duration::from_secs(10);
-
-/// The execution's step reports, best-effort: whatever goes wrong (no permission, throttling, a slow API, an id
-/// that is not an execution ARN) is logged and the report is built from the state alone, saying why.
-pub async fn read_history(sfn: &aws_sdk_sfn::Client, execution: &str) -> StepHistory {
-    let Some(region) = arn_region(execution).filter(|_| execution.contains(":execution:")) else {
-        let why = format!("{execution:?} is not an execution ARN");
-        tracing::warn!(%why, "execution history not read");
-        return StepHistory::Unavailable(why);
-    };
-    // The history lives in the execution's region.
-    let sfn = if sfn.config().region().map(|r| r.as_ref()) == Some(region) {
-        sfn.clone()
-    } else {
-        aws_sdk_sfn::Client::from_conf(
-            sfn.config()
-                .to_builder()
-                .region(aws_config::Region::new(region.to_string()))
-                .build(),
-        )
-    };
-    let why = match tokio::time::timeout(
-        HISTORY_BUDGET,
-        crate::stepfunctions::step_reports(&sfn, execution),
-    )
-    .await
-    {
-        Ok(Ok(reports)) => return StepHistory::Read(reports),
-        Ok(Err(e)) => e.message,
-        Err(_) => format!(
-            "GetExecutionHistory on {execution} did not finish within {} s",
-            HISTORY_BUDGET.as_secs()
-        ),
-    };
-    tracing::warn!(%why, "execution history not read; the report uses the execution state alone");
-    StepHistory::Unavailable(why)
-}
-
-pub async fn notify(ctx: &Context, input: &NotifyInput) -> Result<Notified> {
-    let topic_arn = &ctx.plan.sns_topic_arn;
-    let topic = describe_topic(&ctx.aws.sns, topic_arn).await?;
-    // Reports (and failures, which carry one) are built from the state and the execution history.
-    let history = match input.kind {
-        NotifyKind::Report | NotifyKind::Failure => {
-            read_history(&ctx.aws.sfn, &input.execution).await
-        }
-        NotifyKind::Milestone | NotifyKind::Approval => StepHistory::NotRead,
-    };
-    let now = Utc::now();
-    let notice = compose(&ctx.plan, input, &history, now);
-    let message_id = publish(&ctx.aws.sns, topic_arn, &notice).await?;
-    let message = match topic.subscriptions_confirmed {
-        Some(0) => format!(
-            "published {message_id} to {topic_arn}; warning: the topic has no confirmed subscription"
-        ),
-        _ => format!("published {message_id} to {topic_arn}"),
-    };
-    tracing::info!(%message_id, subject = %notice.subject, "notified");
-    Ok(Notified {
-        step: STEP,
-        kind: input.kind,
-        execution: input.execution.clone(),
-        dry_run: input.dry_run,
-        topic_arn: topic_arn.clone(),
-        message_id,
-        report: (input.kind == NotifyKind::Report).then(|| notice.body.clone()),
-        subject: notice.subject,
-        body: notice.body,
-        saw: topic,
-        sent_at: now,
-        message,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::plan::tests::reference_vars;
+    use crate::steps::notify::approval::TASK_TOKEN_MAX_BYTES;
+    use crate::steps::notify::parse_input;
 
     fn plan() -> FailoverPlan {
         FailoverPlan::from_map(&reference_vars()).unwrap()
@@ -933,8 +338,7 @@ mod tests {
         );
         assert_eq!(
             n.body,
-            serde_json::to_value(crate::report::build(EXEC, &detail, &StepHistory::NotRead))
-                .unwrap()
+            serde_json::to_value(report::build(EXEC, &detail, &StepHistory::NotRead)).unwrap()
         );
         assert_eq!(n.body["execution"], EXEC);
     }
@@ -1150,8 +554,7 @@ mod tests {
         );
         assert_eq!(
             n.body["report"],
-            serde_json::to_value(crate::report::build(EXEC, &state, &StepHistory::NotRead))
-                .unwrap()
+            serde_json::to_value(report::build(EXEC, &state, &StepHistory::NotRead)).unwrap()
         );
         assert_eq!(n.body["report"]["outcome"], "failed");
         assert_eq!(

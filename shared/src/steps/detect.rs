@@ -1,17 +1,23 @@
-//! The `detect` entry point: parse the trigger, observe (alarms, executions, dials), decide, start at most one
-//! execution. Anything unparseable or foreign fails before the first AWS call, so it cannot change anything.
+//! detect: parse the trigger (alarm event shapes and manual commands: [`crate::trigger`]), observe (alarms,
+//! executions, dials), decide ([`decision`], pure), start at most one execution. Anything unparseable or foreign
+//! fails before the first AWS call, so it cannot change anything.
 
+pub mod decision;
+
+use chrono::SecondsFormat;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cloudwatch::describe_alarms;
-use crate::decision::{ActiveSide, Situation, Verdict, check_origin, decide_alarm, decide_manual};
+use crate::aws::cloudwatch::describe_alarms;
+use crate::aws::globalaccelerator::read_dials;
+use crate::aws::stepfunctions::{Started, answer_task, recent_executions, start_execution};
 use crate::error::{Error, ErrorKind, Result};
-use crate::globalaccelerator::{Dials, read_dials};
 use crate::plan::Direction;
+use crate::routing::Dials;
 use crate::runtime::Context;
-use crate::stepfunctions::{Started, answer_task, recent_executions, start_execution};
+use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trigger};
+use decision::{ActiveSide, Situation, Verdict, check_origin, decide_alarm, decide_manual};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,7 +113,7 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
         .reason
         .clone()
         .unwrap_or_else(|| if approved { "approved" } else { "rejected" }.to_string());
-    let output = json!({"approved": approved, "reason": reason, "at": crate::decision::rfc3339(chrono::Utc::now())});
+    let output = json!({"approved": approved, "reason": reason, "at": rfc3339(chrono::Utc::now(), SecondsFormat::Millis)});
     let token = cmd.token.as_deref().unwrap_or_default();
     answer_task(&ctx.aws.sfn, token, approved, &output.to_string(), &reason).await?;
     Ok(Decision {

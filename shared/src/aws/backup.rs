@@ -1,0 +1,58 @@
+//! AWS Backup: the EC2 recovery points in a region's backup vault (the DR vault receives AMI recovery points from
+//! the primary through Backup copy jobs).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::to_chrono;
+use crate::error::{Error, ErrorKind, Result};
+
+/// An EC2 recovery point as ListRecoveryPointsByBackupVault shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoveryPoint {
+    pub arn: String,
+    pub status: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Lists every EC2 recovery point in `vault` (all pages). A missing vault is NotFound with what to check.
+pub async fn list_ec2_recovery_points(
+    backup: &aws_sdk_backup::Client,
+    vault: &str,
+    region: &str,
+) -> Result<Vec<RecoveryPoint>> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let resp = backup
+            .list_recovery_points_by_backup_vault()
+            .backup_vault_name(vault)
+            .by_resource_type("EC2")
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| {
+                let err = Error::aws("ListRecoveryPointsByBackupVault", &format!("backup vault {vault} ({region})"), e);
+                if err.kind == ErrorKind::NotFound {
+                    Error::not_found(format!("{err}: check the plan's backup vault name and that the vault exists in {region}"))
+                } else {
+                    err
+                }
+            })?;
+        for rp in resp.recovery_points() {
+            out.push(RecoveryPoint {
+                arn: rp.recovery_point_arn().unwrap_or_default().to_string(),
+                status: rp
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                created_at: to_chrono(rp.creation_date()),
+            });
+        }
+        match resp.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,356 @@
+//! The approval request notify publishes for the approval gate: what the execution will do, why it was started,
+//! and the two commands that answer it.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::message::text;
+use super::{NotifyInput, STEP};
+use crate::error::{Error, Result};
+use crate::plan::{DatabasePlan, Direction, DnsPlan, FailoverPlan, Mode, Side};
+use crate::routing::wanted_flags;
+
+/// Task tokens are opaque and AWS keeps them to a few kilobytes; this bound only guarantees that the two answer
+/// commands, each carrying the whole token, fit in one SNS message with the rest of the notice. A token is never
+/// shortened: one that does not fit is refused.
+pub const TASK_TOKEN_MAX_BYTES: usize = 64 * 1024;
+
+/// What an approval request carries in `detail`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRequest {
+    pub task_token: String,
+    /// The execution input as the state machine passed it (`$`), kept whole for the body.
+    pub input: Value,
+    pub execution: ExecutionInput,
+}
+
+/// The fields of the execution input the notice explains. Not strict: `$` also carries what earlier states added.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExecutionInput {
+    #[serde(default)]
+    pub direction: Option<Direction>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub trigger: Value,
+    #[serde(default)]
+    pub timing: Value,
+    #[serde(default)]
+    pub approval: Value,
+}
+
+/// Reads and checks `detail.task_token` and `detail.input` of an approval request.
+pub fn approval_request(input: &NotifyInput) -> Result<ApprovalRequest> {
+    let detail = &input.detail;
+    let task_token = match detail.get("task_token") {
+        Some(Value::String(t)) if !t.trim().is_empty() => t.clone(),
+        other => {
+            return Err(Error::invalid_input(format!(
+                "{STEP}: an approval request needs detail.task_token (the state machine passes $$.Task.Token), got {}",
+                other.map_or("nothing".to_string(), |v| v.to_string())
+            )));
+        }
+    };
+    if task_token.len() > TASK_TOKEN_MAX_BYTES {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: detail.task_token is {} bytes, more than the {TASK_TOKEN_MAX_BYTES} that fit twice in one SNS \
+             message; it is never shortened, so nothing was published",
+            task_token.len()
+        )));
+    }
+    let raw = detail.get("input").cloned().unwrap_or(Value::Null);
+    if !raw.is_object() {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: an approval request needs detail.input, the execution input ($), got {raw}"
+        )));
+    }
+    let execution: ExecutionInput = serde_json::from_value(raw.clone()).map_err(|e| {
+        Error::invalid_input(format!(
+            "{STEP}: detail.input is not a pilotlight execution input: {e}"
+        ))
+    })?;
+    if let Some(d) = execution.direction
+        && d != input.direction
+    {
+        return Err(Error::invalid_input(format!(
+            "{STEP}: direction {:?} differs from detail.input.direction {:?}",
+            input.direction.as_str(),
+            d.as_str()
+        )));
+    }
+    Ok(ApprovalRequest {
+        task_token,
+        input: raw,
+        execution,
+    })
+}
+
+/// The approval notice (pure): what the execution will do with the plan's resources, why it was started, and the
+/// two commands that answer it, each with the whole task token.
+pub fn approval_body(
+    plan: &FailoverPlan,
+    input: &NotifyInput,
+    request: &ApprovalRequest,
+    now: DateTime<Utc>,
+) -> Value {
+    let direction = input.direction;
+    let mode = request.execution.mode;
+    let (source, target) = (direction.source(), direction.target());
+    let (sp, tp) = (plan.region(source), plan.region(target));
+    // docs/contract.md: graceful failover and every failback take the graceful path; catch-up only when graceful.
+    let graceful_path = direction == Direction::Failback || mode == Mode::Graceful;
+    let catch_up = graceful_path && mode == Mode::Graceful;
+    let failback = direction == Direction::Failback;
+
+    let database = match &plan.database {
+        DatabasePlan::RdsReplica { .. } => {
+            let (writer, replica) = (
+                plan.database.resource(source),
+                plan.database.resource(target),
+            );
+            let mut actions = Vec::new();
+            if graceful_path {
+                actions.push(format!(
+                    "prepare: make sure {replica} in {} replicates {writer} (created if missing; a stale standalone \
+                     instance holding that id is renamed {replica}-retired-<timestamp> first)",
+                    tp.region
+                ));
+            }
+            if catch_up {
+                actions.push(format!("catch up: wait until {replica}'s replica lag is 0 (writes stopped by the drain)"));
+            }
+            actions.push(format!(
+                "promote {replica} in {} (PromoteReadReplica): it becomes the writer",
+                tp.region
+            ));
+            if failback {
+                actions.push(format!(
+                    "reprotect: rename {writer} in {} to {writer}-retired-<timestamp> and create a fresh replica {writer} \
+                     of {replica}",
+                    sp.region
+                ));
+            }
+            json!({
+                "mode": "rds-replica",
+                "writer_now": {"region": sp.region, "db_instance": writer},
+                "new_writer": {"region": tp.region, "db_instance": replica},
+                "actions": actions,
+                "data_loss": if catch_up {
+                    "none: writes stop (drain) and the replica catches up to lag 0 before it is promoted".to_string()
+                } else if request.execution.force {
+                    "up to the replica lag at promotion, accepted whatever it is (force)".to_string()
+                } else {
+                    format!(
+                        "up to the replica lag at promotion; refused above {} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS)",
+                        plan.max_replica_lag_seconds
+                    )
+                },
+            })
+        }
+        DatabasePlan::AuroraGlobal { global_cluster, .. } => {
+            let (writer, secondary) = (
+                plan.database.resource(source),
+                plan.database.resource(target),
+            );
+            let call = if mode == Mode::Graceful {
+                "SwitchoverGlobalCluster (no data loss; needs the source region)"
+            } else {
+                "FailoverGlobalCluster with AllowDataLoss"
+            };
+            json!({
+                "mode": "aurora-global",
+                "global_cluster": global_cluster,
+                "writer_now": {"region": sp.region, "db_cluster_arn": writer},
+                "new_writer": {"region": tp.region, "db_cluster_arn": secondary},
+                "actions": [format!("{call}: {secondary} becomes the writer of {global_cluster}")],
+                "data_loss": if mode == Mode::Graceful {
+                    "none: a switchover waits until the secondary is fully synchronised"
+                } else {
+                    "up to Aurora's replication lag at failover (AllowDataLoss)"
+                },
+            })
+        }
+    };
+
+    let compute = json!({
+        "scale_up": {
+            "region": tp.region,
+            "asg": tp.asg,
+            "capacity": tp.capacity,
+            "capacity_rule": "at least this min/desired/max; the source region's larger desired capacity when it can be \
+                              read, up to this max; never scaled down",
+            "ami": format!(
+                "newest COMPLETED AWS Backup recovery point in vault {} written to SSM parameter {} (the launch \
+                 template's ImageId)",
+                tp.backup_vault, tp.ami_parameter
+            ),
+        },
+        "scale_down": failback.then(|| json!({
+            "region": sp.region,
+            "asg": sp.asg,
+            "capacity": {"min": 0, "desired": 0, "max": 0},
+            "when": "reprotect, after traffic and DNS are home",
+        })),
+    });
+
+    let dial_steps: Vec<i32> = if mode == Mode::Graceful {
+        plan.dial_steps.clone()
+    } else {
+        vec![100]
+    };
+    let traffic = json!({
+        "endpoint_groups": [
+            {"side": source.as_str(), "region": sp.region, "arn": sp.endpoint_group_arn, "final_dial": 0},
+            {"side": target.as_str(), "region": tp.region, "arn": tp.endpoint_group_arn, "final_dial": 100},
+        ],
+        "drain_first": graceful_path,
+        "drain": graceful_path.then(|| format!(
+            "the {} dial goes to 0 before the database is promoted, so writes stop and none is lost; expect a short \
+             outage until the {} dial is raised",
+            sp.region, tp.region
+        )),
+        "target_dial_steps": dial_steps,
+        "bake_seconds_between_steps": request.execution.timing.get("dial_bake_seconds"),
+    });
+
+    let dns = match &plan.dns {
+        DnsPlan::HealthCheck {
+            primary_health_check_id,
+            dr_health_check_id,
+        } => {
+            let flags = |side| {
+                let f = wanted_flags(direction, side);
+                match (f.disabled, f.inverted) {
+                    (false, _) => "automatic (Route 53's checkers decide)",
+                    (true, false) => "forced healthy (disabled)",
+                    (true, true) => "forced unhealthy (disabled and inverted)",
+                }
+            };
+            json!({
+                "mode": "health-check",
+                "health_checks": [
+                    {"side": "primary", "id": primary_health_check_id, "final": flags(Side::Primary)},
+                    {"side": "dr", "id": dr_health_check_id, "final": flags(Side::Dr)},
+                ],
+                "records_changed": false,
+            })
+        }
+        DnsPlan::Records {
+            hosted_zone_id,
+            record_name,
+            primary_value,
+            dr_value,
+            ttl,
+        } => {
+            let value = |side| match side {
+                Side::Primary => primary_value,
+                Side::Dr => dr_value,
+            };
+            json!({
+                "mode": "records",
+                "hosted_zone_id": hosted_zone_id,
+                "record_name": record_name,
+                "type": "CNAME",
+                "from": value(source),
+                "to": value(target),
+                "ttl": ttl,
+            })
+        }
+    };
+
+    let steps: Vec<&str> = if graceful_path {
+        let mut v = vec![
+            "prepare the target database replica",
+            "scale the target Auto Scaling group",
+            "drain the source traffic dial to 0",
+        ];
+        if catch_up {
+            v.push("wait for replica lag 0");
+        }
+        v.extend([
+            "promote the target database",
+            "shift traffic to the target",
+            "update DNS",
+        ]);
+        if failback {
+            v.push("reprotect: fresh DR replica and DR Auto Scaling group at 0/0/0");
+        }
+        v
+    } else {
+        vec![
+            "promote the target database and scale the target Auto Scaling group (in parallel)",
+            "shift traffic to the target",
+            "update DNS",
+        ]
+    };
+
+    let trigger = &request.execution.trigger;
+    let alarms: Vec<&str> = trigger
+        .get("alarms")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let at = text(trigger.get("state_change_time"))
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    let why = match (text(trigger.get("source")), text(trigger.get("reason"))) {
+        (Some(source), Some(reason)) => format!("{source}{at}: {reason}"),
+        (Some("alarm"), None) => format!("alarm{at}: in ALARM: {}", alarms.join(", ")),
+        (Some(source), None) => format!("{source}{at}: no reason given"),
+        (None, _) => "no trigger in the execution input".to_string(),
+    };
+
+    let token = &request.task_token;
+    let summary = format!(
+        "{}{} {} -> {} ({} path{}), waiting for approval; nothing has been changed yet",
+        if input.dry_run { "[DRY RUN] " } else { "" },
+        direction.as_str(),
+        sp.region,
+        tp.region,
+        if graceful_path {
+            "graceful"
+        } else {
+            "ungraceful"
+        },
+        if request.execution.force {
+            ", force"
+        } else {
+            ""
+        }
+    );
+    json!({
+        "source": "pilotlight",
+        "kind": "approval",
+        "milestone": input.milestone.as_deref().unwrap_or("approval requested"),
+        "execution": input.execution,
+        "summary": summary,
+        "direction": direction.as_str(),
+        "mode": mode,
+        "force": request.execution.force,
+        "dry_run": input.dry_run,
+        "from_region": sp.region,
+        "to_region": tp.region,
+        "why": {"summary": why, "trigger": trigger},
+        "what_will_happen": {
+            "steps": steps,
+            "database": database,
+            "compute": compute,
+            "traffic": traffic,
+            "dns": dns,
+        },
+        "how_to_answer": {
+            "send_to": "the detect function of this pilotlight stack (invoke it with one of these JSON payloads)",
+            "approve": {"command": "approve", "token": token, "reason": "<who approves, and why>"},
+            "reject": {"command": "reject", "token": token, "reason": "<who rejects, and why>"},
+            "note": "Send exactly one, with the token unchanged. Until an answer arrives the execution waits; when the \
+                     approval timeout passes first, it stops (States.Timeout) without changing anything.",
+        },
+        "execution_input": request.input,
+        "timestamps": {"sent_at": now},
+    })
+}

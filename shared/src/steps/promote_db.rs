@@ -1,0 +1,247 @@
+//! promote-db: make the target side's database the writer, acting only in the target region.
+//!
+//! * `rds-replica`: PromoteReadReplica on the target instance (a cross-region read replica), after reading its
+//!   `ReplicaLag` from CloudWatch in the same region as the RPO estimate.
+//! * `aurora-global`: SwitchoverGlobalCluster (graceful: no data loss, needs the source region) or
+//!   FailoverGlobalCluster with AllowDataLoss (ungraceful), then `status` follows the global cluster until the
+//!   target cluster is the writer.
+//!
+//! Parts, one database mode or path each: [`replica`] (RDS read replica promotion), [`aurora`] (Aurora global
+//! switchover/failover) and [`graceful`] (the graceful path's actions). In each the decisions are pure functions over
+//! what was observed ([`replica::decide_promotion`], [`aurora::decide_global_switch`], ...); the I/O around them
+//! reads first, then acts, and reports what it saw.
+//!
+//! # How "writable" is decided for an RDS instance
+//!
+//! AWS documents a read replica by two fields of DescribeDBInstances: `ReadReplicaSourceDBInstanceIdentifier` (set
+//! on a replica) and `StatusInfos` with `StatusType = "read replication"` ("If the DB instance isn't a read
+//! replica, the value is blank"). A promotion runs `modifying` -> `rebooting` -> `available`, and the promoted
+//! instance no longer has a source. So on AWS: writable = status `available` and not a replica.
+//!
+//! Before calling PromoteReadReplica the step tags the instance `pilotlight:promote-requested-at=<time>` (and
+//! `pilotlight:rpo-seconds=<lag seen>`). The tag is a recorded fact that survives Lambda retries, re-runs and the
+//! status polls: a re-run knows the promotion was asked for and does not call it again, and `status` can report
+//! the RPO estimate. It is written *before* the call so a crash between the two cannot leave an unrecorded
+//! promotion; if the call then fails, AWS still shows the instance as a replica (source set, "read replication"
+//! status info) and a re-run promotes again.
+//!
+//! A source field is taken as "still a replica" unless a promotion was recorded *and* AWS's own replication status
+//! is absent: a replica that is still replicating carries its "read replication" status info, and a finished
+//! promotion clears the source anyway, so a recorded promotion whose source field lingers without replication is
+//! treated as done (docs/emulators.md says which emulator needs this).
+//!
+//! A standalone instance counts as "already the writer" only with a recent promotion record (or `force`): an
+//! instance that is merely not a replica may be a stale former primary, and making it the writer again would
+//! split the data. An old record ([`PROMOTION_RECORD_TTL`]) belongs to an earlier failover and proves nothing.
+//! Nor does a record copied from another instance ([`InstanceView::promotion_record`]): a replica created from a
+//! promoted writer may carry the writer's tags (tags can be copied when a replica is created), so the record
+//! names the instance it was written on (`pilotlight:promoted-instance=<ARN>`), and one older than the instance's own
+//! InstanceCreateTime is ignored as well.
+//!
+//! The graceful path's actions (`prepare`, `catchup`, `reprotect`: make sure a replica of the current writer
+//! exists, wait for it to catch up, restore the pilot light after a failback) live in [`graceful`].
+
+pub mod aurora;
+pub mod graceful;
+pub mod replica;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Value, json};
+
+use crate::aws::rds::{GlobalClusterView, InstanceView, describe_db_instance};
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::{DatabasePlan, Side};
+use crate::runtime::Context;
+use crate::step::{Action, StepInput};
+
+pub use crate::aws::rds::{PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG};
+
+pub const STEP: &str = "promote-db";
+/// A promotion record older than this is from an earlier failover (an execution lasts minutes; a day leaves room
+/// for an operator to resume a failed one).
+pub const PROMOTION_RECORD_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// How far back to look for a ReplicaLag datapoint.
+pub const LAG_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+const AVAILABLE: &str = "available";
+/// Statuses that pass on their own within minutes (the promotion itself runs through `modifying` and `rebooting`).
+const TRANSITIONAL: &[&str] = &[
+    "modifying",
+    "rebooting",
+    "starting",
+    "upgrading",
+    "maintenance",
+    "renaming",
+    "resetting-master-credentials",
+    "configuring-enhanced-monitoring",
+    "configuring-iam-database-auth",
+    "configuring-log-exports",
+    "storage-config-upgrade",
+    "moving-to-vpc",
+    "converting-to-vpc",
+];
+
+/// What the step decided from the live state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Make the change (PromoteReadReplica / SwitchoverGlobalCluster / FailoverGlobalCluster).
+    Promote,
+    /// Nothing to do: the target is the writer.
+    AlreadyWriter,
+    /// The change was made earlier and is still running: poll `status`.
+    InProgress(String),
+    /// The state is changing for another reason; retry shortly (a Transient error, retried by the state machine).
+    Wait(String),
+    /// The state forbids the step; an operator must look.
+    Refuse(String),
+}
+
+impl Verdict {
+    fn name(&self) -> &'static str {
+        match self {
+            Verdict::Promote => "promote",
+            Verdict::AlreadyWriter => "already-writer",
+            Verdict::InProgress(_) => "in-progress",
+            Verdict::Wait(_) => "wait",
+            Verdict::Refuse(_) => "refuse",
+        }
+    }
+}
+
+// promote-db's reading of an instance view: replica or writer, and whether pilotlight promoted it.
+impl InstanceView {
+    /// The promotion record, when it is about this instance. A record written on another instance (its ARN in
+    /// [`PROMOTED_INSTANCE_TAG`]), or older than the instance itself, was copied from the source when this replica
+    /// was created (tags may be copied onto a new read replica): it says when the *source* was promoted, nothing
+    /// about this instance.
+    pub fn promotion_record(&self) -> Option<DateTime<Utc>> {
+        self.promote_requested_at.filter(|t| {
+            self.promoted_instance
+                .as_deref()
+                .is_none_or(|arn| arn == self.arn)
+                && self.created_at.is_none_or(|c| *t >= c.trunc_subsecs(3))
+        })
+    }
+
+    /// Still a read replica (see the module documentation for why a lingering source field alone is not enough).
+    pub fn is_replica(&self) -> bool {
+        self.replica_source.is_some()
+            && (self.promotion_record().is_none() || self.replication_status.is_some())
+    }
+
+    /// Accepts writes: a standalone instance in status `available`.
+    pub fn writable(&self) -> bool {
+        self.status == AVAILABLE && !self.is_replica()
+    }
+
+    /// The recorded RPO estimate, when pilotlight promoted this instance and saw a lag.
+    pub fn recorded_rpo_seconds(&self) -> Option<f64> {
+        // Written together with the promotion record: copied along with it, it is the source's RPO.
+        if self.promote_requested_at.is_some() && self.promotion_record().is_none() {
+            return None;
+        }
+        self.recorded_rpo
+            .as_deref()
+            .and_then(|s| s.parse::<f64>().ok())
+    }
+
+    fn promotion_recorded_since(&self, now: DateTime<Utc>) -> bool {
+        self.promotion_record()
+            .is_some_and(|t| now - t <= PROMOTION_RECORD_TTL)
+    }
+}
+
+/// Adds what the operator should check to an AWS error, keeping its kind.
+fn hint(mut e: Error, what_to_check: impl std::fmt::Display) -> Error {
+    e.message = format!("{STEP}: {}; {what_to_check}", e.message);
+    e
+}
+
+/// Reads one DB instance; errors say what to check (`variable` names it in the plan).
+pub async fn describe_instance(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    instance: &str,
+    variable: &str,
+) -> Result<InstanceView> {
+    let view = describe_db_instance(rds, region, instance).await.map_err(|e| {
+        match e.kind {
+            ErrorKind::NotFound => Error::not_found(format!(
+                "{STEP}: DB instance {instance} not found in {region} ({}); check {variable} and that the instance exists there",
+                e.message
+            )),
+            _ => hint(e, format!("check the DB instance {instance} in {region} and the promote-db role's rds:DescribeDBInstances permission")),
+        }
+    })?;
+    view.ok_or_else(|| {
+        Error::not_found(format!("{STEP}: DescribeDBInstances returned no DB instance {instance} in {region}; check {variable}"))
+    })
+}
+
+/// Reads the global cluster; errors say what to check. `region` is where it was asked.
+pub async fn describe_global_cluster(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<GlobalClusterView> {
+    let view = crate::aws::rds::describe_global_cluster(rds, id).await.map_err(|e| {
+        match e.kind {
+            ErrorKind::NotFound => Error::not_found(format!(
+                "{STEP}: global cluster {id} not found (asked in {region}; {}); check PILOTLIGHT_GLOBAL_CLUSTER",
+                e.message
+            )),
+            _ => hint(e, format!("check global cluster {id} and the promote-db role's rds:DescribeGlobalClusters permission")),
+        }
+    })?;
+    view.ok_or_else(|| {
+        Error::not_found(format!("{STEP}: DescribeGlobalClusters returned no global cluster {id} (asked in {region}); check PILOTLIGHT_GLOBAL_CLUSTER"))
+    })
+}
+
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    let input = StepInput::parse_with(
+        STEP,
+        event,
+        &[Action::Prepare, Action::CatchUp, Action::Reprotect],
+    )?;
+    // The graceful actions are boxed: their futures (both regions read at once, each read an adapter call over an
+    // SDK call) nest deeper than the compiler's layout limit allows inline in the Lambda binary's future.
+    let report = match (input.action, &ctx.plan.database) {
+        (Action::Prepare, _) => Box::pin(graceful::prepare(ctx, &input)).await?,
+        (Action::CatchUp, _) => Box::pin(graceful::catchup(ctx, &input)).await?,
+        (Action::Reprotect, _) => Box::pin(graceful::reprotect(ctx, &input)).await?,
+        (_, DatabasePlan::RdsReplica { .. }) => replica::promote_replica(ctx, &input).await?,
+        (_, DatabasePlan::AuroraGlobal { global_cluster, .. }) => {
+            aurora::switch_global_cluster(ctx, &input, global_cluster).await?
+        }
+    };
+    tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "promote-db");
+    report.into_json()
+}
+
+/// Best-effort look at the source side (graceful mode only): reported, never blocking.
+async fn peek_source_instance(ctx: &Context, side: Side) -> Value {
+    let region = ctx.plan.region(side);
+    let instance = ctx.plan.database.resource(side);
+    let budget = region.connect_timeout + region.read_timeout;
+    let variable = side.variable("DB_INSTANCE");
+    let read = describe_instance(
+        &ctx.aws.region(side).rds,
+        &region.region,
+        instance,
+        &variable,
+    );
+    match tokio::time::timeout(budget, read).await {
+        Ok(Ok(v)) => {
+            json!({ "instance": v.instance, "region": v.region, "status": v.status, "replicas": v.replicas })
+        }
+        Ok(Err(e)) => {
+            json!({ "instance": instance, "region": region.region, "error": e.message })
+        }
+        Err(_) => {
+            json!({ "instance": instance, "region": region.region, "error": format!("no answer within {budget:?}") })
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! promote-db for an Aurora global database: SwitchoverGlobalCluster (graceful) or FailoverGlobalCluster with
+//! AllowDataLoss (ungraceful), decided by [`decide_global_switch`] (pure) from the global cluster's state.
+
+use serde_json::json;
+
+use super::{AVAILABLE, STEP, Verdict, describe_global_cluster, hint};
+use crate::aws::rds::{GlobalClusterView, failover_global_cluster, switchover_global_cluster};
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::Mode;
+use crate::runtime::Context;
+use crate::step::{Action, StepInput, StepReport};
+
+impl GlobalClusterView {
+    /// The target is the writer and nothing is switching any more.
+    pub fn target_is_writer(&self, target_arn: &str) -> bool {
+        self.writer() == Some(target_arn) && self.status == AVAILABLE && self.failover.is_none()
+    }
+}
+
+/// Decides what `start` does with an Aurora global database. Graceful waits for the global cluster to be
+/// available (a switchover needs both regions); ungraceful goes ahead whatever the failed region reports.
+pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode) -> Verdict {
+    let id = &g.global_cluster;
+    let Some(member) = g.members.iter().find(|m| m.cluster_arn == target_arn) else {
+        let members: Vec<&str> = g.members.iter().map(|m| m.cluster_arn.as_str()).collect();
+        return Verdict::Refuse(format!(
+            "cluster {target_arn} is not a member of global cluster {id} (members: {}): check the plan's cluster ARN",
+            if members.is_empty() {
+                "none".to_string()
+            } else {
+                members.join(", ")
+            }
+        ));
+    };
+    if let Some(f) = &g.failover {
+        let to = f.to_cluster_arn.as_deref().unwrap_or("unknown");
+        return if to == target_arn && f.status != "cancelling" {
+            Verdict::InProgress(format!(
+                "{} to {target_arn} is {}",
+                if f.data_loss_allowed == Some(true) {
+                    "failover"
+                } else {
+                    "switchover"
+                },
+                f.status
+            ))
+        } else if f.status == "cancelling" {
+            Verdict::Wait(format!(
+                "a switchover/failover of {id} to {to} is being cancelled; retry when it is gone"
+            ))
+        } else {
+            Verdict::Refuse(format!(
+                "global cluster {id} is already switching its writer to {to} ({}): wait for it to finish or cancel it, then re-run",
+                f.status
+            ))
+        };
+    }
+    if member.is_writer {
+        return if g.status == AVAILABLE {
+            Verdict::AlreadyWriter
+        } else {
+            Verdict::InProgress(format!(
+                "{target_arn} is the writer; global cluster {id} is {}",
+                g.status
+            ))
+        };
+    }
+    if mode == Mode::Graceful && g.status != AVAILABLE {
+        return Verdict::Wait(format!(
+            "global cluster {id} is {}; a graceful switchover needs it available. If it stays so, check it in the RDS \
+             console or run ungraceful",
+            g.status
+        ));
+    }
+    Verdict::Promote
+}
+
+pub(super) async fn switch_global_cluster(
+    ctx: &Context,
+    input: &StepInput,
+    global_cluster: &str,
+) -> Result<StepReport> {
+    let target = input.direction.target();
+    let region = &ctx.plan.region(target).region;
+    let target_arn = ctx.plan.database.resource(target);
+    let rds = &ctx.aws.region(target).rds;
+    let mut report = StepReport::begin(STEP, input);
+
+    let g = describe_global_cluster(rds, region, global_cluster).await?;
+    let ready = g.target_is_writer(target_arn);
+    let mut saw = json!({ "database": "aurora-global", "global_cluster": g, "target_cluster_arn": target_arn, "target_is_writer": ready });
+
+    if input.action == Action::Status {
+        report.saw = saw;
+        let message = if ready {
+            format!("{target_arn} is the writer of global cluster {global_cluster} (available)")
+        } else {
+            format!(
+                "{target_arn} is not the writer yet: writer {}, global cluster {}{}",
+                g.writer().unwrap_or("none"),
+                g.status,
+                g.failover
+                    .as_ref()
+                    .map(|f| format!(", switch {}", f.status))
+                    .unwrap_or_default()
+            )
+        };
+        return Ok(report.finish(input.dry_run || ready, message));
+    }
+
+    let verdict = decide_global_switch(&g, target_arn, input.mode);
+    saw["decision"] = json!(verdict.name());
+    report.saw = saw;
+    match verdict {
+        Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
+        Verdict::Wait(reason) => Err(Error::new(
+            ErrorKind::Transient,
+            format!("{STEP}: {reason}"),
+        )),
+        Verdict::AlreadyWriter => Ok(report.finish(
+            true,
+            format!("{target_arn} is already the writer of global cluster {global_cluster}"),
+        )),
+        Verdict::InProgress(reason) => Ok(report.finish(input.dry_run, reason)),
+        Verdict::Promote => {
+            let (operation, field) = match input.mode {
+                Mode::Graceful => (
+                    "SwitchoverGlobalCluster",
+                    "SwitchoverGlobalCluster: writer cluster",
+                ),
+                Mode::Ungraceful => (
+                    "FailoverGlobalCluster",
+                    "FailoverGlobalCluster (AllowDataLoss): writer cluster",
+                ),
+            };
+            report.change(global_cluster, field, json!(g.writer()), json!(target_arn));
+            // A switchover waits for the secondary to catch up (RPO 0); a failover with data loss allowed loses
+            // whatever had not replicated yet, which this step does not measure.
+            report.rpo_seconds = (input.mode == Mode::Graceful).then_some(0.0);
+            if input.dry_run {
+                return Ok(report.finish(true, format!("dry-run: would call {operation} to make {target_arn} the writer of {global_cluster}")));
+            }
+            let sent = match input.mode {
+                Mode::Graceful => switchover_global_cluster(rds, global_cluster, target_arn).await,
+                Mode::Ungraceful => failover_global_cluster(rds, global_cluster, target_arn).await,
+            };
+            sent.map_err(|e| {
+                hint(e, format!(
+                    "check global cluster {global_cluster} and member {target_arn} ({}) in the RDS console and the promote-db role's rds:{operation} permission",
+                    target.variable("DB_CLUSTER_ARN")
+                ))
+            })?;
+            Ok(report.finish(
+                false,
+                format!(
+                    "{operation} to {target_arn} requested; poll status until it is the writer"
+                ),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::rds::{FailoverView, MemberView};
+
+    const PRIMARY: &str = "arn:aws:rds:ap-northeast-2:123456789012:cluster:web-primary";
+    const DR: &str = "arn:aws:rds:ap-northeast-1:123456789012:cluster:web-dr";
+
+    fn global(writer: &str) -> GlobalClusterView {
+        GlobalClusterView {
+            global_cluster: "web-global".into(),
+            status: "available".into(),
+            members: vec![
+                MemberView {
+                    cluster_arn: PRIMARY.into(),
+                    is_writer: writer == PRIMARY,
+                    synchronization: Some("connected".into()),
+                },
+                MemberView {
+                    cluster_arn: DR.into(),
+                    is_writer: writer == DR,
+                    synchronization: Some("connected".into()),
+                },
+            ],
+            failover: None,
+        }
+    }
+
+    #[test]
+    fn aurora_promotes_a_secondary_and_is_done_when_it_writes() {
+        assert_eq!(
+            decide_global_switch(&global(PRIMARY), DR, Mode::Graceful),
+            Verdict::Promote
+        );
+        assert_eq!(
+            decide_global_switch(&global(PRIMARY), DR, Mode::Ungraceful),
+            Verdict::Promote
+        );
+        assert_eq!(
+            decide_global_switch(&global(DR), DR, Mode::Graceful),
+            Verdict::AlreadyWriter
+        );
+        assert!(global(DR).target_is_writer(DR));
+        assert!(!global(PRIMARY).target_is_writer(DR));
+    }
+
+    #[test]
+    fn aurora_follows_a_running_switch_and_refuses_a_foreign_one() {
+        let mut g = global(PRIMARY);
+        g.status = "switching-over".into();
+        g.failover = Some(FailoverView {
+            status: "failing-over".into(),
+            from_cluster_arn: Some(PRIMARY.into()),
+            to_cluster_arn: Some(DR.into()),
+            data_loss_allowed: Some(false),
+        });
+        assert!(matches!(
+            decide_global_switch(&g, DR, Mode::Graceful),
+            Verdict::InProgress(_)
+        ));
+        assert!(!g.target_is_writer(DR));
+        assert!(
+            matches!(decide_global_switch(&g, PRIMARY, Mode::Graceful), Verdict::Refuse(r) if r.contains("already switching"))
+        );
+        // Writer flipped but the global cluster still settling: not done yet.
+        let mut settling = global(DR);
+        settling.status = "modifying".into();
+        assert!(matches!(
+            decide_global_switch(&settling, DR, Mode::Ungraceful),
+            Verdict::InProgress(_)
+        ));
+        assert!(!settling.target_is_writer(DR));
+    }
+
+    #[test]
+    fn aurora_graceful_waits_for_an_available_global_cluster_but_ungraceful_does_not() {
+        let mut g = global(PRIMARY);
+        g.status = "modifying".into();
+        assert!(matches!(
+            decide_global_switch(&g, DR, Mode::Graceful),
+            Verdict::Wait(_)
+        ));
+        assert_eq!(
+            decide_global_switch(&g, DR, Mode::Ungraceful),
+            Verdict::Promote
+        );
+    }
+
+    #[test]
+    fn aurora_target_outside_the_global_cluster_is_refused() {
+        let other = "arn:aws:rds:ap-northeast-1:123456789012:cluster:elsewhere";
+        assert!(
+            matches!(decide_global_switch(&global(PRIMARY), other, Mode::Ungraceful), Verdict::Refuse(r) if r.contains("not a member") && r.contains(DR))
+        );
+    }
+}

@@ -1,0 +1,597 @@
+//! promote-db for an RDS cross-region read replica: decide from the replica's state and lag
+//! ([`decide_promotion`], pure), then record the promotion on the instance and call PromoteReadReplica.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::{
+    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG, STEP,
+    TRANSITIONAL, Verdict, describe_instance, hint, peek_source_instance,
+};
+use crate::aws::cloudwatch::{Datapoint, replica_lag};
+use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::Mode;
+use crate::runtime::Context;
+use crate::step::{Action, StepInput, StepReport};
+use crate::timestamp::rfc3339;
+
+/// A ReplicaLag datapoint as an RPO estimate. Negative values (RDS reports -1 when replication is not running)
+/// mean the lag cannot be known, like a missing datapoint.
+pub fn lag_estimate(lag: Option<Datapoint>) -> Option<f64> {
+    lag.map(|d| d.value).filter(|v| *v >= 0.0)
+}
+
+/// Decides what `start` does with an RDS instance. `lag` is the ReplicaLag estimate (None = unknown: in a
+/// regional outage the metric may stop, which must not block a failover).
+///
+/// Graceful mode promises no data loss: a known lag above 0 is refused unless `force` (the state machine's catch-up
+/// loop waits for 0 first, so this is a safety net). An unknown lag does not block either mode: the catch-up loop
+/// is what insists on a datapoint of 0.
+pub fn decide_promotion(
+    v: &InstanceView,
+    lag: Option<f64>,
+    max_lag: f64,
+    mode: Mode,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let id = &v.instance;
+    let status = v.status.as_str();
+    if v.is_replica() {
+        let source = v.replica_source.as_deref().unwrap_or_default();
+        return match status {
+            AVAILABLE => match lag {
+                Some(l) if l > 0.0 && mode == Mode::Graceful && !force => Verdict::Refuse(format!(
+                    "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
+                     for a lag of 0: stop the writes (shift-traffic drain) and run promote-db catchup until it \
+                     reports 0, or re-run with force=true to accept the loss"
+                )),
+                Some(l) if l > max_lag && !force => Verdict::Refuse(format!(
+                    "read replica {id} lags {l}s behind {source}, above the plan's maximum of {max_lag}s \
+                     (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): promoting now would lose about {l}s of writes. Wait for \
+                     the ReplicaLag metric to fall, or re-run with force=true to accept the loss"
+                )),
+                _ => Verdict::Promote,
+            },
+            "backing-up" => Verdict::Refuse(format!(
+                "read replica {id} is backing-up and AWS cannot promote a replica while it backs up: wait for the \
+                 backup to finish (move the replica's backup window away from failover hours) and re-run"
+            )),
+            s if TRANSITIONAL.contains(&s) && v.promotion_record().is_some() => {
+                Verdict::InProgress(format!(
+                    "promotion of {id} requested; status {s}, still a replica of {source}"
+                ))
+            }
+            s if TRANSITIONAL.contains(&s) => Verdict::Wait(format!(
+                "read replica {id} is {s}; PromoteReadReplica needs it available. If it stays {s}, check its \
+                 pending modifications and events in the RDS console"
+            )),
+            s => Verdict::Refuse(format!(
+                "read replica {id} is {s}, a status from which it cannot be promoted: check the instance and its \
+                 events in the RDS console ({})",
+                v.region
+            )),
+        };
+    }
+    // Standalone (or promoted, with a lingering source field).
+    if !v.promotion_recorded_since(now) && !force {
+        let record = match (v.promotion_record(), v.promote_requested_at) {
+            (Some(t), _) => format!(
+                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) is from an earlier failover",
+                rfc3339(t, SecondsFormat::Secs)
+            ),
+            (None, Some(t)) => format!(
+                "its promotion record ({PROMOTE_REQUESTED_TAG}={}) was copied from another instance ({})",
+                rfc3339(t, SecondsFormat::Secs),
+                v.promoted_instance
+                    .as_deref()
+                    .unwrap_or("older than this one")
+            ),
+            (None, None) => "pilotlight has not promoted it".to_string(),
+        };
+        return Verdict::Refuse(format!(
+            "DB instance {id} in {} is not a read replica and is not known to be the writer: {record}. It may be a \
+             former primary with stale data; re-create it as a read replica of the current writer before moving \
+             traffic to it. If an operator promoted it for this failover, re-run with force=true",
+            v.region
+        ));
+    }
+    match status {
+        AVAILABLE => Verdict::AlreadyWriter,
+        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
+            // A promotion ends with a reboot and an automated backup.
+            Verdict::InProgress(format!(
+                "{id} is no longer a replica; status {s}, waiting for available"
+            ))
+        }
+        s => Verdict::Refuse(format!(
+            "DB instance {id} is {s}: it cannot take writes. Check the instance and its events in the RDS console ({})",
+            v.region
+        )),
+    }
+}
+
+pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let target = input.direction.target();
+    let region = &ctx.plan.region(target).region;
+    let instance = ctx.plan.database.resource(target);
+    let clients = ctx.aws.region(target);
+    let mut report = StepReport::begin(STEP, input);
+    let now = Utc::now();
+
+    let view = describe_instance(
+        &clients.rds,
+        region,
+        instance,
+        &target.variable("DB_INSTANCE"),
+    )
+    .await?;
+    let mut saw = json!({
+        "database": "rds-replica",
+        "target": view,
+        "writable": view.writable(),
+        "is_replica": view.is_replica(),
+    });
+    if view.promote_requested_at.is_some() && view.promotion_record().is_none() {
+        saw["note_record"] = json!(format!(
+            "{PROMOTE_REQUESTED_TAG} was copied from another instance ({PROMOTED_INSTANCE_TAG}={}, instance created {}): ignored",
+            view.promoted_instance.as_deref().unwrap_or("absent"),
+            view.created_at
+                .map(|t| rfc3339(t, SecondsFormat::Secs))
+                .unwrap_or_default()
+        ));
+    }
+    if !view.is_replica() && view.replica_source.is_some() {
+        saw["note"] = json!(
+            "ReadReplicaSourceDBInstanceIdentifier is still set, but the promotion was recorded and AWS reports no \
+             read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto never does)"
+        );
+    }
+
+    if input.action == Action::Status {
+        report.rpo_seconds = view.recorded_rpo_seconds();
+        report.saw = saw;
+        let message = if view.writable() {
+            format!("{instance} in {region} is writable (status available, not a read replica)")
+        } else if view.is_replica() {
+            format!(
+                "{instance} in {region} is not writable yet: status {}, still a read replica of {}{}",
+                view.status,
+                view.replica_source.as_deref().unwrap_or_default(),
+                if view.promotion_record().is_none() {
+                    "; no promotion was requested (run start)"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!(
+                "{instance} in {region} is not writable yet: status {}",
+                view.status
+            )
+        };
+        // Dry-run never waits (docs/contract.md): the report still says whether it is writable.
+        let done = input.dry_run || view.writable();
+        return Ok(report.finish(done, message));
+    }
+
+    // The lag only matters (and is only reported) while the instance is still a replica.
+    let lag = if view.is_replica() {
+        replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW).await?
+    } else {
+        None
+    };
+    let estimate = lag_estimate(lag);
+    if view.is_replica() {
+        saw["replica_lag"] = match (lag, estimate) {
+            (Some(d), Some(_)) => json!({ "seconds": d.value, "at": d.at }),
+            (Some(d), None) => {
+                json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) })
+            }
+            (None, _) => {
+                json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) })
+            }
+        };
+        saw["max_replica_lag_seconds"] = json!(ctx.plan.max_replica_lag_seconds);
+    }
+    if input.mode == Mode::Graceful {
+        saw["source"] = peek_source_instance(ctx, input.direction.source()).await;
+    }
+
+    let verdict = decide_promotion(
+        &view,
+        estimate,
+        ctx.plan.max_replica_lag_seconds,
+        input.mode,
+        input.force,
+        now,
+    );
+    saw["decision"] = json!(verdict.name());
+    report.saw = saw;
+    match verdict {
+        Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
+        Verdict::Wait(reason) => Err(Error::new(
+            ErrorKind::Transient,
+            format!("{STEP}: {reason}"),
+        )),
+        Verdict::AlreadyWriter => {
+            report.rpo_seconds = view.recorded_rpo_seconds();
+            Ok(report.finish(
+                true,
+                format!(
+                    "{instance} in {region} is already the writer (available, not a read replica)"
+                ),
+            ))
+        }
+        Verdict::InProgress(reason) => {
+            report.rpo_seconds = view.recorded_rpo_seconds();
+            Ok(report.finish(input.dry_run, reason))
+        }
+        Verdict::Promote => {
+            // Milliseconds: the record is compared with InstanceCreateTime (see InstanceView::promotion_record), and a
+            // promotion may follow a replica's creation within a second.
+            let requested_at = rfc3339(now, SecondsFormat::Millis);
+            let rpo = estimate
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "unknown".to_string());
+            report.rpo_seconds = estimate;
+            report.change(
+                &view.arn,
+                "tags (AddTagsToResource)",
+                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(|t| rfc3339(t, SecondsFormat::Millis)), RPO_TAG: view.recorded_rpo, PROMOTED_INSTANCE_TAG: view.promoted_instance }),
+                json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo, PROMOTED_INSTANCE_TAG: view.arn }),
+            );
+            report.change(
+                &view.arn,
+                "PromoteReadReplica: ReadReplicaSourceDBInstanceIdentifier",
+                json!(view.replica_source),
+                Value::Null,
+            );
+            let lag_note = match estimate {
+                Some(l) if l > ctx.plan.max_replica_lag_seconds => {
+                    format!("replica lag {l}s above the maximum, forced")
+                }
+                Some(l) => format!("replica lag {l}s"),
+                None => "replica lag unknown".to_string(),
+            };
+            if input.dry_run {
+                return Ok(report.finish(
+                    true,
+                    format!(
+                        "dry-run: would promote read replica {instance} in {region} ({lag_note})"
+                    ),
+                ));
+            }
+            // Record first (see the module documentation), then promote.
+            add_tags(
+                &clients.rds,
+                &view.arn,
+                &[
+                    (PROMOTE_REQUESTED_TAG, &requested_at),
+                    (RPO_TAG, &rpo),
+                    (PROMOTED_INSTANCE_TAG, &view.arn),
+                ],
+            )
+            .await
+            .map_err(|e| {
+                hint(
+                    e,
+                    "check the promote-db role's rds:AddTagsToResource permission",
+                )
+            })?;
+            promote_read_replica(&clients.rds, instance).await.map_err(|e| {
+                if e.aws_code.as_deref() == Some("InvalidDBInstanceState") {
+                    // The state changed since it was read: a re-run observes it again and decides.
+                    Error::new(ErrorKind::Transient, format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message))
+                } else {
+                    hint(e, format!("check read replica {instance} in {region} in the RDS console and the promote-db role's rds:PromoteReadReplica permission"))
+                }
+            })?;
+            Ok(report.finish(false, format!("promotion of read replica {instance} in {region} requested ({lag_note}); poll status until writable")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// A healthy cross-region replica as AWS shows it.
+    fn replica() -> InstanceView {
+        InstanceView {
+            instance: "web-db-replica".into(),
+            arn: "arn:aws:rds:ap-northeast-1:123456789012:db:web-db-replica".into(),
+            region: "ap-northeast-1".into(),
+            status: "available".into(),
+            replica_source: Some("arn:aws:rds:ap-northeast-2:123456789012:db:web-db".into()),
+            replicas: vec![],
+            replication_status: Some("replicating".into()),
+            promote_requested_at: None,
+            recorded_rpo: None,
+            promoted_instance: None,
+            created_at: Some(now() - chrono::TimeDelta::days(30)),
+            instance_class: Some("db.r6g.large".into()),
+            subnet_group: Some("web-db-dr".into()),
+            security_groups: vec!["sg-0123".into()],
+            storage_encrypted: false,
+            kms_key_id: None,
+        }
+    }
+
+    fn decide(v: &InstanceView, lag: Option<f64>, force: bool) -> Verdict {
+        decide_promotion(v, lag, 300.0, Mode::Ungraceful, force, now())
+    }
+
+    #[test]
+    fn available_replica_within_lag_is_promoted() {
+        assert_eq!(decide(&replica(), Some(12.0), false), Verdict::Promote);
+    }
+
+    #[test]
+    fn unknown_lag_does_not_block() {
+        assert_eq!(decide(&replica(), None, false), Verdict::Promote);
+        // RDS reports -1 when replication is not running: unknown, not "no lag".
+        assert_eq!(
+            lag_estimate(Some(Datapoint {
+                value: -1.0,
+                at: now()
+            })),
+            None
+        );
+        assert_eq!(
+            lag_estimate(Some(Datapoint {
+                value: 3.5,
+                at: now()
+            })),
+            Some(3.5)
+        );
+        assert_eq!(lag_estimate(None), None);
+    }
+
+    #[test]
+    fn lag_above_the_maximum_is_refused_unless_forced() {
+        match decide(&replica(), Some(900.0), false) {
+            Verdict::Refuse(r) => assert!(
+                r.contains("900s") && r.contains("300s") && r.contains("force=true"),
+                "{r}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decide(&replica(), Some(900.0), true), Verdict::Promote);
+    }
+
+    // The emulators cannot put an instance in backing-up (or any status but available), so these statuses are tested
+    // here.
+    #[test]
+    fn backing_up_replica_is_refused_with_the_reason() {
+        let v = InstanceView {
+            status: "backing-up".into(),
+            ..replica()
+        };
+        match decide(&v, Some(1.0), true) {
+            Verdict::Refuse(r) => assert!(
+                r.contains("web-db-replica is backing-up") && r.contains("cannot promote"),
+                "{r}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn transitional_replica_waits_and_broken_one_is_refused() {
+        let v = InstanceView {
+            status: "modifying".into(),
+            ..replica()
+        };
+        assert!(matches!(decide(&v, None, false), Verdict::Wait(r) if r.contains("modifying")));
+        for s in [
+            "storage-full",
+            "creating",
+            "failed",
+            "incompatible-parameters",
+        ] {
+            let v = InstanceView {
+                status: s.into(),
+                ..replica()
+            };
+            assert!(
+                matches!(decide(&v, None, false), Verdict::Refuse(r) if r.contains(s)),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn requested_promotion_on_aws_is_in_progress_until_available_and_standalone() {
+        // AWS: modifying -> rebooting -> available, source cleared at the end.
+        let requested = InstanceView {
+            promote_requested_at: Some(now()),
+            ..replica()
+        };
+        for s in ["modifying", "rebooting"] {
+            let v = InstanceView {
+                status: s.into(),
+                ..requested.clone()
+            };
+            assert!(
+                matches!(decide(&v, None, false), Verdict::InProgress(_)),
+                "{s}"
+            );
+            assert!(!v.writable());
+        }
+        let finishing = InstanceView {
+            status: "backing-up".into(),
+            replica_source: None,
+            replication_status: None,
+            ..requested.clone()
+        };
+        assert!(matches!(
+            decide(&finishing, None, false),
+            Verdict::InProgress(_)
+        ));
+        assert!(!finishing.writable());
+        let done = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..requested
+        };
+        assert!(done.writable());
+        assert_eq!(decide(&done, None, false), Verdict::AlreadyWriter);
+    }
+
+    #[test]
+    fn a_record_without_a_finished_promotion_promotes_again_on_aws() {
+        // Tagged, but PromoteReadReplica failed: AWS still reports the replication status, so it is a replica.
+        let v = InstanceView {
+            promote_requested_at: Some(now()),
+            ..replica()
+        };
+        assert!(v.is_replica());
+        assert!(!v.writable());
+        assert_eq!(decide(&v, Some(1.0), false), Verdict::Promote);
+    }
+
+    #[test]
+    fn emulator_lingering_source_with_a_record_and_no_replication_status_is_writable() {
+        // moto: the source field stays after PromoteReadReplica and StatusInfos is never reported.
+        let v = InstanceView {
+            promote_requested_at: Some(now()),
+            replication_status: None,
+            ..replica()
+        };
+        assert!(!v.is_replica());
+        assert!(v.writable());
+        assert_eq!(decide(&v, None, false), Verdict::AlreadyWriter);
+        // Without the record the same fields are a replica (moto never reports StatusInfos for replicas either).
+        let unpromoted = InstanceView {
+            replication_status: None,
+            ..replica()
+        };
+        assert!(unpromoted.is_replica());
+        assert_eq!(decide(&unpromoted, None, false), Verdict::Promote);
+    }
+
+    #[test]
+    fn standalone_without_a_recent_record_is_refused_unless_forced() {
+        let standalone = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..replica()
+        };
+        match decide(&standalone, None, false) {
+            Verdict::Refuse(r) => assert!(
+                r.contains("not a read replica") && r.contains("stale"),
+                "{r}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Even when it lists replicas: that list may be stale on a former primary.
+        let listed = InstanceView {
+            replicas: vec!["arn:aws:rds:ap-northeast-1:123456789012:db:x".into()],
+            ..standalone.clone()
+        };
+        assert!(matches!(decide(&listed, None, false), Verdict::Refuse(_)));
+        let old = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::days(3)),
+            ..standalone.clone()
+        };
+        assert!(
+            matches!(decide(&old, None, false), Verdict::Refuse(r) if r.contains("earlier failover"))
+        );
+        assert_eq!(decide(&standalone, None, true), Verdict::AlreadyWriter);
+        let stopped = InstanceView {
+            status: "stopped".into(),
+            promote_requested_at: Some(now()),
+            ..standalone
+        };
+        assert!(
+            matches!(decide(&stopped, None, false), Verdict::Refuse(r) if r.contains("stopped"))
+        );
+    }
+
+    #[test]
+    fn graceful_refuses_any_known_lag_unless_forced_and_unknown_lag_is_left_to_catchup() {
+        let graceful =
+            |lag, force| decide_promotion(&replica(), lag, 300.0, Mode::Graceful, force, now());
+        assert!(
+            matches!(graceful(Some(1.0), false), Verdict::Refuse(r) if r.contains("lags 1s") && r.contains("catchup") && r.contains("force=true"))
+        );
+        assert_eq!(graceful(Some(0.0), false), Verdict::Promote);
+        assert_eq!(graceful(Some(1.0), true), Verdict::Promote);
+        assert_eq!(graceful(None, false), Verdict::Promote);
+        // Ungraceful keeps the plan's maximum.
+        assert_eq!(decide(&replica(), Some(1.0), false), Verdict::Promote);
+    }
+
+    #[test]
+    fn a_promotion_record_older_than_the_instance_was_copied_from_its_source() {
+        // A replica created an hour ago from a writer promoted yesterday (moto copies the writer's tags onto it).
+        let copied = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::days(1)),
+            recorded_rpo: Some("3".into()),
+            replication_status: None,
+            created_at: Some(now() - chrono::TimeDelta::hours(1)),
+            ..replica()
+        };
+        assert_eq!(copied.promotion_record(), None);
+        assert!(copied.is_replica());
+        assert_eq!(copied.recorded_rpo_seconds(), None);
+        assert_eq!(decide(&copied, None, false), Verdict::Promote);
+        let standalone = InstanceView {
+            replica_source: None,
+            ..copied
+        };
+        assert!(
+            matches!(decide(&standalone, None, false), Verdict::Refuse(r) if r.contains("copied from another instance"))
+        );
+        // moto also copies InstanceCreateTime: the record names the instance it was written on.
+        let moto_copy = InstanceView {
+            promote_requested_at: Some(now() - chrono::TimeDelta::hours(1)),
+            promoted_instance: Some("arn:aws:rds:ap-northeast-2:123456789012:db:web-db".into()),
+            created_at: Some(now() - chrono::TimeDelta::days(30)),
+            ..standalone.clone()
+        };
+        assert_eq!(moto_copy.promotion_record(), None);
+        let own_arn = InstanceView {
+            promoted_instance: Some(moto_copy.arn.clone()),
+            ..moto_copy
+        };
+        assert!(own_arn.promotion_record().is_some());
+        // Its own promotion, milliseconds after it was created, counts (the record has millisecond precision).
+        let created = now() - chrono::TimeDelta::milliseconds(1500);
+        let own = InstanceView {
+            created_at: Some(created + chrono::TimeDelta::microseconds(700)),
+            promote_requested_at: DateTime::parse_from_rfc3339(&rfc3339(
+                created + chrono::TimeDelta::milliseconds(3),
+                SecondsFormat::Millis,
+            ))
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+            replication_status: None,
+            ..replica()
+        };
+        assert!(own.promotion_record().is_some());
+        assert!(own.writable());
+    }
+
+    #[test]
+    fn recorded_rpo_reads_back() {
+        let v = InstanceView {
+            recorded_rpo: Some("12.5".into()),
+            ..replica()
+        };
+        assert_eq!(v.recorded_rpo_seconds(), Some(12.5));
+        let v = InstanceView {
+            recorded_rpo: Some("unknown".into()),
+            ..replica()
+        };
+        assert_eq!(v.recorded_rpo_seconds(), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! shift-traffic: moves the Global Accelerator traffic dials of the two endpoint groups towards the target region.
+//! Global Accelerator's API lives in us-west-2 only, so moving traffic never needs the failed region.
+//!
+//! shift-traffic advances ONE dial step per `start` (the state machine bakes with a Wait between calls and loops
+//! until `done`), so a bad DR deployment shows up while it carries a quarter of the traffic, not all of it.
+//!
+//! `drain` (graceful flows) dials the source region to 0 before the database is promoted; the following `start`
+//! loop then ramps the target up from wherever it is (0 included), never raising the source again. The dial
+//! sequence itself is [`ramp`] (pure).
+
+pub mod ramp;
+
+use serde_json::{Value, json};
+
+use crate::aws::globalaccelerator::{
+    EndpointGroupState, describe_endpoint_group, read_dial, set_dial,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::Side;
+use crate::routing::Dials;
+use crate::runtime::Context;
+use crate::step::{Action, StepInput, StepReport};
+use ramp::{dial_path, drained_dials, next_dials};
+
+pub const STEP: &str = "shift-traffic";
+
+/// Reads both endpoint groups and checks each is in the region the plan says: swapped ARNs would move traffic the
+/// wrong way, so that is a plan error and nothing is changed.
+async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupState)> {
+    let ga = &ctx.aws.global_accelerator;
+    let plan = &ctx.plan;
+    let (primary, dr) = tokio::join!(
+        describe_endpoint_group(ga, &plan.primary.endpoint_group_arn),
+        describe_endpoint_group(ga, &plan.dr.endpoint_group_arn)
+    );
+    let primary =
+        primary.map_err(|e| e.check_if_missing(&Side::Primary.variable("ENDPOINT_GROUP_ARN")))?;
+    let dr = dr.map_err(|e| e.check_if_missing(&Side::Dr.variable("ENDPOINT_GROUP_ARN")))?;
+    for (side, group) in [(Side::Primary, &primary), (Side::Dr, &dr)] {
+        let want = &plan.region(side).region;
+        if &group.region != want {
+            return Err(Error::config(
+                &side.variable("ENDPOINT_GROUP_ARN"),
+                format!(
+                    "endpoint group {} serves region {:?}, but the plan's region for that side is {want}",
+                    group.arn, group.region
+                ),
+            ));
+        }
+    }
+    Ok((primary, dr))
+}
+
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    let input = StepInput::parse_with(STEP, event, &[Action::Drain])?;
+    let report = match input.action {
+        Action::Drain => drain(ctx, &input).await?,
+        Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
+        other => {
+            return Err(Error::invalid_input(format!(
+                "{STEP}: action {:?} is not one of this step's actions",
+                other.as_str()
+            )));
+        }
+    };
+    report.into_json()
+}
+
+/// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after
+/// UpdateEndpointGroup, and `done` means it reads 0. A read-back that disagrees is a Transient error, so the state
+/// machine's Retry runs the (idempotent) drain again rather than moving on to promotion while writes still arrive.
+pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let mut report = StepReport::begin(STEP, input);
+    let (primary, dr) = observe(ctx).await?;
+    let before = Dials {
+        primary: primary.dial,
+        dr: dr.dial,
+    };
+    let direction = input.direction;
+    let source = direction.source();
+    let source_arn = &ctx.plan.region(source).endpoint_group_arn;
+    let wanted = drained_dials(before, direction);
+    let mut saw = json!({
+        "dials": before,
+        "endpoint_groups": { "primary": primary, "dr": dr },
+        "mode": input.mode,
+    });
+
+    let (from, to) = (before.get(source), wanted.get(source));
+    let mut after = before;
+    if from != to {
+        if !input.dry_run {
+            set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
+            // Read back rather than assume: `done` reports the live dial.
+            after = after.with(
+                source,
+                read_dial(&ctx.aws.global_accelerator, source_arn).await?,
+            );
+        }
+        report.change(source_arn, "TrafficDialPercentage", from, to);
+    }
+    saw["dials_after"] = json!(if input.dry_run { before } else { after });
+    report.saw = saw;
+
+    let target_dial = before.get(direction.target());
+    let note = if target_dial > 0 {
+        format!(
+            "; note: the target endpoint group ({}) still takes {target_dial}% of the traffic, before its database is promoted",
+            ctx.plan.region(direction.target()).region
+        )
+    } else {
+        "; both dials are 0: no traffic is served until shift-traffic start ramps the target up (writes are stopped \
+         for the catch-up)"
+            .to_string()
+    };
+    let source_region = &ctx.plan.region(source).region;
+    let (done, message) = if input.dry_run {
+        let what = if from == to {
+            format!("nothing to do: the {source_region} dial is already 0")
+        } else {
+            format!("would set the {source_region} dial {from}% -> 0%; nothing changed")
+        };
+        (
+            true,
+            format!("dry-run: {what}; dials are {}", describe(before)),
+        )
+    } else if from == to {
+        (
+            true,
+            format!(
+                "no-op: the {source_region} dial is already 0; dials are {}{note}",
+                describe(before)
+            ),
+        )
+    } else if after.get(source) == 0 {
+        (
+            true,
+            format!(
+                "drained {source_region}: {} -> {}{note}",
+                describe(before),
+                describe(after)
+            ),
+        )
+    } else {
+        return Err(Error::new(
+            ErrorKind::Transient,
+            format!(
+                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to 0% but it reads {}%; drain again",
+                after.get(source)
+            ),
+        ));
+    };
+    Ok(report.finish(done, message))
+}
+
+pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let mut report = StepReport::begin(STEP, input);
+    let (primary, dr) = observe(ctx).await?;
+    let before = Dials {
+        primary: primary.dial,
+        dr: dr.dial,
+    };
+    let direction = input.direction;
+    let target = direction.target();
+    let target_group = if target == Side::Primary {
+        &primary
+    } else {
+        &dr
+    };
+    let warning = if target_group.healthy_endpoints() == 0 {
+        format!(
+            "; warning: endpoint group {} ({}) reports no HEALTHY endpoint: check the target region's load balancer before the next step",
+            target_group.arn, target_group.region
+        )
+    } else {
+        String::new()
+    };
+    let steps = &ctx.plan.dial_steps;
+    let mut saw = json!({
+        "dials": before,
+        "endpoint_groups": { "primary": primary, "dr": dr },
+        "dial_steps": steps,
+        "mode": input.mode,
+    });
+
+    if input.action == Action::Status {
+        report.saw = saw;
+        let done = input.dry_run || before.is_final(direction);
+        let message = if before.is_final(direction) {
+            format!(
+                "dials are final for {}: {}{warning}",
+                direction.as_str(),
+                describe(before)
+            )
+        } else if input.dry_run {
+            format!(
+                "dry-run: nothing was shifted; dials are {}",
+                describe(before)
+            )
+        } else {
+            format!(
+                "dials are {}, not yet final for {}{warning}",
+                describe(before),
+                direction.as_str()
+            )
+        };
+        return Ok(report.finish(done, message));
+    }
+
+    // Dry-run shows the whole remaining path (the state machine will not loop in dry-run); a real start moves one step.
+    let path = if input.dry_run {
+        dial_path(before, direction, input.mode, steps)
+    } else {
+        let next = next_dials(before, direction, input.mode, steps);
+        if next == before {
+            Vec::new()
+        } else {
+            vec![next]
+        }
+    };
+    let mut at = before;
+    for next in &path {
+        // Raise the side traffic moves to before lowering the side it leaves: between the two calls both dials are
+        // never 0 (the new target dial is > 0), and if the second call fails the first one did no harm.
+        for side in [direction.target(), direction.source()] {
+            let (from, to) = (at.get(side), next.get(side));
+            if from != to {
+                let arn = &ctx.plan.region(side).endpoint_group_arn;
+                if !input.dry_run {
+                    set_dial(&ctx.aws.global_accelerator, arn, to).await?;
+                }
+                report.change(arn, "TrafficDialPercentage", from, to);
+            }
+        }
+        at = *next;
+    }
+    saw["dials_after"] = json!(at);
+    saw["remaining_steps"] = json!(dial_path(at, direction, input.mode, steps));
+    report.saw = saw;
+    let message = match (input.dry_run, path.is_empty()) {
+        (_, true) => format!(
+            "no-op: dials already final for {}: {}{warning}",
+            direction.as_str(),
+            describe(before)
+        ),
+        (true, false) => format!(
+            "dry-run: would shift {} -> {} in {} step(s); nothing changed{warning}",
+            describe(before),
+            path.iter()
+                .map(|d| describe(*d))
+                .collect::<Vec<_>>()
+                .join(" -> "),
+            path.len()
+        ),
+        (false, false) => format!("shifted {} -> {}{warning}", describe(before), describe(at)),
+    };
+    Ok(report.finish(input.dry_run || at.is_final(direction), message))
+}
+
+fn describe(d: Dials) -> String {
+    format!("primary {}% / dr {}%", d.primary, d.dr)
+}
