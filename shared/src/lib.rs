@@ -10,6 +10,7 @@ pub mod cloudwatch;
 pub mod decision;
 pub mod detect;
 pub mod error;
+pub mod flow;
 pub mod globalaccelerator;
 pub mod plan;
 pub mod rds;
