@@ -4,14 +4,15 @@
     python3 scripts/check_asl_graph.py statemachine/failover.asl.json [--substitutions A,B,...]
                                        [--write-substituted PATH]
 
-The file is the definition as deployed, with DefinitionSubstitutions placeholders (${Name}) still in it; some
-stand for numbers (unquoted, e.g. "TimeoutSeconds": ${ApprovalTimeoutSeconds}), so the raw file need not be
-JSON. It is checked the way AWS sees it: CloudFormation replaces every ${Name} textually before Step Functions
-parses the definition, so each placeholder is replaced by a sample value of its type, chosen by its name:
+The file is the definition as deployed, generated from shared/src/flow.rs (`pilotlight statemachine`), with
+DefinitionSubstitutions placeholders (${Name}) still in it, each inside a JSON string. It is checked the way AWS
+sees it: CloudFormation replaces every ${Name} textually before Step Functions parses the definition, so each
+placeholder is replaced by a sample value of its type, chosen by its name:
   *Arn      -> arn:aws:lambda:us-east-1:123456789012:function:sample-<Name>  (inside a JSON string)
   *Seconds  -> 60                                                           (a JSON integer)
 Any other name is an error (give it one of those suffixes, or teach SAMPLES below its type). A placeholder in
-the wrong position (an ARN unquoted, a number quoted) then shows up as a JSON or schema error. With
+the wrong position (an ARN unquoted, a number quoted) then shows up as a JSON or schema error. The check reads
+the generator's output, not the Rust that wrote it, so a generator bug cannot hide from it. With
 --write-substituted, the substituted definition is written to PATH (for asl-validator).
 
 Fail on: a definition that is not JSON after substitution, or that has a duplicate key in an object (JSON

@@ -149,7 +149,7 @@ start_one() {
       "$ROOT/scripts/install-tools.sh" ministack
       mkdir -p "$MINISTACK_TMP"
       GATEWAY_PORT="$port" BIND_HOST="$HOST" TMPDIR="$MINISTACK_TMP" \
-        setsid "$TOOLS/ministack/bin/ministack" </dev/null >"$log" 2>&1 &
+        setsid "$TOOLS/ministack/bin/python" "$ROOT/tests/support/ministack_server.py" </dev/null >"$log" 2>&1 &
       ;;
   esac
   pid=$!

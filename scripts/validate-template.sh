@@ -8,11 +8,12 @@
 #   sam validate        SAM translation (the transform itself) and `sam validate --lint`
 #   asl graph           scripts/check_asl_graph.py on statemachine/failover.asl.json as AWS will see it: every
 #                       ${Name} placeholder replaced textually by a sample value of its type (ARN for *Arn,
-#                       integer for *Seconds: the raw file is not JSON, "TimeoutSeconds": ${...} is unquoted);
+#                       integer for *Seconds);
 #                       placeholders = the template's DefinitionSubstitutions (both ways); unique state names,
 #                       dangling targets, reachability, bounded loops (counted guard), Retry, callback timeouts.
 #                       Writes the substituted definition for the next check.
-#   asl-validator       ASL schema + JSONPath syntax of that substituted definition
+#   asl-validator       ASL schema + JSONPath syntax of that substituted definition, and of the committed file as it
+#                       stands (generated: valid JSON, placeholders only inside strings), as Workflow Studio opens it
 #                       (cfn-lint does not look inside DefinitionUri files)
 #   contract variables  every PILOTLIGHT_* variable of docs/contract.md is set by template.yaml
 # Tools come from scripts/install-tools.sh (.tools/sam, .tools/node). No network, no AWS credentials.
@@ -104,6 +105,7 @@ check "sam validate" "$SAM_BIN/sam" validate --region us-east-1 --template "$TEM
 check "sam validate --lint" "$SAM_BIN/sam" validate --lint --region us-east-1 --template "$TEMPLATE"
 check "asl graph" check_asl_graph
 check "asl-validator" check_asl_schema
+check "asl-validator (committed file as is)" "$ASL_VALIDATOR" --json-path "$ASL"
 check "contract variables" check_contract_variables
 
 if (( failures > 0 )); then

@@ -4,6 +4,8 @@
 //!   deploying it; prints the plan or the error naming the variable.
 //! - `pilotlight parse-event <event.json> [--plan <file>]`: what `detect` would make of an event, offline: the
 //!   trigger it parses and, with a plan, whether the origin checks accept it. No AWS call.
+//! - `pilotlight statemachine [--check]`: write the state machine generated from the flow definition
+//!   (`shared/src/flow.rs`) to `statemachine/failover.asl.json`; `--check` only says whether the file is current.
 //! - `pilotlight bench [--iterations N]`: figures for the hot, pure part of `detect` (parsing each alarm shape,
 //!   deciding) and the process's peak memory.
 
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
             .get(1)
             .ok_or_else(usage)
             .and_then(|f| parse_event(Path::new(f), flag(&args, "--plan"))),
+        Some("statemachine") => statemachine(args.iter().any(|a| a == "--check")),
         Some("bench") => bench(
             flag(&args, "--iterations")
                 .map(|n| n.to_string_lossy().parse().unwrap_or(20_000))
@@ -44,7 +47,9 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: pilotlight check-plan <file> | parse-event <event.json> [--plan <file>] | bench [--iterations N]".into()
+    "usage: pilotlight check-plan <file> | parse-event <event.json> [--plan <file>] | statemachine [--check] | bench \
+     [--iterations N]"
+        .into()
 }
 
 fn flag(args: &[String], name: &str) -> Option<PathBuf> {
@@ -57,6 +62,32 @@ fn flag(args: &[String], name: &str) -> Option<PathBuf> {
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+/// The committed definition, relative to the workspace root (the command runs there, as `cargo run` does).
+const STATE_MACHINE_FILE: &str = "statemachine/failover.asl.json";
+
+fn statemachine(check: bool) -> Result<(), String> {
+    let generated = pilotlight::flow::asl::render();
+    let committed = std::fs::read_to_string(STATE_MACHINE_FILE).unwrap_or_default();
+    if check {
+        return if committed == generated {
+            eprintln!("{STATE_MACHINE_FILE} is what shared/src/flow.rs generates");
+            Ok(())
+        } else {
+            Err(format!(
+                "{STATE_MACHINE_FILE} differs from what shared/src/flow.rs generates: run `cargo run -- statemachine` \
+                 and commit the result"
+            ))
+        };
+    }
+    std::fs::write(STATE_MACHINE_FILE, &generated)
+        .map_err(|e| format!("{STATE_MACHINE_FILE}: {e}"))?;
+    eprintln!(
+        "wrote {STATE_MACHINE_FILE} ({} lines)",
+        generated.lines().count()
+    );
+    Ok(())
 }
 
 fn check_plan(path: &Path) -> Result<(), String> {

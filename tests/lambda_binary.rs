@@ -134,10 +134,13 @@ fn detect_binary_refuses_payloads_it_cannot_parse() {
         b"this is not JSON".to_vec(),
         b"{\"command\": \"failover\"".to_vec(),
         serde_json::to_vec(&huge).unwrap(),
+        // A real failover with a rehearsal flag that a JSON parser would drop: refused before the handler runs.
+        br#"{"command": "failover", "dry_run": true, "reason": "drill", "dry_run": false}"#
+            .to_vec(),
     ];
     let (addr, rx) = runtime_api(events);
     let mut child = start("detect", &addr, &common::plan_vars(&[]));
-    let results: Vec<Posted> = (0..3).map(|_| recv(&rx)).collect();
+    let results: Vec<Posted> = (0..4).map(|_| recv(&rx)).collect();
     child.kill().unwrap();
     child.wait().unwrap();
     for (i, p) in results.iter().enumerate() {
@@ -159,6 +162,12 @@ fn detect_binary_refuses_payloads_it_cannot_parse() {
         results[2].body.contains("larger than"),
         "{}",
         results[2].body
+    );
+    assert!(
+        results[3].body.contains("pilotlight.InvalidInput")
+            && results[3].body.contains("\\\"dry_run\\\" more than once"),
+        "{}",
+        results[3].body
     );
 }
 

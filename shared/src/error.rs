@@ -21,6 +21,12 @@ pub enum ErrorKind {
     Config,
     /// Any other AWS error (access denied, validation): not retried.
     Aws,
+    /// An operator rejected the approval request (detect's `reject`, SendTaskFailure); nothing was changed.
+    Rejected,
+    /// A state machine loop gave up: the step never reported done within `$.timing.max_polls` calls.
+    PollLimitExceeded,
+    /// Nobody answered the approval request within the approval timeout; nothing was changed.
+    ApprovalTimeout,
 }
 
 impl ErrorKind {
@@ -32,6 +38,9 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "pilotlight.InvalidInput",
             ErrorKind::Config => "pilotlight.Config",
             ErrorKind::Aws => "pilotlight.AwsError",
+            ErrorKind::Rejected => "pilotlight.Rejected",
+            ErrorKind::PollLimitExceeded => "pilotlight.PollLimitExceeded",
+            ErrorKind::ApprovalTimeout => "pilotlight.ApprovalTimeout",
         }
     }
 }

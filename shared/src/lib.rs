@@ -4,6 +4,8 @@
 //!   `shift_traffic`, `update_dns`, `notify`). Each keeps its pure decisions apart from the I/O around them, and no
 //!   step reaches into another step.
 //! * [`aws`]: thin adapters, one per AWS service: SDK calls and their conversion to plain views, no step logic.
+//! * [`flow`]: the flows defined once; the state machine, notify's approval text and the report's phases come from
+//!   it.
 //! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
 //!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
 //!   several steps read), [`timestamp`], [`error`], and [`runtime`] (the Lambda glue).
@@ -12,6 +14,7 @@
 
 pub mod aws;
 pub mod error;
+pub mod flow;
 pub mod plan;
 pub mod routing;
 pub mod runtime;

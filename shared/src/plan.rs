@@ -179,7 +179,13 @@ pub struct Timing {
     pub poll_seconds: u32,
     pub dial_bake_seconds: u32,
     pub max_polls: u32,
+    /// How long the approval gate waits for an answer (`TimeoutSecondsPath` of the approval task).
+    pub approval_timeout_seconds: u32,
 }
+
+/// Step Functions waits on a task token for at most a year; pilotlight keeps the approval wait well inside the
+/// execution's 24 h net.
+pub const MAX_APPROVAL_TIMEOUT_SECONDS: u64 = 43_200;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailoverPlan {
@@ -363,6 +369,8 @@ impl FailoverPlan {
                 poll_seconds: v.number("PILOTLIGHT_POLL_SECONDS", 15)? as u32,
                 dial_bake_seconds: v.number("PILOTLIGHT_DIAL_BAKE_SECONDS", 30)? as u32,
                 max_polls: v.number("PILOTLIGHT_MAX_POLLS", 240)? as u32,
+                approval_timeout_seconds: v
+                    .approval_timeout("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS")?,
             },
         })
     }
@@ -464,6 +472,15 @@ impl Vars<'_> {
             Some(s) => s
                 .parse()
                 .map_err(|_| Error::config(name, format!("expected a whole number, got {s:?}"))),
+        }
+    }
+    fn approval_timeout(&self, name: &str) -> Result<u32> {
+        match self.number(name, 3600)? {
+            n @ 1..=MAX_APPROVAL_TIMEOUT_SECONDS => Ok(n as u32),
+            n => Err(Error::config(
+                name,
+                format!("expected 1 to {MAX_APPROVAL_TIMEOUT_SECONDS} seconds, got {n}"),
+            )),
         }
     }
     fn boolean(&self, name: &str, default: bool) -> Result<bool> {

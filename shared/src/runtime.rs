@@ -4,7 +4,8 @@
 use std::future::Future;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::aws::clients::AwsClients;
 use crate::error::Result;
@@ -52,10 +53,14 @@ where
         }
     };
     let (handler, ctx) = (&handler, &ctx);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let result = match ctx {
-            Ok(ctx) => handler(ctx, event.payload).await,
-            Err(e) => Err(e.clone()),
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
+        let result = match (ctx, event.payload.duplicate_key) {
+            (_, Some(key)) => Err(crate::Error::invalid_input(format!(
+                "the payload has the key {key:?} more than once: refused, nothing was called (a JSON parser keeps \
+                 only one of them, so {{\"dry_run\": true, \"dry_run\": false}} would run for real); send each key once"
+            ))),
+            (Ok(ctx), None) => handler(ctx, event.payload.value).await,
+            (Err(e), None) => Err(e.clone()),
         };
         if let Err(e) = &result {
             tracing::error!(error_type = e.kind.error_type(), error = %e, "invocation failed");
@@ -63,4 +68,113 @@ where
         result.map_err(Diagnostic::from)
     }))
     .await
+}
+
+/// A Lambda payload as JSON, with the first key found twice in any object (serde_json keeps the last silently).
+pub struct Payload {
+    pub value: Value,
+    pub duplicate_key: Option<String>,
+}
+
+impl Payload {
+    /// Parses `text` the way the runtime parses an invocation's payload.
+    pub fn parse(text: &str) -> serde_json::Result<Payload> {
+        serde_json::from_str(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(PayloadVisitor)
+    }
+}
+
+struct PayloadVisitor;
+
+impl<'de> Visitor<'de> for PayloadVisitor {
+    type Value = Payload;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Payload, E> {
+        Ok(plain(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Payload, E> {
+        Ok(plain(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Payload, E> {
+        Ok(plain(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Payload, E> {
+        Ok(plain(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Payload, E> {
+        Ok(plain(Value::String(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Payload, E> {
+        Ok(plain(Value::String(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Payload, E> {
+        Ok(plain(Value::Null))
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Payload, E> {
+        Ok(plain(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Payload, A::Error> {
+        let (mut items, mut duplicate_key) = (Vec::new(), None);
+        while let Some(item) = seq.next_element::<Payload>()? {
+            duplicate_key = duplicate_key.or(item.duplicate_key);
+            items.push(item.value);
+        }
+        Ok(Payload {
+            value: Value::Array(items),
+            duplicate_key,
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Payload, A::Error> {
+        let (mut object, mut duplicate_key) = (Map::new(), None);
+        while let Some(key) = map.next_key::<String>()? {
+            let item = map.next_value::<Payload>()?;
+            duplicate_key = duplicate_key.or(item.duplicate_key);
+            if object.contains_key(&key) {
+                duplicate_key = duplicate_key.or(Some(key.clone()));
+            }
+            object.insert(key, item.value);
+        }
+        Ok(Payload {
+            value: Value::Object(object),
+            duplicate_key,
+        })
+    }
+}
+
+fn plain(value: Value) -> Payload {
+    Payload {
+        value,
+        duplicate_key: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        let p = Payload::parse(r#"{"command": "failover", "dry_run": true, "dry_run": false}"#)
+            .unwrap();
+        assert_eq!(p.duplicate_key.as_deref(), Some("dry_run"));
+        let p = Payload::parse(r#"{"a": [{"b": 1}, {"c": {"d": 1, "d": 2}}]}"#).unwrap();
+        assert_eq!(p.duplicate_key.as_deref(), Some("d"));
+        let p = Payload::parse(r#"{"a": 1.5, "b": [true, null, "x", -3], "c": {"a": 1}}"#).unwrap();
+        assert_eq!(p.duplicate_key, None);
+        assert_eq!(
+            p.value,
+            serde_json::json!({"a": 1.5, "b": [true, null, "x", -3], "c": {"a": 1}})
+        );
+        assert!(Payload::parse("{\"a\": ").is_err());
+    }
 }

@@ -1,0 +1,418 @@
+//! The flows pilotlight runs, defined once. Each flow is an ordered list of phases; a phase is one step call, or
+//! step calls run side by side. The state machine (`statemachine/failover.asl.json`) is generated from this
+//! definition (`flow::asl`, `pilotlight statemachine`), and so are notify's "what will happen" text and the
+//! report's phase names: changing a flow here changes all three.
+//!
+//! Every call follows one of two poll shapes, written once in the generator: `start` then `status` every poll
+//! interval until done, or the same action repeated after each wait until done (each call observes and moves one
+//! step). Every loop is bounded by `$.timing.max_polls`.
+
+pub mod asl;
+
+use crate::plan::{Direction, Mode};
+use crate::step::Action;
+
+/// The Lambda functions a flow calls (detect starts the flow; it is never called by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    PromoteDb,
+    ScaleCompute,
+    ShiftTraffic,
+    UpdateDns,
+    Notify,
+}
+
+impl Function {
+    /// The step name steps put in their reports (`StepReport::step`).
+    pub fn step_name(self) -> &'static str {
+        match self {
+            Function::PromoteDb => "promote-db",
+            Function::ScaleCompute => "scale-compute",
+            Function::ShiftTraffic => "shift-traffic",
+            Function::UpdateDns => "update-dns",
+            Function::Notify => "notify",
+        }
+    }
+
+    /// The DefinitionSubstitutions name template.yaml gives this function's ARN.
+    pub fn arn_placeholder(self) -> &'static str {
+        match self {
+            Function::PromoteDb => "PromoteDbFunctionArn",
+            Function::ScaleCompute => "ScaleComputeFunctionArn",
+            Function::ShiftTraffic => "ShiftTrafficFunctionArn",
+            Function::UpdateDns => "UpdateDnsFunctionArn",
+            Function::Notify => "NotifyFunctionArn",
+        }
+    }
+}
+
+/// Which flow an execution runs: the one rule, used by the state machine's choice and by notify's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// The primary is down: promote and scale side by side, dials straight to the target.
+    Failover,
+    /// Planned evacuation: the primary answers; drain, catch up to lag 0, promote, dial up in steps.
+    GracefulFailover,
+    /// Back home, always along the graceful path, then re-protect DR.
+    Failback,
+}
+
+impl FlowKind {
+    pub const ALL: [FlowKind; 3] = [
+        FlowKind::Failover,
+        FlowKind::GracefulFailover,
+        FlowKind::Failback,
+    ];
+
+    pub fn of(direction: Direction, mode: Mode) -> FlowKind {
+        match (direction, mode) {
+            (Direction::Failback, _) => FlowKind::Failback,
+            (Direction::Failover, Mode::Graceful) => FlowKind::GracefulFailover,
+            (Direction::Failover, Mode::Ungraceful) => FlowKind::Failover,
+        }
+    }
+
+    /// The prefix of this flow's state names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowKind::Failover => "Failover",
+            FlowKind::GracefulFailover => "Graceful",
+            FlowKind::Failback => "Failback",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            FlowKind::Failover => "ungraceful",
+            FlowKind::GracefulFailover | FlowKind::Failback => "graceful",
+        }
+    }
+}
+
+/// How the state machine waits between two calls of a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// `$.timing.poll_seconds`: give an AWS change time to progress.
+    Poll,
+    /// `$.timing.dial_bake_seconds`: let a dial step bake (errors and latency show up) before the next one.
+    DialBake,
+}
+
+/// How a call loops until its step reports `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// `start` once, then `status` after every wait until done (skipped when `start` already finished it).
+    StartThenStatus,
+    /// The action again after every wait until done.
+    Repeat(Wait),
+}
+
+/// One step call of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub function: Function,
+    pub action: Action,
+    pub poll: Poll,
+    /// The operators' milestone notification sent when the call is done (never blocks the flow).
+    pub milestone: Option<&'static str>,
+    /// The call is skipped in this mode (a forced failback does not wait for lag 0).
+    pub skip_in_mode: Option<Mode>,
+    /// What the call does, for the approval request ("what will happen").
+    pub what: &'static str,
+    /// A field of the start call's report that the status calls need: (input key, path under the report), e.g.
+    /// update-dns waits for the Route 53 change that start submitted.
+    pub status_reads_start: Option<(&'static str, &'static str)>,
+}
+
+impl Call {
+    fn new(function: Function, action: Action, poll: Poll, what: &'static str) -> Self {
+        Call {
+            function,
+            action,
+            poll,
+            milestone: None,
+            skip_in_mode: None,
+            what,
+            status_reads_start: None,
+        }
+    }
+    fn milestone(mut self, milestone: &'static str) -> Self {
+        self.milestone = Some(milestone);
+        self
+    }
+    fn skipped_in(mut self, mode: Mode) -> Self {
+        self.skip_in_mode = Some(mode);
+        self
+    }
+
+    /// The timeline phase of the report: start and status calls of a step are one phase named after the step; the
+    /// other actions get their own names.
+    pub fn phase(&self) -> String {
+        phase(self.function.step_name(), self.action)
+    }
+
+    /// Where the call's final report lives in the execution state (`$.steps.<key>`); a start/status loop keeps the
+    /// start call's report at `<key>_start`.
+    pub fn result_key(&self) -> String {
+        self.phase().replace('-', "_")
+    }
+}
+
+/// The report phase a step call belongs to (see [`Call::phase`]); also used for reports read back from history.
+pub fn phase(step: &str, action: Action) -> String {
+    match (step, action) {
+        (_, Action::Start | Action::Status) => step.to_string(),
+        (_, Action::Reprotect) => format!("reprotect-{step}"),
+        ("promote-db", Action::Prepare) => "prepare-db".to_string(),
+        ("promote-db", Action::CatchUp) => "catchup".to_string(),
+        ("shift-traffic", Action::Drain) => "drain".to_string(),
+        (_, other) => format!("{step}-{}", other.as_str()),
+    }
+}
+
+/// One or more calls; the calls of a phase run side by side and the next phase starts when all are done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    /// Names the side-by-side state (`Parallel`) and its result (`$.steps.<name>`); unused for a single call.
+    pub name: &'static str,
+    pub calls: Vec<Call>,
+    /// Sent when every call of the phase is done.
+    pub milestone: Option<&'static str>,
+    pub what: Option<&'static str>,
+}
+
+impl Phase {
+    fn one(call: Call) -> Self {
+        Phase {
+            name: "",
+            calls: vec![call],
+            milestone: None,
+            what: None,
+        }
+    }
+    fn side_by_side(name: &'static str, what: &'static str, calls: Vec<Call>) -> Self {
+        Phase {
+            name,
+            calls,
+            milestone: None,
+            what: Some(what),
+        }
+    }
+    fn milestone(mut self, milestone: &'static str) -> Self {
+        self.milestone = Some(milestone);
+        self
+    }
+    pub fn is_parallel(&self) -> bool {
+        self.calls.len() > 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub kind: FlowKind,
+    pub phases: Vec<Phase>,
+}
+
+impl Flow {
+    pub fn of(kind: FlowKind) -> Flow {
+        use Action::*;
+        use Function::*;
+        use Poll::*;
+        let promote = || {
+            Call::new(
+                PromoteDb,
+                Start,
+                StartThenStatus,
+                "promote the target database",
+            )
+            .milestone("database promoted")
+        };
+        let scale = || {
+            Call::new(
+                ScaleCompute,
+                Start,
+                StartThenStatus,
+                "scale the target Auto Scaling group",
+            )
+            .milestone("compute ready")
+        };
+        let dns = || {
+            let mut call =
+                Call::new(UpdateDns, Start, StartThenStatus, "update DNS").milestone("dns updated");
+            call.status_reads_start = Some(("change_id", "saw.change_id"));
+            call
+        };
+        let shift = |what| {
+            Call::new(ShiftTraffic, Start, Repeat(Wait::DialBake), what)
+                .milestone("traffic shifted")
+        };
+        let graceful = |shift_what| {
+            vec![
+                Phase::one(
+                    Call::new(
+                        PromoteDb,
+                        Prepare,
+                        Repeat(Wait::Poll),
+                        "prepare the target database replica",
+                    )
+                    .milestone("database ready"),
+                ),
+                Phase::one(scale()),
+                Phase::one(
+                    Call::new(
+                        ShiftTraffic,
+                        Drain,
+                        Repeat(Wait::Poll),
+                        "drain the source traffic dial to 0",
+                    )
+                    .milestone("traffic drained"),
+                ),
+                Phase::one(
+                    Call::new(
+                        PromoteDb,
+                        CatchUp,
+                        Repeat(Wait::Poll),
+                        "wait for replica lag 0",
+                    )
+                    .skipped_in(Mode::Ungraceful),
+                ),
+                Phase::one(promote()),
+                Phase::one(shift(shift_what)),
+                Phase::one(dns()),
+            ]
+        };
+        let phases = match kind {
+            FlowKind::Failover => vec![
+                Phase::side_by_side(
+                    "recover",
+                    "promote the target database and scale the target Auto Scaling group (in parallel)",
+                    vec![promote(), scale()],
+                ),
+                Phase::one(shift("shift traffic to the target")),
+                Phase::one(dns()),
+            ],
+            FlowKind::GracefulFailover => {
+                graceful("shift traffic to the target in the plan's dial steps")
+            }
+            FlowKind::Failback => {
+                let mut phases = graceful("shift traffic home in the plan's dial steps");
+                phases.push(
+                    Phase::side_by_side(
+                        "reprotect",
+                        "reprotect: fresh DR replica and DR Auto Scaling group at 0/0/0",
+                        vec![
+                            Call::new(
+                                PromoteDb,
+                                Reprotect,
+                                Repeat(Wait::Poll),
+                                "create a fresh DR replica",
+                            ),
+                            Call::new(
+                                ScaleCompute,
+                                Reprotect,
+                                Repeat(Wait::Poll),
+                                "DR Auto Scaling group to 0/0/0",
+                            ),
+                        ],
+                    )
+                    .milestone("pilot light restored"),
+                );
+                phases
+            }
+        };
+        Flow { kind, phases }
+    }
+
+    /// The flow an execution with this direction and mode runs.
+    pub fn for_run(direction: Direction, mode: Mode) -> Flow {
+        Flow::of(FlowKind::of(direction, mode))
+    }
+
+    /// What the flow will do, one line per phase, in order, for a run in `mode` (skipped calls left out).
+    pub fn what_will_happen(&self, mode: Mode) -> Vec<&'static str> {
+        self.phases
+            .iter()
+            .filter_map(|p| match p.what {
+                Some(what) => Some(what),
+                None => p
+                    .calls
+                    .iter()
+                    .find(|c| c.skip_in_mode != Some(mode))
+                    .map(|c| c.what),
+            })
+            .collect()
+    }
+
+    /// Every call of the flow, in order.
+    pub fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.phases.iter().flat_map(|p| &p.calls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flow_rule() {
+        use Direction::*;
+        use Mode::*;
+        assert_eq!(FlowKind::of(Failover, Ungraceful), FlowKind::Failover);
+        assert_eq!(FlowKind::of(Failover, Graceful), FlowKind::GracefulFailover);
+        assert_eq!(FlowKind::of(Failback, Graceful), FlowKind::Failback);
+        assert_eq!(FlowKind::of(Failback, Ungraceful), FlowKind::Failback);
+    }
+
+    #[test]
+    fn what_will_happen_follows_the_phases() {
+        let failover = Flow::of(FlowKind::Failover).what_will_happen(Mode::Ungraceful);
+        assert_eq!(
+            failover,
+            [
+                "promote the target database and scale the target Auto Scaling group (in parallel)",
+                "shift traffic to the target",
+                "update DNS"
+            ]
+        );
+        let failback = Flow::of(FlowKind::Failback);
+        let graceful = failback.what_will_happen(Mode::Graceful);
+        assert!(graceful.contains(&"wait for replica lag 0"), "{graceful:?}");
+        assert_eq!(
+            graceful.last(),
+            Some(&"reprotect: fresh DR replica and DR Auto Scaling group at 0/0/0")
+        );
+        let forced = failback.what_will_happen(Mode::Ungraceful);
+        assert!(!forced.contains(&"wait for replica lag 0"), "{forced:?}");
+        assert_eq!(forced.len() + 1, graceful.len());
+    }
+
+    #[test]
+    fn result_keys_are_unique_within_a_flow() {
+        for kind in FlowKind::ALL {
+            let flow = Flow::of(kind);
+            let mut keys: Vec<String> = flow.calls().map(Call::result_key).collect();
+            keys.extend(
+                flow.phases
+                    .iter()
+                    .filter(|p| p.is_parallel())
+                    .map(|p| p.name.to_string()),
+            );
+            let n = keys.len();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn phases_are_named_by_step_and_action() {
+        assert_eq!(phase("promote-db", Action::Status), "promote-db");
+        assert_eq!(phase("promote-db", Action::Prepare), "prepare-db");
+        assert_eq!(phase("promote-db", Action::CatchUp), "catchup");
+        assert_eq!(phase("shift-traffic", Action::Drain), "drain");
+        assert_eq!(
+            phase("scale-compute", Action::Reprotect),
+            "reprotect-scale-compute"
+        );
+    }
+}

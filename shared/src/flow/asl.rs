@@ -1,0 +1,888 @@
+//! Generates the state machine (Amazon States Language) from the flow definition. The poll loop, the retry policy
+//! and the catch/notify wiring are each written once here; `pilotlight statemachine` writes the result to
+//! `statemachine/failover.asl.json`, and a test fails when the committed file differs.
+//!
+//! The output is valid JSON as committed (asl-validator and Workflow Studio open it): Lambda ARNs are
+//! `${...FunctionArn}` placeholders inside strings (SAM DefinitionSubstitutions), and the approval timeout is read
+//! from the execution input (`TimeoutSecondsPath`), not substituted as a bare number.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
+
+use super::{Call, Flow, FlowKind, Function, Phase, Poll, Wait};
+use crate::error::ErrorKind;
+use crate::plan::{Direction, Mode};
+
+/// The last-resort net only: every loop and the approval wait have their own, smaller bounds.
+pub const EXECUTION_TIMEOUT_SECONDS: u64 = 86_400;
+
+/// Lambda service errors: the function never ran (or its answer was lost), so a retry is safe for every task.
+const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+/// A JSON value whose objects keep the order they are built in, so the generated file reads top to bottom.
+enum J {
+    V(Value),
+    O(Vec<(String, J)>),
+    A(Vec<J>),
+}
+
+impl Serialize for J {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            J::V(v) => v.serialize(s),
+            J::A(items) => items.serialize(s),
+            J::O(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+fn o<const N: usize>(fields: [(&str, J); N]) -> J {
+    J::O(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+fn v(value: Value) -> J {
+    J::V(value)
+}
+fn s(text: impl Into<String>) -> J {
+    J::V(Value::String(text.into()))
+}
+
+impl J {
+    /// Adds a field (objects only).
+    fn with(mut self, key: &str, value: J) -> J {
+        if let J::O(fields) = &mut self {
+            fields.push((key.to_string(), value));
+        }
+        self
+    }
+}
+
+/// The retry policy of every task, in one place: transient errors (`pilotlight.Transient`) and Lambda service
+/// errors. A callback task retries only the latter: once notify ran, a retry would send a second approval request.
+fn retry(transient: bool) -> J {
+    let mut errors: Vec<Value> = Vec::new();
+    if transient {
+        errors.push(json!(ErrorKind::Transient.error_type()));
+    }
+    errors.extend(LAMBDA_SERVICE_ERRORS.iter().map(|e| json!(e)));
+    J::A(vec![o([
+        ("ErrorEquals", v(Value::Array(errors))),
+        ("IntervalSeconds", v(json!(2))),
+        ("MaxAttempts", v(json!(4))),
+        ("BackoffRate", v(json!(2))),
+    ])])
+}
+
+fn catch_all(result_path: &str, next: &str) -> J {
+    J::A(vec![catch("States.ALL", result_path, next)])
+}
+
+fn catch(error: &str, result_path: &str, next: &str) -> J {
+    o([
+        ("ErrorEquals", v(json!([error]))),
+        ("ResultPath", s(result_path)),
+        ("Next", s(next)),
+    ])
+}
+
+fn arn(function: Function) -> J {
+    s(format!("${{{}}}", function.arn_placeholder()))
+}
+
+fn boolean_choice(variable: &str, next: &str, default: &str) -> J {
+    o([
+        ("Type", s("Choice")),
+        (
+            "Choices",
+            J::A(vec![o([
+                ("Variable", s(variable)),
+                ("BooleanEquals", v(json!(true))),
+                ("Next", s(next)),
+            ])]),
+        ),
+        ("Default", s(default)),
+    ])
+}
+
+/// A notify call (milestone, failure, report) with the fields every notification carries.
+fn notify_task(comment: &str, kind: &str, milestone: &str, detail: (&str, J)) -> J {
+    o([
+        ("Type", s("Task")),
+        ("Comment", s(comment)),
+        ("Resource", arn(Function::Notify)),
+        (
+            "Parameters",
+            o([
+                ("kind", s(kind)),
+                ("milestone", s(milestone)),
+                ("execution.$", s("$$.Execution.Id")),
+                ("direction.$", s("$.direction")),
+                ("dry_run.$", s("$.dry_run")),
+                detail,
+            ]),
+        ),
+    ])
+}
+
+/// A milestone notification: retried like every task, and a failure to notify never stops the flow.
+fn milestone_task(comment: &str, milestone: &str, detail: &str, next: &str) -> J {
+    notify_task(comment, "milestone", milestone, ("detail.$", s(detail)))
+        .with("ResultPath", v(Value::Null))
+        .with("Retry", retry(true))
+        .with("Catch", catch_all("$.notify_error", next))
+        .with("Next", s(next))
+}
+
+/// Where a state inside a flow goes on error: at the top level, a Catch into NotifyFailure; inside a Parallel
+/// branch, nowhere (the Parallel's own Catch notifies).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Top,
+    Branch,
+}
+
+struct States(Vec<(String, J)>);
+
+impl States {
+    fn add(&mut self, name: impl Into<String>, state: J) {
+        self.0.push((name.into(), state));
+    }
+}
+
+fn wait_path(wait: Wait) -> &'static str {
+    match wait {
+        Wait::Poll => "$.timing.poll_seconds",
+        Wait::DialBake => "$.timing.dial_bake_seconds",
+    }
+}
+
+/// The states of one call, entered at the first one returned by [`call_entry`]; they go to `next` when done.
+fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut States) {
+    let step = call.function.step_name();
+    let key = call.result_key();
+    let base = format!("{} {}", flow.name(), call.phase());
+    let polls = format!("$.polls.{key}");
+    let result = format!("$.steps.{key}");
+    let after = match call.milestone {
+        Some(_) => format!("{base} notify"),
+        None => next.to_string(),
+    };
+    let task = |action: &str, result_path: &str, next: &str, extra: Option<(&str, String)>| {
+        let mut params = o([
+            ("action", s(action)),
+            ("direction.$", s("$.direction")),
+            ("mode.$", s("$.mode")),
+            ("dry_run.$", s("$.dry_run")),
+            ("force.$", s("$.force")),
+        ]);
+        if let Some((k, path)) = extra {
+            params = params.with(&format!("{k}.$"), s(path));
+        }
+        let state = o([
+            ("Type", s("Task")),
+            ("Comment", s(format!("{step} {action}: {}.", call.what))),
+            ("Resource", arn(call.function)),
+            ("Parameters", params),
+            ("ResultPath", s(result_path)),
+            ("Retry", retry(true)),
+        ]);
+        let state = match scope {
+            Scope::Top => state.with("Catch", catch_all("$.error", "NotifyFailure")),
+            Scope::Branch => state,
+        };
+        state.with("Next", s(next))
+    };
+
+    if let Some(mode) = call.skip_in_mode {
+        let mode = serde_json::to_value(mode).unwrap_or(Value::Null);
+        out.add(
+            format!("{base} needed?"),
+            o([
+                ("Type", s("Choice")),
+                (
+                    "Comment",
+                    s(format!("Skipped when the run's mode is {mode}.")),
+                ),
+                (
+                    "Choices",
+                    J::A(vec![o([
+                        ("Variable", s("$.mode")),
+                        ("StringEquals", v(mode)),
+                        ("Next", s(next)),
+                    ])]),
+                ),
+                ("Default", s(format!("{base} init"))),
+            ]),
+        );
+    }
+    out.add(
+        format!("{base} init"),
+        o([
+            ("Type", s("Pass")),
+            ("Comment", s(format!("Start the {key} poll counter at 0."))),
+            ("Result", o([("count", v(json!(0)))])),
+            ("ResultPath", s(polls.clone())),
+        ])
+        .with("Next", s(format!("{base} {}", first_action(call)))),
+    );
+
+    let (action_name, wait) = match call.poll {
+        Poll::StartThenStatus => ("status".to_string(), Wait::Poll),
+        Poll::Repeat(wait) => (call.action.as_str().to_string(), wait),
+    };
+    // The looping call: `status` (after `start`) or the action itself.
+    let looping = format!("{base} {action_name}");
+    if call.poll == Poll::StartThenStatus {
+        let start_key = format!("{key}_start");
+        let start_result = format!("$.steps.{start_key}");
+        out.add(
+            format!("{base} start"),
+            task("start", &start_result, &format!("{base} started?"), None),
+        );
+        out.add(
+            format!("{base} started?"),
+            boolean_choice(
+                &format!("{start_result}.done"),
+                &format!("{base} done at start"),
+                &format!("{base} wait"),
+            ),
+        );
+        out.add(
+            format!("{base} done at start"),
+            o([
+                ("Type", s("Pass")),
+                (
+                    "Comment",
+                    s(format!(
+                        "start finished {step}: its report is the final one."
+                    )),
+                ),
+                ("InputPath", s(start_result.clone())),
+                ("ResultPath", s(result.clone())),
+                ("Next", s(after.clone())),
+            ]),
+        );
+        out.add(
+            format!("{base} wait"),
+            o([
+                ("Type", s("Wait")),
+                ("SecondsPath", s(wait_path(wait))),
+                ("Next", s(looping.clone())),
+            ]),
+        );
+        let extra = call
+            .status_reads_start
+            .map(|(k, path)| (k, format!("{start_result}.{path}")));
+        out.add(
+            looping.clone(),
+            task("status", &result, &format!("{base} done?"), extra),
+        );
+    } else {
+        out.add(
+            looping.clone(),
+            task(
+                call.action.as_str(),
+                &result,
+                &format!("{base} done?"),
+                None,
+            ),
+        );
+    }
+    out.add(
+        format!("{base} done?"),
+        boolean_choice(&format!("{result}.done"), &after, &format!("{base} count")),
+    );
+    out.add(
+        format!("{base} count"),
+        o([
+            ("Type", s("Pass")),
+            (
+                "Comment",
+                s("Count the calls so the loop is bounded by $.timing.max_polls."),
+            ),
+            (
+                "Parameters",
+                o([("count.$", s(format!("States.MathAdd({polls}.count, 1)")))]),
+            ),
+            ("ResultPath", s(polls.clone())),
+            ("Next", s(format!("{base} budget"))),
+        ]),
+    );
+    let limit = format!("{base} poll limit");
+    out.add(
+        format!("{base} budget"),
+        o([
+            ("Type", s("Choice")),
+            (
+                "Choices",
+                J::A(vec![o([
+                    ("Variable", s(format!("{polls}.count"))),
+                    ("NumericGreaterThanPath", s("$.timing.max_polls")),
+                    ("Next", s(limit.clone())),
+                ])]),
+            ),
+            (
+                "Default",
+                s(match call.poll {
+                    Poll::StartThenStatus => format!("{base} wait"),
+                    Poll::Repeat(_) => format!("{base} wait"),
+                }),
+            ),
+        ]),
+    );
+    if let Poll::Repeat(wait) = call.poll {
+        out.add(
+            format!("{base} wait"),
+            o([
+                ("Type", s("Wait")),
+                ("SecondsPath", s(wait_path(wait))),
+                ("Next", s(looping.clone())),
+            ]),
+        );
+    }
+    let cause = format!("{step} {action_name}: not done after $.timing.max_polls polls");
+    let error = ErrorKind::PollLimitExceeded.error_type();
+    out.add(
+        limit,
+        match scope {
+            Scope::Top => o([
+                ("Type", s("Pass")),
+                (
+                    "Comment",
+                    s("Record the error like a Catch would, then notify and fail."),
+                ),
+                ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
+                ("ResultPath", s("$.error")),
+                ("Next", s("NotifyFailure")),
+            ]),
+            Scope::Branch => o([
+                ("Type", s("Fail")),
+                (
+                    "Comment",
+                    s("Stop this branch; the Parallel's Catch notifies."),
+                ),
+                ("Error", s(error)),
+                ("Cause", s(cause)),
+            ]),
+        },
+    );
+    if let Some(milestone) = call.milestone {
+        out.add(
+            after,
+            milestone_task(
+                &format!("Tell the operators: {milestone}."),
+                milestone,
+                &result,
+                next,
+            ),
+        );
+    }
+}
+
+fn first_action(call: &Call) -> String {
+    match call.poll {
+        Poll::StartThenStatus => "start".to_string(),
+        Poll::Repeat(_) => call.action.as_str().to_string(),
+    }
+}
+
+/// The first state of a call.
+fn call_entry(flow: FlowKind, call: &Call) -> String {
+    let base = format!("{} {}", flow.name(), call.phase());
+    match call.skip_in_mode {
+        Some(_) => format!("{base} needed?"),
+        None => format!("{base} init"),
+    }
+}
+
+fn phase_entry(flow: FlowKind, phase: &Phase) -> String {
+    if phase.is_parallel() {
+        format!("{} {}", flow.name(), phase.name)
+    } else {
+        call_entry(flow, &phase.calls[0])
+    }
+}
+
+fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
+    if !phase.is_parallel() {
+        call_states(flow, &phase.calls[0], Scope::Top, next, out);
+        return;
+    }
+    let name = phase_entry(flow, phase);
+    let result = format!("$.steps.{}", phase.name);
+    let after = match phase.milestone {
+        Some(_) => format!("{name} notify"),
+        None => next.to_string(),
+    };
+    let branches = phase
+        .calls
+        .iter()
+        .map(|call| {
+            let key = call.result_key();
+            let done = format!("{} {} branch done", flow.name(), call.phase());
+            let mut states = States(Vec::new());
+            call_states(flow, call, Scope::Branch, &done, &mut states);
+            // The branch's output is its own reports only (its input is the whole execution state).
+            let mut keep = vec![(format!("{key}.$"), s(format!("$.steps.{key}")))];
+            if call.poll == Poll::StartThenStatus {
+                keep.insert(
+                    0,
+                    (format!("{key}_start.$"), s(format!("$.steps.{key}_start"))),
+                );
+            }
+            states.add(
+                done,
+                o([
+                    ("Type", s("Pass")),
+                    ("Comment", s("Branch output: this branch's step reports.")),
+                    ("Parameters", J::O(keep)),
+                    ("End", v(json!(true))),
+                ]),
+            );
+            o([
+                ("StartAt", s(call_entry(flow, call))),
+                ("States", J::O(states.0)),
+            ])
+        })
+        .collect();
+    out.add(
+        name.clone(),
+        o([
+            ("Type", s("Parallel")),
+            (
+                "Comment",
+                s(format!(
+                    "{}: independent, so side by side.",
+                    phase.what.unwrap_or(phase.name)
+                )),
+            ),
+            ("Branches", J::A(branches)),
+            ("ResultPath", s(result.clone())),
+            ("Catch", catch_all("$.error", "NotifyFailure")),
+            ("Next", s(after.clone())),
+        ]),
+    );
+    if let Some(milestone) = phase.milestone {
+        out.add(
+            after,
+            milestone_task(
+                &format!("Tell the operators: {milestone}."),
+                milestone,
+                &result,
+                next,
+            ),
+        );
+    }
+}
+
+fn flow_states(flow: &Flow, out: &mut States) {
+    for (i, phase) in flow.phases.iter().enumerate() {
+        let next = match flow.phases.get(i + 1) {
+            Some(p) => phase_entry(flow.kind, p),
+            None => "Report".to_string(),
+        };
+        phase_states(flow.kind, phase, &next, out);
+    }
+}
+
+/// The choice between the flows, generated from [`FlowKind::of`]: every (direction, mode) pair maps to the flow
+/// the rule names, most specific first.
+fn choose_flow() -> J {
+    let default = FlowKind::of(Direction::default(), Mode::default());
+    let entry = |kind: FlowKind| phase_entry(kind, &Flow::of(kind).phases[0]);
+    let is =
+        |variable: &str, value: Value| o([("Variable", s(variable)), ("StringEquals", v(value))]);
+    let mut choices = Vec::new();
+    for direction in [Direction::Failback, Direction::Failover] {
+        let direction_value = serde_json::to_value(direction).unwrap_or(Value::Null);
+        let by_mode = [Mode::Graceful, Mode::Ungraceful].map(|m| (m, FlowKind::of(direction, m)));
+        if by_mode[0].1 == by_mode[1].1 {
+            if by_mode[0].1 != default {
+                choices
+                    .push(is("$.direction", direction_value).with("Next", s(entry(by_mode[0].1))));
+            }
+            continue;
+        }
+        for (mode, kind) in by_mode.into_iter().filter(|(_, k)| *k != default) {
+            let mode_value = serde_json::to_value(mode).unwrap_or(Value::Null);
+            choices.push(o([
+                (
+                    "And",
+                    J::A(vec![
+                        is("$.direction", direction_value.clone()),
+                        is("$.mode", mode_value),
+                    ]),
+                ),
+                ("Next", s(entry(kind))),
+            ]));
+        }
+    }
+    o([
+        ("Type", s("Choice")),
+        (
+            "Comment",
+            s(
+                "The flow rule (flow::FlowKind::of): every failback takes the failback flow, a graceful failover the graceful flow, anything else the ungraceful failover.",
+            ),
+        ),
+        ("Choices", J::A(choices)),
+        ("Default", s(entry(default))),
+    ])
+}
+
+fn approval_states(out: &mut States) {
+    out.add(
+        "ApprovalRequired",
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("Approval gate, before the first mutating step: only when the input asks for it; rehearsals never wait."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([
+                    (
+                        "And",
+                        J::A(vec![
+                            o([("Variable", s("$.approval.required")), ("BooleanEquals", v(json!(true)))]),
+                            o([("Variable", s("$.dry_run")), ("BooleanEquals", v(json!(false)))]),
+                        ]),
+                    ),
+                    ("Next", s("RequestApproval")),
+                ])]),
+            ),
+            ("Default", s("ChooseFlow")),
+        ]),
+    );
+    let rejected = ErrorKind::Rejected.error_type();
+    out.add(
+        "RequestApproval",
+        o([
+            ("Type", s("Task")),
+            (
+                "Comment",
+                s("notify publishes what will happen and how to answer, then the execution waits for detect's approve (SendTaskSuccess) or reject (SendTaskFailure), at most $.timing.approval_timeout_seconds. A timeout or a rejection is an answer, not a fault: neither is retried."),
+            ),
+            ("Resource", s("arn:aws:states:::lambda:invoke.waitForTaskToken")),
+            (
+                "Parameters",
+                o([
+                    ("FunctionName", arn(Function::Notify)),
+                    (
+                        "Payload",
+                        o([
+                            ("kind", s("approval")),
+                            ("milestone", s("approval requested")),
+                            ("execution.$", s("$$.Execution.Id")),
+                            ("direction.$", s("$.direction")),
+                            ("dry_run.$", s("$.dry_run")),
+                            ("detail", o([("task_token.$", s("$$.Task.Token")), ("input.$", s("$"))])),
+                        ]),
+                    ),
+                ]),
+            ),
+            ("TimeoutSecondsPath", s("$.timing.approval_timeout_seconds")),
+            ("ResultPath", s("$.approval.decision")),
+            ("Retry", retry(false)),
+            (
+                "Catch",
+                J::A(vec![
+                    catch("States.Timeout", "$.error", "ApprovalTimedOut"),
+                    catch(rejected, "$.error", "ApprovalRejected"),
+                    catch("States.ALL", "$.error", "NotifyFailure"),
+                ]),
+            ),
+            ("Next", s("ApprovalGranted")),
+        ]),
+    );
+    out.add(
+        "ApprovalGranted",
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("Fail closed: only an answer that says \"approved\": true goes on (presence first: comparing a missing field is a runtime error)."),
+            ),
+            (
+                "Choices",
+                J::A(vec![
+                    o([
+                        ("Not", o([("Variable", s("$.approval.decision.approved")), ("IsPresent", v(json!(true)))])),
+                        ("Next", s("ApprovalNotGranted")),
+                    ]),
+                    o([
+                        ("Variable", s("$.approval.decision.approved")),
+                        ("BooleanEquals", v(json!(true))),
+                        ("Next", s("ChooseFlow")),
+                    ]),
+                ]),
+            ),
+            ("Default", s("ApprovalNotGranted")),
+        ]),
+    );
+    let error_pass = |comment: &str, error: &str, cause: &str| {
+        o([
+            ("Type", s("Pass")),
+            ("Comment", s(comment)),
+            ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
+            ("ResultPath", s("$.error")),
+            ("Next", s("NotifyFailure")),
+        ])
+    };
+    out.add(
+        "ApprovalTimedOut",
+        error_pass(
+            "Nobody answered in time: nothing was changed; notify and fail.",
+            ErrorKind::ApprovalTimeout.error_type(),
+            "no answer within the approval timeout",
+        ),
+    );
+    out.add(
+        "ApprovalRejected",
+        o([
+            ("Type", s("Pass")),
+            (
+                "Comment",
+                s("An operator rejected: the Catch put {Error, Cause} in $.error; nothing was changed; notify and fail."),
+            ),
+            ("Next", s("NotifyFailure")),
+        ]),
+    );
+    out.add(
+        "ApprovalNotGranted",
+        error_pass(
+            "The answer did not say \"approved\": true: treat it as a rejection.",
+            rejected,
+            "the approval answer did not say \"approved\": true",
+        ),
+    );
+}
+
+/// The whole state machine definition.
+fn definition() -> J {
+    let mut states = States(Vec::new());
+    states.add(
+        "NotifyStarted",
+        milestone_task(
+            "Tell the operators a run started (detail: the execution input, with its trigger).",
+            "started",
+            "$",
+            "ApprovalRequired",
+        ),
+    );
+    approval_states(&mut states);
+    states.add("ChooseFlow", choose_flow());
+    for kind in FlowKind::ALL {
+        flow_states(&Flow::of(kind), &mut states);
+    }
+    states.add(
+        "Report",
+        notify_task(
+            "Build and publish the final report (timeline, RTO, RPO); its output is the execution output.",
+            "report",
+            "report",
+            ("detail.$", s("$")),
+        )
+        .with("ResultPath", s("$"))
+        .with("Retry", retry(true))
+        .with("Catch", catch_all("$.report_error", "Succeeded"))
+        .with("Next", s("Succeeded")),
+    );
+    states.add("Succeeded", o([("Type", s("Succeed"))]));
+    states.add(
+        "NotifyFailure",
+        notify_task(
+            "Tell the operators what failed ($.error) and how far the run got (detail: the whole state).",
+            "failure",
+            "failed",
+            ("detail.$", s("$")),
+        )
+        .with("ResultPath", v(Value::Null))
+        .with("Retry", retry(true))
+        .with("Catch", catch_all("$.notify_error", "Failed"))
+        .with("Next", s("Failed")),
+    );
+    states.add(
+        "Failed",
+        o([
+            ("Type", s("Fail")),
+            (
+                "Comment",
+                s("The run failed; NotifyFailure told the operators why."),
+            ),
+        ]),
+    );
+    o([
+        (
+            "Comment",
+            s(
+                "pilotlight failover/failback, generated by `pilotlight statemachine` from shared/src/flow.rs: edit the flow there, not this file. Input: docs/contract.md 'State machine input'. Every loop is bounded by $.timing.max_polls, the approval wait by $.timing.approval_timeout_seconds; each ends in NotifyFailure. TimeoutSeconds is a last-resort net above both.",
+            ),
+        ),
+        ("StartAt", s("NotifyStarted")),
+        ("TimeoutSeconds", v(json!(EXECUTION_TIMEOUT_SECONDS))),
+        ("States", J::O(states.0)),
+    ])
+}
+
+/// The generated definition as committed: pretty JSON with a final newline.
+pub fn render() -> String {
+    let mut text = serde_json::to_string_pretty(&definition()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The generated definition as a JSON value (for checks).
+pub fn definition_value() -> Value {
+    serde_json::from_str(&render()).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn all_states(v: &Value, out: &mut Vec<(String, Value)>) {
+        if let Some(states) = v.get("States").and_then(Value::as_object) {
+            for (name, state) in states {
+                out.push((name.clone(), state.clone()));
+                for b in state
+                    .get("Branches")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    all_states(b, out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn state_names_are_unique_and_short() {
+        let def = definition_value();
+        let mut states = Vec::new();
+        all_states(&def, &mut states);
+        let names: BTreeSet<&str> = states.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), states.len(), "a state name is used twice");
+        assert!(
+            names.iter().all(|n| n.len() <= 80),
+            "Step Functions allows 80 characters"
+        );
+    }
+
+    /// Follows ChooseFlow like Step Functions would and checks it lands on the flow `FlowKind::of` names.
+    #[test]
+    fn choose_flow_is_the_flow_rule() {
+        let def = definition_value();
+        let choose = &def["States"]["ChooseFlow"];
+        let matches = |rule: &Value, input: &HashMap<&str, &str>| -> bool {
+            let one = |r: &Value| {
+                let var = r["Variable"].as_str().unwrap().trim_start_matches("$.");
+                input.get(var).copied() == r["StringEquals"].as_str()
+            };
+            match rule.get("And").and_then(Value::as_array) {
+                Some(all) => all.iter().all(one),
+                None => one(rule),
+            }
+        };
+        for direction in [Direction::Failover, Direction::Failback] {
+            for mode in [Mode::Graceful, Mode::Ungraceful] {
+                let (d, m) = (
+                    serde_json::to_value(direction).unwrap(),
+                    serde_json::to_value(mode).unwrap(),
+                );
+                let input = HashMap::from([
+                    ("direction", d.as_str().unwrap()),
+                    ("mode", m.as_str().unwrap()),
+                ]);
+                let next = choose["Choices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| matches(r, &input))
+                    .map(|r| r["Next"].as_str().unwrap())
+                    .unwrap_or_else(|| choose["Default"].as_str().unwrap());
+                let kind = FlowKind::of(direction, mode);
+                assert!(
+                    next.starts_with(kind.name()),
+                    "{direction:?} {mode:?} -> {next}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_task_retries_from_one_policy_and_loops_are_bounded() {
+        let def = definition_value();
+        let mut states = Vec::new();
+        all_states(&def, &mut states);
+        let policy = serde_json::to_value(retry(true)).unwrap();
+        let mut tasks = 0;
+        for (name, state) in &states {
+            if state["Type"] == "Task" {
+                tasks += 1;
+                if name != "RequestApproval" {
+                    assert_eq!(state["Retry"], policy, "{name}");
+                }
+            }
+            if state["Type"] == "Wait" {
+                assert!(
+                    state["SecondsPath"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("$.timing."),
+                    "{name}"
+                );
+            }
+        }
+        assert!(tasks > 30, "{tasks}");
+        let loops = states
+            .iter()
+            .filter(|(n, _)| n.ends_with(" budget"))
+            .count();
+        let waits = states
+            .iter()
+            .filter(|(n, s)| s["Type"] == "Wait" && !n.is_empty())
+            .count();
+        assert_eq!(loops, waits, "every wait belongs to a bounded loop");
+    }
+
+    #[test]
+    fn the_definition_is_json_without_bare_placeholders() {
+        let text = render();
+        assert!(serde_json::from_str::<Value>(&text).is_ok());
+        let placeholders: BTreeSet<&str> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        let expected: BTreeSet<&str> = [
+            Function::PromoteDb,
+            Function::ScaleCompute,
+            Function::ShiftTraffic,
+            Function::UpdateDns,
+            Function::Notify,
+        ]
+        .iter()
+        .map(|f| f.arn_placeholder())
+        .collect();
+        assert_eq!(placeholders, expected);
+    }
+}
