@@ -403,16 +403,4 @@ mod tests {
             assert_eq!(keys.len(), n, "{kind:?}");
         }
     }
-
-    #[test]
-    fn phases_are_named_by_step_and_action() {
-        assert_eq!(phase("promote-db", Action::Status), "promote-db");
-        assert_eq!(phase("promote-db", Action::Prepare), "prepare-db");
-        assert_eq!(phase("promote-db", Action::CatchUp), "catchup");
-        assert_eq!(phase("shift-traffic", Action::Drain), "drain");
-        assert_eq!(
-            phase("scale-compute", Action::Reprotect),
-            "reprotect-scale-compute"
-        );
-    }
 }

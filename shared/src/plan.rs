@@ -179,13 +179,20 @@ pub struct Timing {
     pub poll_seconds: u32,
     pub dial_bake_seconds: u32,
     pub max_polls: u32,
-    /// How long the approval gate waits for an answer (`TimeoutSecondsPath` of the approval task).
+    /// How long the approval gate waits for an answer (`TimeoutSecondsPath` of the approval task). Inputs written
+    /// before it existed read as the default.
+    #[serde(default = "default_approval_timeout_seconds")]
     pub approval_timeout_seconds: u32,
 }
 
 /// Step Functions waits on a task token for at most a year; pilotlight keeps the approval wait well inside the
 /// execution's 24 h net.
 pub const MAX_APPROVAL_TIMEOUT_SECONDS: u64 = 43_200;
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3600;
+
+fn default_approval_timeout_seconds() -> u32 {
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailoverPlan {
@@ -475,7 +482,7 @@ impl Vars<'_> {
         }
     }
     fn approval_timeout(&self, name: &str) -> Result<u32> {
-        match self.number(name, 3600)? {
+        match self.number(name, DEFAULT_APPROVAL_TIMEOUT_SECONDS.into())? {
             n @ 1..=MAX_APPROVAL_TIMEOUT_SECONDS => Ok(n as u32),
             n => Err(Error::config(
                 name,

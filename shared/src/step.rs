@@ -6,7 +6,36 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::plan::{Direction, Mode};
+use crate::plan::{Direction, Mode, Timing};
+
+/// What started a run, as detect recorded it in the execution input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerInfo {
+    /// "alarm" or "manual".
+    pub source: String,
+    pub alarms: Vec<String>,
+    pub state_change_time: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// The state machine's input (docs/contract.md), the one type detect writes and the steps read. Deterministic for a given trigger, so duplicate deliveries send
+/// byte-identical input under the same name and Step Functions treats them as one execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    pub direction: Direction,
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub force: bool,
+    pub trigger: TriggerInfo,
+    pub timing: Timing,
+    pub approval: ApprovalGate,
+}
+
+/// Whether the execution pauses for an operator before its first mutating step. Rehearsals never wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalGate {
+    pub required: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -103,7 +103,7 @@ pub async fn answer_task(
         let sent = sfn
             .send_task_failure()
             .task_token(token)
-            .error("pilotlight.Rejected")
+            .error(crate::error::ErrorKind::Rejected.error_type())
             .cause(reason)
             .send()
             .await;

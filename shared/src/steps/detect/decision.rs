@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::aws::cloudwatch::LiveAlarm;
 use crate::aws::stepfunctions::RecentExecution;
 use crate::error::{Error, Result};
-use crate::plan::{Direction, FailoverPlan, Mode, Side, Timing};
+use crate::plan::{Direction, FailoverPlan, Mode, Side};
+use crate::step::{ApprovalGate, ExecutionInput, TriggerInfo};
 use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, AlarmTransition, ManualCommand};
 
@@ -59,34 +60,6 @@ pub struct Situation {
     pub executions: Vec<RecentExecution>,
     pub active: ActiveSide,
     pub now: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TriggerInfo {
-    /// "alarm" or "manual".
-    pub source: String,
-    pub alarms: Vec<String>,
-    pub state_change_time: DateTime<Utc>,
-    pub reason: String,
-}
-
-/// The state machine's input (docs/contract.md). Deterministic for a given trigger, so duplicate deliveries send
-/// byte-identical input under the same name and Step Functions treats them as one execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecutionInput {
-    pub direction: Direction,
-    pub mode: Mode,
-    pub dry_run: bool,
-    pub force: bool,
-    pub trigger: TriggerInfo,
-    pub timing: Timing,
-    pub approval: ApprovalGate,
-}
-
-/// Whether the execution pauses for an operator before its first mutating step. Rehearsals never wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalGate {
-    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

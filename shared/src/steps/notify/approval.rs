@@ -1,15 +1,17 @@
 //! The approval request notify publishes for the approval gate: what the execution will do, why it was started,
 //! and the two commands that answer it.
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use serde_json::{Value, json};
 
-use super::message::text;
 use super::{NotifyInput, STEP};
 use crate::error::{Error, Result};
-use crate::plan::{DatabasePlan, Direction, DnsPlan, FailoverPlan, Mode, Side};
+use crate::flow::Flow;
+use crate::plan::{DatabasePlan, DnsPlan, FailoverPlan, Mode, Side};
 use crate::routing::wanted_flags;
+use crate::step::{Action, ExecutionInput};
+use crate::timestamp::rfc3339;
 
 /// Task tokens are opaque and AWS keeps them to a few kilobytes; this bound only guarantees that the two answer
 /// commands, each carrying the whole token, fit in one SNS message with the rest of the notice. A token is never
@@ -23,25 +25,6 @@ pub struct ApprovalRequest {
     /// The execution input as the state machine passed it (`$`), kept whole for the body.
     pub input: Value,
     pub execution: ExecutionInput,
-}
-
-/// The fields of the execution input the notice explains. Not strict: `$` also carries what earlier states added.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ExecutionInput {
-    #[serde(default)]
-    pub direction: Option<Direction>,
-    #[serde(default)]
-    pub mode: Mode,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub force: bool,
-    #[serde(default)]
-    pub trigger: Value,
-    #[serde(default)]
-    pub timing: Value,
-    #[serde(default)]
-    pub approval: Value,
 }
 
 /// Reads and checks `detail.task_token` and `detail.input` of an approval request.
@@ -69,14 +52,14 @@ pub fn approval_request(input: &NotifyInput) -> Result<ApprovalRequest> {
             "{STEP}: an approval request needs detail.input, the execution input ($), got {raw}"
         )));
     }
+    // `$` also carries what earlier states added (notify errors): those fields are not the input's and are left.
     let execution: ExecutionInput = serde_json::from_value(raw.clone()).map_err(|e| {
         Error::invalid_input(format!(
             "{STEP}: detail.input is not a pilotlight execution input: {e}"
         ))
     })?;
-    if let Some(d) = execution.direction
-        && d != input.direction
-    {
+    let d = execution.direction;
+    if d != input.direction {
         return Err(Error::invalid_input(format!(
             "{STEP}: direction {:?} differs from detail.input.direction {:?}",
             input.direction.as_str(),
@@ -102,10 +85,16 @@ pub fn approval_body(
     let mode = request.execution.mode;
     let (source, target) = (direction.source(), direction.target());
     let (sp, tp) = (plan.region(source), plan.region(target));
-    // docs/contract.md: graceful failover and every failback take the graceful path; catch-up only when graceful.
-    let graceful_path = direction == Direction::Failback || mode == Mode::Graceful;
-    let catch_up = graceful_path && mode == Mode::Graceful;
-    let failback = direction == Direction::Failback;
+    // What runs comes from the flow definition, the same one the state machine is generated from.
+    let flow = Flow::for_run(direction, mode);
+    let runs = |action: Action| {
+        flow.calls()
+            .any(|c| c.action == action && c.skip_in_mode != Some(mode))
+    };
+    let graceful_path = flow.kind.path() == "graceful";
+    let catch_up = runs(Action::CatchUp);
+    let prepare = runs(Action::Prepare);
+    let failback = runs(Action::Reprotect);
 
     let database = match &plan.database {
         DatabasePlan::RdsReplica { .. } => {
@@ -114,7 +103,7 @@ pub fn approval_body(
                 plan.database.resource(target),
             );
             let mut actions = Vec::new();
-            if graceful_path {
+            if prepare {
                 actions.push(format!(
                     "prepare: make sure {replica} in {} replicates {writer} (created if missing; a stale standalone \
                      instance holding that id is renamed {replica}-retired-<timestamp> first)",
@@ -215,7 +204,7 @@ pub fn approval_body(
             sp.region, tp.region
         )),
         "target_dial_steps": dial_steps,
-        "bake_seconds_between_steps": request.execution.timing.get("dial_bake_seconds"),
+        "bake_seconds_between_steps": request.execution.timing.dial_bake_seconds,
     });
 
     let dns = match &plan.dns {
@@ -263,46 +252,19 @@ pub fn approval_body(
         }
     };
 
-    let steps: Vec<&str> = if graceful_path {
-        let mut v = vec![
-            "prepare the target database replica",
-            "scale the target Auto Scaling group",
-            "drain the source traffic dial to 0",
-        ];
-        if catch_up {
-            v.push("wait for replica lag 0");
-        }
-        v.extend([
-            "promote the target database",
-            "shift traffic to the target",
-            "update DNS",
-        ]);
-        if failback {
-            v.push("reprotect: fresh DR replica and DR Auto Scaling group at 0/0/0");
-        }
-        v
-    } else {
-        vec![
-            "promote the target database and scale the target Auto Scaling group (in parallel)",
-            "shift traffic to the target",
-            "update DNS",
-        ]
-    };
+    let steps = flow.what_will_happen(mode);
 
     let trigger = &request.execution.trigger;
-    let alarms: Vec<&str> = trigger
-        .get("alarms")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let at = text(trigger.get("state_change_time"))
-        .map(|t| format!(" at {t}"))
-        .unwrap_or_default();
-    let why = match (text(trigger.get("source")), text(trigger.get("reason"))) {
-        (Some(source), Some(reason)) => format!("{source}{at}: {reason}"),
-        (Some("alarm"), None) => format!("alarm{at}: in ALARM: {}", alarms.join(", ")),
-        (Some(source), None) => format!("{source}{at}: no reason given"),
-        (None, _) => "no trigger in the execution input".to_string(),
+    let at = format!(
+        " at {}",
+        rfc3339(trigger.state_change_time, SecondsFormat::AutoSi)
+    );
+    let why = match (trigger.source.as_str(), trigger.reason.trim()) {
+        ("alarm", "") => {
+            format!("alarm{at}: in ALARM: {}", trigger.alarms.join(", "))
+        }
+        (source, "") => format!("{source}{at}: no reason given"),
+        (source, reason) => format!("{source}{at}: {reason}"),
     };
 
     let token = &request.task_token;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::step::{Action, Change, StepReport};
+use crate::step::{Change, StepReport};
 
 /// The step reports the execution history gave, or why there are none.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,21 +95,13 @@ pub struct Report {
     pub summary: String,
 }
 
-/// The timeline phase a step report belongs to. Start and status calls of a step are one phase; the graceful
-/// actions get their own names.
-pub fn phase(step: &str, action: Action) -> String {
-    match (step, action) {
-        (_, Action::Start | Action::Status) => step.to_string(),
-        (_, Action::Reprotect) => format!("reprotect-{step}"),
-        ("promote-db", Action::Prepare) => "prepare-db".to_string(),
-        ("promote-db", Action::CatchUp) => "catchup".to_string(),
-        ("shift-traffic", Action::Drain) => "drain".to_string(),
-        (_, other) => format!("{step}-{}", other.as_str()),
-    }
-}
+/// The timeline phase a step report belongs to: the flow definition names them (start and status calls of a step
+/// are one phase; the other actions get their own names).
+pub use crate::flow::phase;
 
-/// Every step report in the state: `$.steps.*`, `$.recovery[*]` (the Parallel branches' outputs, whether flat or
-/// under `steps`) and `$.reprotect[*]`.
+/// Every step report in the state: `$.steps.*`, including a side-by-side phase's branch outputs
+/// (`$.steps.<phase>[*].*`), and `$.recovery[*]` / `$.reprotect[*]` of executions started before the flows were
+/// generated.
 pub fn state_reports(state: &Value) -> Vec<StepReport> {
     fn collect(v: &Value, depth: usize, out: &mut Vec<StepReport>) {
         if v.get("step").is_some()
@@ -287,6 +279,7 @@ fn secs(d: chrono::TimeDelta) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::step::Action;
     use serde_json::json;
 
     fn step(
