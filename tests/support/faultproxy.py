@@ -92,6 +92,9 @@ REST_ROUTES = [
 ]
 REST_ROUTES = [(s, m, re.compile(p), op) for s, m, p, op in REST_ROUTES]
 # X-Amz-Target prefixes -> SigV4 service names (used only when the request carries no credential scope)
+# awsQueryCompatible services: their JSON/CBOR errors also carry the Query error code in x-amzn-query-error,
+# which the SDKs prefer over __type (CloudWatch answers Query-style "Throttling" there).
+QUERY_COMPATIBLE = {"monitoring", "sqs"}
 TARGET_SERVICES = {"GlobalAccelerator_V20180706": "globalaccelerator", "AWSStepFunctions": "states",
                    "AmazonSSM": "ssm", "GraniteServiceVersion20100801": "monitoring"}
 
@@ -258,9 +261,10 @@ def error_response(fault: str, ident: dict, rule: dict, req_ctype: str) -> tuple
         code = rule.get("code") or json_code
         ctype = req_ctype if req_ctype.startswith("application/x-amz-json") else "application/x-amz-json-1.1"
         headers.update({"Content-Type": ctype, "x-amzn-ErrorType": code})
+        if ident["service"] in QUERY_COMPATIBLE:
+            headers["x-amzn-query-error"] = f"{rule.get('code') or query_code};{sender}"
         return status, headers, json.dumps({"__type": code, "message": message}).encode()
     if protocol == "cbor":
-        # CloudWatch is awsQueryCompatible: the SDK takes the error code from x-amzn-query-error when present
         code = rule.get("code") or json_code
         headers.update({"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
                         "x-amzn-query-error": f"{rule.get('code') or query_code};{sender}"})
