@@ -307,6 +307,11 @@ def checks(p):
     err = error_of(rds.describe_db_instances)
     check("close: the client sees the connection closed mid-call",
           isinstance(err, (ConnectionClosedError, EndpointConnectionError)), repr(err))
+    p.rules({"service": "rds", "fault": "reset"})
+    err = error_of(rds.describe_db_instances)
+    e = last(p, "DescribeDBInstances")
+    check("reset: the client sees the connection reset", isinstance(err, (ConnectionClosedError,
+          EndpointConnectionError)) and e["status"] == "reset", (repr(err), e))
     p.reset()
     check("DELETE rules and requests: no fault, empty log", error_of(rds.describe_db_instances) is None
           and [r["operation"] for r in p.requests()] == ["DescribeDBInstances"], p.requests())

@@ -13,6 +13,7 @@ returned unchanged, unless a rule injects a fault for that request's service / r
 * ``blackhole``           read the request, never answer; the socket stays open until the client gives up, the
                           proxy stops, or 10 minutes pass
 * ``close``               read the request, close the connection without an answer (EOF mid-call)
+* ``reset``               read the request, reset the connection (TCP RST: a server that died mid-call)
 * ``rewrite``             forward, then replace ``find`` by ``replace`` in the answer body (e.g. an RDS status)
 
 The operation is identified the way the AWS protocols carry it: ``X-Amz-Target`` (awsJson), ``Action=`` in the
@@ -35,6 +36,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -50,7 +52,7 @@ MAX_DELAY_MS = 600_000        # slow/delay: at most 10 minutes
 MAX_BODY = 64 * 1024 * 1024   # request bodies larger than this are refused
 MAX_LOG = 10_000              # request log entries kept (oldest dropped)
 UPSTREAM_TIMEOUT_S = 120.0
-FAULTS = {"throttle", "error500", "error503", "slow", "delay", "blackhole", "close", "rewrite"}
+FAULTS = {"throttle", "error500", "error503", "slow", "delay", "blackhole", "close", "reset", "rewrite"}
 RULE_FIELDS = {"service", "region", "operation", "mutating", "fault", "delay_ms", "times", "after", "code",
                "message", "find", "replace"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -377,13 +379,17 @@ class Handler(BaseHTTPRequestHandler):
             status, headers, payload = error_response(fault, ident, rule, self.headers.get("Content-Type", ""))
             self._send(status, headers, payload)
             return status
-        if fault == "close":
+        if fault in ("close", "reset"):
             self.close_connection = True
             try:
-                self.connection.shutdown(socket.SHUT_RDWR)
+                if fault == "reset":  # linger 0: close() sends RST instead of FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                else:
+                    self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return "closed"
+            return "closed" if fault == "close" else "reset"
         if fault == "blackhole":
             self.close_connection = True
             return self._hold()
