@@ -314,6 +314,7 @@ class Upstreams:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"    # keep-alive, as the SDKs expect; every answer carries Content-Length
     server_version = "faultproxy"
+    timeout = MAX_HOLD_S             # an idle keep-alive connection (or a stalled request) is dropped after this
     upstreams: Upstreams            # set in main()
 
     def log_message(self, fmt, *args):  # one line per request is written by _finish
