@@ -8,17 +8,14 @@ gapfill) and stops them; it creates a few uniquely named resources in moto and g
 Needs boto3: when the running interpreter lacks it, re-executes itself with <repo>/.tools/moto/bin/python.
 Prints one "ok ..." line per check, "N passed, M failed", and exits non-zero on any failure.
 """
-import os
 import sys
 from pathlib import Path
 
-try:
-    import boto3
-except ImportError:
-    venv_py = Path(__file__).resolve().parents[2] / ".tools" / "moto" / "bin" / "python"
-    if venv_py.exists() and Path(sys.executable).resolve() != venv_py.resolve():
-        os.execv(str(venv_py), [str(venv_py), __file__, *sys.argv[1:]])
-    sys.exit("boto3 not found: run scripts/install-tools.sh moto")
+from boto3_venv import ensure_boto3
+
+ensure_boto3(__file__)
+
+import boto3  # noqa: E402
 
 import argparse
 import json
