@@ -18,8 +18,9 @@ step "emulators"
 scripts/emulators.sh start moto gapfill ministack
 eval "$(scripts/emulators.sh env)"
 
-step "gapfill test server self-check"
+step "gapfill test server and faultproxy self-checks"
 python3 tests/support/check_gapfill.py --url "$PILOTLIGHT_GAPFILL_URL"
+python3 tests/support/check_faultproxy.py --moto "$PILOTLIGHT_MOTO_URL" --gapfill "$PILOTLIGHT_GAPFILL_URL"
 
 step "template and state machine"
 scripts/validate-template.sh

@@ -6,6 +6,7 @@
 
 #[path = "../support/emulator_http.rs"]
 pub mod emulator_http;
+pub mod faultproxy;
 pub mod rds;
 
 use std::collections::HashMap;

@@ -9,15 +9,12 @@ Needs boto3: when the running interpreter lacks it, re-executes itself with <rep
 """
 import os
 import sys
-from pathlib import Path
 
-try:
-    import boto3
-except ImportError:
-    venv_py = Path(__file__).resolve().parents[2] / ".tools" / "moto" / "bin" / "python"
-    if venv_py.exists() and Path(sys.executable).resolve() != venv_py.resolve():
-        os.execv(str(venv_py), [str(venv_py), __file__, *sys.argv[1:]])
-    sys.exit("boto3 not found: run scripts/install-tools.sh moto")
+from boto3_venv import ensure_boto3
+
+ensure_boto3(__file__)
+
+import boto3  # noqa: E402
 
 import argparse
 import json
