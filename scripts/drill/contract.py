@@ -145,7 +145,7 @@ class Contract:
         return found
 
     # -- plan ----------------------------------------------------------------------------------------------
-    def check_plan(self, path, drill_values=()):
+    def check_plan(self, path, drill_values=(), label=None):
         """`pilotlight check-plan --json <path>`: (plan, variables). The CLI lets PILOTLIGHT_* variables of the
         environment win over the file (as the functions' FailoverPlan::from_file does); the values the drill set
         itself (drill_values: names of seeded resources) are kept out of its environment so they always win."""
@@ -154,8 +154,9 @@ class Contract:
         r = subprocess.run(cmd + ["check-plan", "--json", path], cwd=self.root, env=env, capture_output=True,
                            text=True)
         if r.returncode != 0:
-            raise DrillError(f"the plan {path} is not valid ({' '.join(cmd)} check-plan --json): "
-                             f"{r.stderr.strip()[-1500:]}; fix the variable it names (plan file or environment)")
+            raise DrillError(f"the plan ({label or path}) is not valid, says `{' '.join(cmd)} check-plan --json`: "
+                             f"{r.stderr.strip()[-1500:]}; fix the variable it names (in the plan file or the "
+                             "PILOTLIGHT_* environment)")
         out = json.loads(r.stdout)
         return out["plan"], out["variables"]
 
@@ -171,6 +172,6 @@ class Contract:
             f.write(static.rstrip("\n") + "\n\n# set by the drill run (seeded resources)\n")
             f.writelines(f"{k}={v}\n" for k, v in values.items())
         try:
-            return self.check_plan(f.name, values)
+            return self.check_plan(f.name, values, f"{static_path}, this run's values, the PILOTLIGHT_* environment")
         finally:
             os.unlink(f.name)
