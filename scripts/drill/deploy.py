@@ -109,7 +109,8 @@ def deploy(d, variables, emulator_made):
     code_uris, definition_uri = upload_artifacts(d, s3, bucket)
 
     parameters, not_taken = d.contract.parameter_values(variables)
-    made = {d.contract.variable_parameters()[k] for k in emulator_made if k in d.contract.variable_parameters()}
+    parameter_of = d.contract.variable_parameters()
+    made = {parameter_of[k] for k in emulator_made if k in parameter_of}
     kv("parameters", f"{len(parameters)} from the plan (template.yaml maps them)"
        + (f"; not template parameters: {', '.join(not_taken)}" if not_taken else ""))
     cfn = d.client("cloudformation", region, "ministack")
