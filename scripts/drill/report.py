@@ -6,7 +6,7 @@ from .console import kv, phase, say
 
 
 def find_report(out):
-    """The report (shared/src/report.rs: timeline, RTO, RPO, changes) inside the execution output, if any."""
+    """The report (shared/src/steps/notify/report.rs: timeline, RTO, RPO, changes) inside the execution output, if any."""
     if isinstance(out, dict):
         if "timeline" in out:
             return out

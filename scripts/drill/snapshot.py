@@ -7,8 +7,8 @@ from botocore.exceptions import ClientError
 from .console import kv, phase
 from .context import GLOBAL_ACCELERATOR_REGION
 
-# Tag promote-db writes before PromoteReadReplica (shared/src/rds.rs), read back because moto never clears
-# ReadReplicaSourceDBInstanceIdentifier on promotion (an emulator bug documented in /work/shared/EMULATORS.md).
+# Tag promote-db writes before PromoteReadReplica (shared/src/aws/rds.rs), read back because moto never clears
+# ReadReplicaSourceDBInstanceIdentifier on promotion (an emulator bug documented in docs/emulators.md).
 PROMOTE_REQUESTED_TAG = "pilotlight:promote-requested-at"
 PROMOTED_INSTANCE_TAG = "pilotlight:promoted-instance"
 
@@ -41,7 +41,7 @@ def db_view(d, side):
         "rpo_tag": tags.get("pilotlight:rpo-seconds"),
         "created": inst.get("InstanceCreateTime"),
     }
-    # the product's rule (shared/src/rds.rs InstanceView::is_replica): a replica until promoted; moto keeps the
+    # the product's rule (shared/src/steps/promote_db.rs InstanceView::is_replica): a replica until promoted; moto keeps the
     # source field after PromoteReadReplica, so a promotion recorded on this very instance without replication
     # status counts as promoted. A record copied from the source onto a new replica (moto copies every tag) names
     # another instance or predates this one: it does not count.
