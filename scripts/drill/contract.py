@@ -8,7 +8,6 @@
 
 import json
 import os
-import re
 import subprocess
 import tempfile
 
@@ -37,11 +36,6 @@ def _long_form(loader, tag, node):
 
 
 CfnLoader.add_multi_constructor("!", _long_form)
-
-
-def variable_of(parameter):
-    """The template's own rule ("Every parameter maps 1:1 to a PILOTLIGHT_* variable"): DrAsg -> PILOTLIGHT_DR_ASG."""
-    return "PILOTLIGHT_" + re.sub(r"(?<!^)(?=[A-Z])", "_", parameter).upper()
 
 
 class Contract:
@@ -101,19 +95,14 @@ class Contract:
         return None
 
     def variable_parameters(self):
-        """PILOTLIGHT_* variable -> the template parameter that sets it. Read from the function environments; a
-        parameter no function reads (a deploy-time setting, e.g. one the state machine definition substitutes)
-        follows the template's naming rule (variable_of)."""
+        """PILOTLIGHT_* variable -> the template parameter that sets it, read from the function environments. A
+        parameter no function reads is not the plan's (e.g. OperatorEmail): it keeps its Default."""
         mapping = {}
         for env in self.function_environments():
             for variable, value in env.items():
                 parameter = self._parameter_in(value)
                 if parameter:
                     mapping[variable] = parameter
-        taken = set(mapping.values())
-        for parameter in self.parameters:
-            if parameter not in taken:
-                mapping.setdefault(variable_of(parameter), parameter)
         return mapping
 
     def parameter_values(self, variables):
