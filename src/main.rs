@@ -108,7 +108,7 @@ fn check_plan(path: &Path) -> Result<(), String> {
         "plan OK: {} -> {} ({} alarms, quorum {})",
         plan.primary.region,
         plan.dr.region,
-        plan.alarms.names.len(),
+        plan.alarms.alarms.len(),
         plan.alarms.quorum
     );
     Ok(())
@@ -186,15 +186,18 @@ fn bench(iterations: u32) -> Result<(), String> {
     let situation = Situation {
         alarms: plan
             .alarms
-            .names
+            .alarms
             .iter()
-            .map(|n| LiveAlarm {
-                name: n.clone(),
+            .map(|a| LiveAlarm {
+                name: a.name.clone(),
+                region: a.region.clone(),
                 state: "ALARM".into(),
                 transitioned_at: Some(now),
             })
             .collect(),
+        unknown_alarm_regions: vec![],
         executions: vec![],
+        executions_unknown: None,
         active: ActiveSide::Primary,
         now,
     };

@@ -81,9 +81,8 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
 
 impl Setup {
     async fn set_alarm(&self, name: &str, state: StateValue) {
-        self.ctx
-            .aws
-            .alarms
+        self.ctx.aws.alarms[0]
+            .1
             .set_alarm_state()
             .alarm_name(name)
             .state_value(state)

@@ -106,6 +106,9 @@ pub struct RegionPlan {
     pub endpoint_group_arn: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// The whole of one AWS call, retries included: no call waits longer, so a step always answers inside its
+    /// function timeout (a black-holed endpoint costs this, not the read timeout times the attempts).
+    pub operation_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,12 +168,57 @@ pub enum DnsPlan {
     },
 }
 
+/// One alarm of the quorum, in the region it lives in (an alarm watches metrics of its own region only, so the
+/// quorum may span regions: the primary's ALB alarms there, the DR-side probe's alarm in DR).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct AlarmRef {
+    pub name: String,
+    pub region: String,
+}
+
+impl std::fmt::Display for AlarmRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.region)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmPolicy {
+    /// Where alarms given by bare name live (PILOTLIGHT_ALARM_REGION, default the DR region).
     pub region: String,
-    pub names: Vec<String>,
+    pub alarms: Vec<AlarmRef>,
     pub quorum: usize,
     pub cooldown: Duration,
+    /// The longest detect waits for its reads (alarms, executions, dials) before it decides with what it has.
+    pub observe_deadline: Duration,
+}
+
+impl AlarmPolicy {
+    /// The regions detect re-reads alarms in, each once, in plan order.
+    pub fn regions(&self) -> Vec<&str> {
+        let mut regions: Vec<&str> = Vec::new();
+        for a in &self.alarms {
+            if !regions.contains(&a.region.as_str()) {
+                regions.push(&a.region);
+            }
+        }
+        regions
+    }
+
+    /// The names of the plan's alarms in `region`.
+    pub fn names_in(&self, region: &str) -> Vec<String> {
+        self.alarms
+            .iter()
+            .filter(|a| a.region == region)
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    pub fn contains(&self, name: &str, region: &str) -> bool {
+        self.alarms
+            .iter()
+            .any(|a| a.name == name && a.region == region)
+    }
 }
 
 /// State-machine timing, handed to each execution so the drill can run in seconds.
@@ -188,6 +236,8 @@ pub struct Timing {
 /// Step Functions waits on a task token for at most a year; pilotlight keeps the approval wait well inside the
 /// execution's 24 h net.
 pub const MAX_APPROVAL_TIMEOUT_SECONDS: u64 = 43_200;
+/// No single AWS call may take longer than this, whatever the plan says: the functions' timeout is 30 s.
+pub const MAX_OPERATION_TIMEOUT_MS: u64 = 25_000;
 pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3600;
 
 fn default_approval_timeout_seconds() -> u32 {
@@ -260,7 +310,7 @@ impl FailoverPlan {
             ));
         }
         let region_plan =
-            |prefix: &str, region: String, timeouts: (u64, u64)| -> Result<RegionPlan> {
+            |prefix: &str, region: String, timeouts: (u64, u64, u64)| -> Result<RegionPlan> {
                 Ok(RegionPlan {
                     region,
                     asg: v.required(&format!("PILOTLIGHT_{prefix}_ASG"))?,
@@ -279,31 +329,42 @@ impl FailoverPlan {
                     read_timeout: Duration::from_millis(
                         v.number(&format!("PILOTLIGHT_{prefix}_READ_TIMEOUT_MS"), timeouts.1)?,
                     ),
+                    operation_timeout: Duration::from_millis(v.bounded(
+                        &format!("PILOTLIGHT_{prefix}_OPERATION_TIMEOUT_MS"),
+                        timeouts.2,
+                        500..=MAX_OPERATION_TIMEOUT_MS,
+                    )?),
                 })
             };
         // The primary is the region most likely to be failing: short timeouts so a dead endpoint never blocks.
-        let primary = region_plan("PRIMARY", primary_region, (1000, 3000))?;
-        let dr = region_plan("DR", dr_region, (3000, 20000))?;
+        let primary = region_plan("PRIMARY", primary_region, (1000, 3000, 8000))?;
+        let dr = region_plan("DR", dr_region, (3000, 20000, 20000))?;
 
-        let names: Vec<String> = v.list("PILOTLIGHT_ALARM_NAMES")?;
+        let alarm_region = match v.optional("PILOTLIGHT_ALARM_REGION") {
+            Some(_) => v.region("PILOTLIGHT_ALARM_REGION")?,
+            None => dr.region.clone(),
+        };
+        let alarm_list = v.alarm_refs("PILOTLIGHT_ALARM_NAMES", &alarm_region, &account_id)?;
         let quorum = v.number("PILOTLIGHT_QUORUM", 1)? as usize;
-        if quorum == 0 || quorum > names.len() {
+        if quorum == 0 || quorum > alarm_list.len() {
             return Err(Error::config(
                 "PILOTLIGHT_QUORUM",
                 format!(
                     "must be between 1 and the number of alarms ({}), got {quorum}",
-                    names.len()
+                    alarm_list.len()
                 ),
             ));
         }
         let alarms = AlarmPolicy {
-            region: match v.optional("PILOTLIGHT_ALARM_REGION") {
-                Some(_) => v.region("PILOTLIGHT_ALARM_REGION")?,
-                None => dr.region.clone(),
-            },
-            names,
+            region: alarm_region,
+            alarms: alarm_list,
             quorum,
             cooldown: Duration::from_secs(v.number("PILOTLIGHT_COOLDOWN_SECONDS", 1800)?),
+            observe_deadline: Duration::from_millis(v.bounded(
+                "PILOTLIGHT_OBSERVE_DEADLINE_MS",
+                5000,
+                100..=20_000,
+            )?),
         };
 
         let database = match v.required("PILOTLIGHT_DB_MODE")?.as_str() {
@@ -373,9 +434,9 @@ impl FailoverPlan {
                 }
             },
             timing: Timing {
-                poll_seconds: v.number("PILOTLIGHT_POLL_SECONDS", 15)? as u32,
-                dial_bake_seconds: v.number("PILOTLIGHT_DIAL_BAKE_SECONDS", 30)? as u32,
-                max_polls: v.number("PILOTLIGHT_MAX_POLLS", 240)? as u32,
+                poll_seconds: v.bounded("PILOTLIGHT_POLL_SECONDS", 15, 1..=3600)? as u32,
+                dial_bake_seconds: v.bounded("PILOTLIGHT_DIAL_BAKE_SECONDS", 30, 0..=3600)? as u32,
+                max_polls: v.bounded("PILOTLIGHT_MAX_POLLS", 240, 1..=10_000)? as u32,
                 approval_timeout_seconds: v
                     .approval_timeout("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS")?,
             },
@@ -391,6 +452,71 @@ impl FailoverPlan {
             )
         })
     }
+}
+
+/// Longest alarm name CloudWatch accepts.
+pub const ALARM_NAME_MAX_CHARS: usize = 255;
+
+/// One entry of PILOTLIGHT_ALARM_NAMES: `name`, `name@region` or `arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>`.
+pub fn parse_alarm_ref(
+    item: &str,
+    default_region: &str,
+    account: &str,
+) -> std::result::Result<AlarmRef, String> {
+    let (name, region) = if let Some(rest) = item.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        match parts.as_slice() {
+            [_, "cloudwatch", region, acct, resource, name] if *resource == "alarm" => {
+                if *acct != account {
+                    return Err(format!(
+                        "the alarm is in account {acct}, the plan's account is {account} (PILOTLIGHT_ACCOUNT_ID)"
+                    ));
+                }
+                (name.to_string(), region.to_string())
+            }
+            _ => return Err("expected arn:aws:cloudwatch:<region>:<account>:alarm:<name>".into()),
+        }
+    } else {
+        match item.rsplit_once('@') {
+            Some((name, region)) if is_region(region) => (name.to_string(), region.to_string()),
+            _ => (item.to_string(), default_region.to_string()),
+        }
+    };
+    if !is_region(&region) {
+        return Err(format!(
+            "{region:?} is not a region name like ap-northeast-1"
+        ));
+    }
+    check_alarm_name(&name)?;
+    Ok(AlarmRef { name, region })
+}
+
+/// Alarm names: 1 to 255 characters, none of them a control character (they end up in logs, mail subjects and
+/// execution names).
+pub fn check_alarm_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.chars().count() > ALARM_NAME_MAX_CHARS {
+        return Err(format!(
+            "an alarm name has 1 to {ALARM_NAME_MAX_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("alarm name {name:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// `ap-northeast-1`, `us-gov-west-1`: lowercase words and digits, ending in a number.
+pub fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The region field of an ARN (`arn:partition:service:region:account:resource`).
@@ -442,17 +568,7 @@ impl Vars<'_> {
     }
     fn region(&self, name: &str) -> Result<String> {
         let r = self.required(name)?;
-        let parts: Vec<&str> = r.split('-').collect();
-        let ok = parts.len() >= 3
-            && parts.iter().all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            })
-            && parts
-                .last()
-                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-        if ok {
+        if is_region(&r) {
             Ok(r)
         } else {
             Err(Error::config(
@@ -482,13 +598,42 @@ impl Vars<'_> {
         }
     }
     fn approval_timeout(&self, name: &str) -> Result<u32> {
-        match self.number(name, DEFAULT_APPROVAL_TIMEOUT_SECONDS.into())? {
-            n @ 1..=MAX_APPROVAL_TIMEOUT_SECONDS => Ok(n as u32),
-            n => Err(Error::config(
+        let n = self.bounded(
+            name,
+            DEFAULT_APPROVAL_TIMEOUT_SECONDS.into(),
+            1..=MAX_APPROVAL_TIMEOUT_SECONDS,
+        )?;
+        Ok(n as u32)
+    }
+    /// A whole number within `range`: a value that would be truncated or make no sense is refused, never cut.
+    fn bounded(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let n = self.number(name, default)?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(Error::config(
                 name,
-                format!("expected 1 to {MAX_APPROVAL_TIMEOUT_SECONDS} seconds, got {n}"),
-            )),
+                format!("expected {} to {}, got {n}", range.start(), range.end()),
+            ))
         }
+    }
+    /// `name`, `name@region` or an alarm ARN, comma-separated; bare names live in `default_region`.
+    fn alarm_refs(&self, name: &str, default_region: &str, account: &str) -> Result<Vec<AlarmRef>> {
+        let mut refs: Vec<AlarmRef> = Vec::new();
+        for item in self.list(name)? {
+            let alarm = parse_alarm_ref(&item, default_region, account)
+                .map_err(|why| Error::config(name, format!("{item:?}: {why}")))?;
+            if refs.contains(&alarm) {
+                return Err(Error::config(name, format!("{alarm} is listed twice")));
+            }
+            refs.push(alarm);
+        }
+        Ok(refs)
     }
     fn boolean(&self, name: &str, default: bool) -> Result<bool> {
         match self.optional(name).as_deref() {
