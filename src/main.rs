@@ -104,6 +104,9 @@ fn check_plan(path: &Path) -> Result<(), String> {
         "{}",
         serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
     );
+    for w in plan.warnings() {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "plan OK: {} -> {} ({} alarms, quorum {})",
         plan.primary.region,
@@ -124,7 +127,8 @@ fn check_plan_json(path: &Path) -> Result<(), String> {
         .into_iter()
         .collect();
     variables.extend(std::env::vars().filter(|(k, _)| k.starts_with("PILOTLIGHT_")));
-    let out = serde_json::json!({ "plan": plan, "variables": variables });
+    let out =
+        serde_json::json!({ "plan": plan, "variables": variables, "warnings": plan.warnings() });
     println!(
         "{}",
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?

@@ -221,6 +221,15 @@ impl AlarmPolicy {
     }
 }
 
+/// See [`FailoverPlan::worst_case`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorstCase {
+    /// detect: from the event to its answer.
+    pub detect: Duration,
+    /// Any one AWS call of any step, retries included.
+    pub longest_call: Duration,
+}
+
 /// State-machine timing, handed to each execution so the drill can run in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
@@ -443,6 +452,53 @@ impl FailoverPlan {
         })
     }
 
+    /// What a careful operator should know about this plan before relying on it on the worst day (advice, not
+    /// errors: the plan still loads). Pure; `pilotlight check-plan` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self
+            .alarms
+            .alarms
+            .iter()
+            .all(|a| a.region == self.primary.region)
+        {
+            out.push(format!(
+                "every alarm of the quorum lives in the primary region {}: when that region fails, its alarms and \
+                 their delivery may fail with it; add an alarm in {} (the probe's, PILOTLIGHT_PROBE_URLS)",
+                self.primary.region, self.dr.region
+            ));
+        }
+        if self.primary.region == GLOBAL_ACCELERATOR_API_REGION {
+            out.push(format!(
+                "the primary region is {}, the only region Global Accelerator's API answers in: an outage there can \
+                 also take the traffic dials' control plane down",
+                self.primary.region
+            ));
+        }
+        if self.primary.region == ROUTE53_CONTROL_PLANE_REGION {
+            out.push(format!(
+                "the primary region is {ROUTE53_CONTROL_PLANE_REGION}, where Route 53's control plane lives: an outage \
+                 there can also block the DNS change (the traffic dials still move)"
+            ));
+        }
+        out
+    }
+
+    /// The longest pilotlight waits on AWS in one invocation, by construction: every call is bounded by its
+    /// region's operation timeout, and detect's reads by the observe deadline. `tests/budget.rs` checks these
+    /// against the functions' timeouts in template.yaml.
+    pub fn worst_case(&self) -> WorstCase {
+        let longest_call = self
+            .primary
+            .operation_timeout
+            .max(self.dr.operation_timeout);
+        WorstCase {
+            // Reads side by side within the deadline, then StartExecution (Step Functions in the DR region).
+            detect: self.alarms.observe_deadline + self.dr.operation_timeout,
+            longest_call,
+        }
+    }
+
     /// The state machine ARN, required by detect only.
     pub fn state_machine_arn(&self) -> Result<&str> {
         self.state_machine_arn.as_deref().ok_or_else(|| {
@@ -453,6 +509,12 @@ impl FailoverPlan {
         })
     }
 }
+
+/// The only region Global Accelerator's API answers in.
+pub const GLOBAL_ACCELERATOR_API_REGION: &str = "us-west-2";
+
+/// Route 53's control plane (changes to records and health checks) is served from here.
+pub const ROUTE53_CONTROL_PLANE_REGION: &str = "us-east-1";
 
 /// Longest alarm name CloudWatch accepts.
 pub const ALARM_NAME_MAX_CHARS: usize = 255;
@@ -703,6 +765,105 @@ pub(crate) mod tests {
     pub(crate) fn reference_vars() -> HashMap<String, String> {
         let text = include_str!("../../plans/reference.env");
         parse_env_file(text).unwrap()
+    }
+
+    fn with(overrides: &[(&str, &str)]) -> Result<FailoverPlan> {
+        let mut v = reference_vars();
+        for (k, val) in overrides {
+            v.insert(k.to_string(), val.to_string());
+        }
+        FailoverPlan::from_map(&v)
+    }
+
+    #[test]
+    fn alarms_are_named_by_name_name_at_region_or_arn() {
+        let p = with(&[(
+            "PILOTLIGHT_ALARM_NAMES",
+            "web-5xx, alb-down@ap-northeast-2, arn:aws:cloudwatch:us-east-1:123456789012:alarm:edge:errors",
+        ), ("PILOTLIGHT_QUORUM", "2")])
+        .unwrap();
+        let got: Vec<String> = p.alarms.alarms.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "web-5xx@ap-northeast-1",
+                "alb-down@ap-northeast-2",
+                "edge:errors@us-east-1"
+            ]
+        );
+        assert_eq!(
+            p.alarms.regions(),
+            ["ap-northeast-1", "ap-northeast-2", "us-east-1"]
+        );
+        assert_eq!(p.alarms.names_in("ap-northeast-2"), ["alb-down"]);
+        // An '@' that is not followed by a region is part of the name.
+        let p = with(&[("PILOTLIGHT_ALARM_NAMES", "ops@example")]).unwrap();
+        assert_eq!(p.alarms.alarms[0].to_string(), "ops@example@ap-northeast-1");
+    }
+
+    #[test]
+    fn bad_alarm_entries_are_refused_naming_the_variable() {
+        for (value, expect) in [
+            (
+                "arn:aws:cloudwatch:ap-northeast-1:999999999999:alarm:x",
+                "account 999999999999",
+            ),
+            (
+                "arn:aws:sns:ap-northeast-1:123456789012:alarm:x",
+                "expected arn:aws:cloudwatch",
+            ),
+            ("web\u{7}bell", "control character"),
+            ("a,a", "listed twice"),
+            (&"x".repeat(256), "1 to 255 characters"),
+        ] {
+            let e = with(&[("PILOTLIGHT_ALARM_NAMES", value)]).unwrap_err();
+            assert!(
+                e.message.contains("PILOTLIGHT_ALARM_NAMES") && e.message.contains(expect),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_that_would_be_truncated_are_refused() {
+        for (var, value) in [
+            ("PILOTLIGHT_MAX_POLLS", "4294967296"),
+            ("PILOTLIGHT_MAX_POLLS", "0"),
+            ("PILOTLIGHT_POLL_SECONDS", "99999999999"),
+            ("PILOTLIGHT_DR_OPERATION_TIMEOUT_MS", "60000"),
+            ("PILOTLIGHT_OBSERVE_DEADLINE_MS", "30000"),
+            ("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS", "86400"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert!(
+                e.message.contains(var) && e.message.contains("expected"),
+                "{var}={value}: {e}"
+            );
+        }
+        let p = with(&[("PILOTLIGHT_MAX_POLLS", "10000")]).unwrap();
+        assert_eq!(p.timing.max_polls, 10_000);
+    }
+
+    #[test]
+    fn warnings_name_the_dependencies_a_failed_region_takes_with_it() {
+        let p = with(&[("PILOTLIGHT_ALARM_NAMES", "web-5xx@ap-northeast-2")]).unwrap();
+        let w = p.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("every alarm of the quorum lives in the primary region"),
+            "{w:?}"
+        );
+        assert!(with(&[]).unwrap().warnings().is_empty());
+        for (region, expect) in [
+            ("us-west-2", "Global Accelerator"),
+            ("us-east-1", "Route 53"),
+        ] {
+            let p = with(&[("PILOTLIGHT_PRIMARY_REGION", region)]).unwrap();
+            assert!(
+                p.warnings().iter().any(|w| w.contains(expect)),
+                "{region}: {:?}",
+                p.warnings()
+            );
+        }
     }
 
     #[test]

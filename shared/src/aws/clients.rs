@@ -8,8 +8,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::plan::{FailoverPlan, RegionPlan, Side, arn_region};
 
-/// The only region Global Accelerator's API answers in.
-pub const GLOBAL_ACCELERATOR_API_REGION: &str = "us-west-2";
+pub use crate::plan::GLOBAL_ACCELERATOR_API_REGION;
 
 /// Builds one service client for `region` with the given timeouts, on top of the shared loader config.
 macro_rules! regional {

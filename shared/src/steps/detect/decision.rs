@@ -430,6 +430,91 @@ mod tests {
     }
 
     #[test]
+    fn the_quorum_counts_across_regions_and_an_unanswered_region_is_unknown() {
+        let plan = plan_with(&[
+            (
+                "PILOTLIGHT_ALARM_NAMES",
+                "probe-down,alb-5xx@ap-northeast-2",
+            ),
+            ("PILOTLIGHT_QUORUM", "2"),
+        ]);
+        let mut primary_alarm = live("alb-5xx", "ALARM", 14);
+        primary_alarm.region = "ap-northeast-2".into();
+        let both = situation(vec![live("probe-down", "ALARM", 15), primary_alarm]);
+        let Verdict::Start { input, .. } =
+            decide_alarm(&plan, &transition("probe-down", AlarmState::Alarm), &both)
+        else {
+            panic!("two alarms in two regions make the quorum")
+        };
+        assert_eq!(input.trigger.alarms, ["alb-5xx", "probe-down"]);
+
+        // The primary region does not answer: its alarm is unknown, counted neither way.
+        let mut dark = situation(vec![live("probe-down", "ALARM", 15)]);
+        dark.unknown_alarm_regions = vec![Unknown {
+            region: "ap-northeast-2".into(),
+            reason: "no answer within 5000 ms".into(),
+        }];
+        let reason = skip_reason(decide_alarm(
+            &plan,
+            &transition("probe-down", AlarmState::Alarm),
+            &dark,
+        ));
+        assert!(
+            reason.contains("1 of 2") && reason.contains("ap-northeast-2 unknown"),
+            "{reason}"
+        );
+        // With a quorum of one, the DR-side alarm alone starts the failover.
+        let one = plan_with(&[(
+            "PILOTLIGHT_ALARM_NAMES",
+            "probe-down,alb-5xx@ap-northeast-2",
+        )]);
+        assert!(matches!(
+            decide_alarm(&one, &transition("probe-down", AlarmState::Alarm), &dark),
+            Verdict::Start { .. }
+        ));
+    }
+
+    #[test]
+    fn the_events_own_alarm_counts_when_its_region_does_not_answer() {
+        let plan = plan_with(&[]);
+        let mut s = situation(vec![]);
+        s.unknown_alarm_regions = vec![Unknown {
+            region: "ap-northeast-1".into(),
+            reason: "no answer within 5000 ms".into(),
+        }];
+        let Verdict::Start { input, .. } =
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s)
+        else {
+            panic!("the event is evidence of its alarm's state")
+        };
+        assert_eq!(input.trigger.state_change_time, at(15));
+        // Answered but missing is different: the alarm does not exist (or was renamed).
+        s.unknown_alarm_regions.clear();
+        let reason = skip_reason(decide_alarm(
+            &plan,
+            &transition("web-primary-5xx", AlarmState::Alarm),
+            &s,
+        ));
+        assert!(reason.contains("not found"), "{reason}");
+    }
+
+    #[test]
+    fn executions_that_cannot_be_read_do_not_delay_a_failover() {
+        let plan = plan_with(&[]);
+        let mut s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        s.executions_unknown = Some("no answer within 5000 ms".into());
+        let Verdict::Start { reason, .. } =
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s)
+        else {
+            panic!()
+        };
+        assert!(
+            reason.contains("executions unknown (no answer within 5000 ms)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
     fn one_alarm_in_alarm_starts_a_failover() {
         let plan = plan_with(&[]);
         let s = situation(vec![
