@@ -181,15 +181,6 @@ impl StepReport {
         self.message = message.into();
         self
     }
-
-    pub fn into_json(self) -> Result<Value> {
-        serde_json::to_value(self).map_err(|e| {
-            Error::new(
-                crate::error::ErrorKind::Aws,
-                format!("cannot encode step report: {e}"),
-            )
-        })
-    }
 }
 
 #[cfg(test)]

@@ -53,8 +53,8 @@ use serde_json::{Value, json};
 use crate::aws::rds::{GlobalClusterView, InstanceView, describe_db_instance};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{DatabasePlan, Side};
-use crate::runtime::Context;
-use crate::step::{Action, StepInput};
+use crate::runtime::{Context, StepEvent};
+use crate::step::{Action, StepInput, StepReport};
 
 pub use crate::aws::rds::{PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG};
 
@@ -200,12 +200,18 @@ pub async fn describe_global_cluster(
     })
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(
-        STEP,
-        event,
-        &[Action::Prepare, Action::CatchUp, Action::Reprotect],
-    )?;
+/// promote-db's input: the contract's step input, with the graceful path's actions besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromoteDbInput(pub StepInput);
+
+impl StepEvent for PromoteDbInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        let graceful = [Action::Prepare, Action::CatchUp, Action::Reprotect];
+        StepInput::parse_with(STEP, payload, &graceful).map(PromoteDbInput)
+    }
+}
+
+pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Result<StepReport> {
     // The graceful actions are boxed: their futures (both regions read at once, each read an adapter call over an
     // SDK call) nest deeper than the compiler's layout limit allows inline in the Lambda binary's future.
     let report = match (input.action, &ctx.plan.database) {
@@ -218,7 +224,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
         }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "promote-db");
-    report.into_json()
+    Ok(report)
 }
 
 /// Best-effort look at the source side (graceful mode only): reported, never blocking.

@@ -41,7 +41,7 @@ use crate::aws::globalaccelerator::read_dial;
 use crate::aws::ssm::{put_parameter, read_parameter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Capacity, Direction, RegionPlan, Side};
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 use ami::{ChosenAmi, choose_ami};
 use capacity::{
@@ -76,8 +76,20 @@ impl SourceCapacity {
     }
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(STEP, event, &[Action::Reprotect])?;
+/// scale-compute's input: the contract's step input, with `reprotect` besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleComputeInput(pub StepInput);
+
+impl StepEvent for ScaleComputeInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        StepInput::parse_with(STEP, payload, &[Action::Reprotect]).map(ScaleComputeInput)
+    }
+}
+
+pub async fn handle(
+    ctx: &Context,
+    ScaleComputeInput(input): ScaleComputeInput,
+) -> Result<StepReport> {
     let report = StepReport::begin(STEP, &input);
     let report = match input.action {
         Action::Start => start(ctx, &input, report).await?,
@@ -92,7 +104,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
         }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "scale-compute");
-    report.into_json()
+    Ok(report)
 }
 
 async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Result<StepReport> {

@@ -18,7 +18,7 @@ use crate::aws::globalaccelerator::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Side;
 use crate::routing::Dials;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 use ramp::{dial_path, drained_dials, next_dials};
 
@@ -51,8 +51,20 @@ async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupStat
     Ok((primary, dr))
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(STEP, event, &[Action::Drain])?;
+/// shift-traffic's input: the contract's step input, with `drain` besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftTrafficInput(pub StepInput);
+
+impl StepEvent for ShiftTrafficInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        StepInput::parse_with(STEP, payload, &[Action::Drain]).map(ShiftTrafficInput)
+    }
+}
+
+pub async fn handle(
+    ctx: &Context,
+    ShiftTrafficInput(input): ShiftTrafficInput,
+) -> Result<StepReport> {
     let report = match input.action {
         Action::Drain => drain(ctx, &input).await?,
         Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
@@ -63,7 +75,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
             )));
         }
     };
-    report.into_json()
+    Ok(report)
 }
 
 /// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after
