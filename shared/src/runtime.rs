@@ -98,7 +98,7 @@ where
                  only one of them, so {{\"dry_run\": true, \"dry_run\": false}} would run for real); send each key once"
             ))),
             // Boxed: a step's future nested inline in the runtime's goes past the compiler's layout depth limit.
-            (Ok(ctx), None) => Box::pin(invoke(handler, *ctx, event.payload.value)).await,
+            (Ok(ctx), None) => Box::pin(invoke(handler, ctx, event.payload.value)).await,
             (Err(e), None) => Err(e.clone()),
         };
         if let Err(e) = &result {
