@@ -10,6 +10,7 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use pilotlight::ErrorKind;
 use pilotlight::runtime::Context;
 use pilotlight::steps::detect::{Decision, Outcome, decide};
+use pilotlight::trigger::parse_trigger;
 use serde_json::{Value, json};
 
 const PRIMARY: &str = "ap-northeast-2";
@@ -120,7 +121,7 @@ impl Setup {
     }
 
     async fn decide(&self, event: &Value) -> pilotlight::Result<Decision> {
-        decide(&self.ctx, event).await
+        decide(&self.ctx, parse_trigger(event)?).await
     }
 }
 
@@ -488,7 +489,9 @@ async fn approve_and_reject_answer_a_paused_execution() {
             plan,
         };
         let command = json!({"command": if approve { "approve" } else { "reject" }, "token": token, "reason": "on-call says so"});
-        let d = decide(&ctx, &command).await.unwrap();
+        let d = decide(&ctx, parse_trigger(&command).unwrap())
+            .await
+            .unwrap();
         assert_eq!(
             d.outcome,
             if approve {
@@ -533,7 +536,9 @@ async fn approve_and_reject_answer_a_paused_execution() {
         assert_eq!(status, if approve { "SUCCEEDED" } else { "FAILED" });
 
         // The same token again: the task is gone, a clear error and nothing else.
-        let again = decide(&ctx, &command).await.unwrap_err();
+        let again = decide(&ctx, parse_trigger(&command).unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(again.kind, ErrorKind::InvalidInput, "{again}");
         assert!(again.message.contains("not accepted"), "{again}");
     }

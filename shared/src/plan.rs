@@ -55,6 +55,13 @@ pub enum Side {
     Dr,
 }
 
+/// One value for each side, as reports show them: `{"primary": .., "dr": ..}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BySide<T> {
+    pub primary: T,
+    pub dr: T,
+}
+
 impl Side {
     pub fn other(self) -> Side {
         match self {

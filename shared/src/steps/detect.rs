@@ -14,7 +14,7 @@ use crate::aws::stepfunctions::{Started, answer_task, recent_executions, start_e
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Direction;
 use crate::routing::Dials;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trigger};
 use decision::{
@@ -49,15 +49,21 @@ pub struct Decision {
     pub observed: Option<Situation>,
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let decision = decide(ctx, &event).await?;
-    tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
-    serde_json::to_value(decision)
-        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode decision: {e}")))
+// The payload's shapes are told apart in crate::trigger (on their keys); the edge only hands the payload over.
+impl StepEvent for Trigger {
+    fn from_payload(payload: Value) -> Result<Self> {
+        parse_trigger(&payload)
+    }
 }
 
-pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
-    match parse_trigger(event)? {
+pub async fn handle(ctx: &Context, trigger: Trigger) -> Result<Decision> {
+    let decision = decide(ctx, trigger).await?;
+    tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
+    Ok(decision)
+}
+
+pub async fn decide(ctx: &Context, trigger: Trigger) -> Result<Decision> {
+    match trigger {
         Trigger::Alarm(t) => {
             check_origin(&ctx.plan, &t)?;
             let dry_run = ctx.plan.dry_run;
