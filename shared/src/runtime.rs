@@ -98,7 +98,22 @@ where
                  only one of them, so {{\"dry_run\": true, \"dry_run\": false}} would run for real); send each key once"
             ))),
             // Boxed: a step's future nested inline in the runtime's goes past the compiler's layout depth limit.
-            (Ok(ctx), None) => Box::pin(invoke(handler, ctx, event.payload.value)).await,
+            (Ok(ctx), None) => {
+                let run = Box::pin(invoke(handler, ctx, event.payload.value));
+                match time_left(event.context.deadline) {
+                    Some(left) => tokio::time::timeout(left, run).await.unwrap_or_else(|_| {
+                        Err(Error::new(
+                            ErrorKind::Transient,
+                            format!(
+                                "stopped {} ms before the function timeout: AWS did not answer in time; retry \
+                                 (every step resumes from live state)",
+                                DEADLINE_MARGIN.as_millis()
+                            ),
+                        ))
+                    }),
+                    None => run.await,
+                }
+            }
             (Err(e), None) => Err(e.clone()),
         };
         if let Err(e) = &result {
@@ -107,6 +122,23 @@ where
         result.map_err(Diagnostic::from)
     }))
     .await
+}
+
+/// How long before Lambda's own timeout an invocation gives up: enough to log and post a classified error, so the
+/// state machine sees `pilotlight.Transient` (retried) rather than a sandbox timeout.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Time left before the invocation deadline (milliseconds since the epoch, from the Runtime API), less the margin;
+/// None when the runtime gave no usable deadline (then only the operation timeouts bound the work).
+fn time_left(deadline_ms: u64) -> Option<std::time::Duration> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = deadline_ms.checked_sub(now)?;
+    // Lambda's longest timeout is 15 minutes: anything else is not a real deadline.
+    (left <= 15 * 60 * 1000)
+        .then(|| std::time::Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN))
 }
 
 /// A Lambda payload as JSON, with the first key found twice in any object (serde_json keeps the last silently).

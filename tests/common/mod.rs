@@ -8,6 +8,7 @@
 pub mod emulator_http;
 pub mod faultproxy;
 pub mod rds;
+pub mod runtime_api;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
