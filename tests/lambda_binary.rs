@@ -206,10 +206,14 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
             while reader.read_line(&mut head).unwrap_or(0) > 2 {
                 head.clear();
             }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cloudwatch = std::env::var("AWS_ENDPOINT_URL_CLOUDWATCH")
         .expect("AWS_ENDPOINT_URL_CLOUDWATCH: start the emulators (scripts/emulators.sh env)");
     let event = serde_json::to_vec(&common::event("probe-scheduled.json")).unwrap();
@@ -217,7 +221,10 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
     let mut vars = common::plan_vars(&[
         ("PILOTLIGHT_PROBE_URLS", ok_url.clone()),
         ("PILOTLIGHT_PROBE_TCP", closed.to_string()),
-        ("PILOTLIGHT_PROBE_NAMESPACE", common::unique("pilotlight/probe/bin")),
+        (
+            "PILOTLIGHT_PROBE_NAMESPACE",
+            common::unique("pilotlight/probe/bin"),
+        ),
     ]);
     vars.insert("AWS_ENDPOINT_URL_CLOUDWATCH".into(), cloudwatch);
     let (addr, rx) = runtime_api(vec![event.clone()]);
@@ -225,7 +232,10 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
     let posted = recv(&rx);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(posted.path.ends_with("/invocation/req-0/response"), "{posted:?}");
+    assert!(
+        posted.path.ends_with("/invocation/req-0/response"),
+        "{posted:?}"
+    );
     let report: serde_json::Value = serde_json::from_str(&posted.body).unwrap();
     assert_eq!(report["healthy"], false, "{report}");
     assert_eq!(report["checks"][0]["target"], ok_url.as_str());
@@ -239,6 +249,13 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
     let posted = recv(&rx);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(posted.path.ends_with("/invocation/req-0/error"), "{posted:?}");
-    assert!(posted.body.contains("PILOTLIGHT_PROBE_TCP") && posted.body.contains("pilotlight.Config"), "{}", posted.body);
+    assert!(
+        posted.path.ends_with("/invocation/req-0/error"),
+        "{posted:?}"
+    );
+    assert!(
+        posted.body.contains("PILOTLIGHT_PROBE_TCP") && posted.body.contains("pilotlight.Config"),
+        "{}",
+        posted.body
+    );
 }

@@ -40,7 +40,8 @@ fn answer(conn: TcpStream, status: Option<u16>) {
     match status {
         Some(s) => {
             let _ = (&conn).write_all(
-                format!("HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
+                format!("HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .as_bytes(),
             );
         }
         // Hold the connection open, say nothing.
@@ -50,7 +51,11 @@ fn answer(conn: TcpStream, status: Option<u16>) {
 
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A TCP listener that is never accepted from: the kernel completes the handshake (the backlog), as a database
@@ -63,7 +68,12 @@ fn tcp_listener() -> String {
 }
 
 /// The newest value of `metric` with Target=`target` in `namespace` (Maximum per minute), from CloudWatch.
-async fn newest(cw: &aws_sdk_cloudwatch::Client, namespace: &str, metric: &str, target: &str) -> Option<f64> {
+async fn newest(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    metric: &str,
+    target: &str,
+) -> Option<f64> {
     let now = chrono::Utc::now();
     let query = MetricDataQuery::builder()
         .id("m")
@@ -89,7 +99,9 @@ async fn newest(cw: &aws_sdk_cloudwatch::Client, namespace: &str, metric: &str, 
         .send()
         .await
         .unwrap();
-    resp.metric_data_results().first().and_then(|r| r.values().last().copied())
+    resp.metric_data_results()
+        .first()
+        .and_then(|r| r.values().last().copied())
 }
 
 fn check<'a>(report: &'a Value, target: &str) -> &'a Value {
@@ -115,7 +127,9 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     let vars = common::plan_vars(&[
         (
             "PILOTLIGHT_PROBE_URLS",
-            [&ok, &redirect, &error, &hang_a, &hang_b, &refused].map(|s| s.as_str()).join(","),
+            [&ok, &redirect, &error, &hang_a, &hang_b, &refused]
+                .map(|s| s.as_str())
+                .join(","),
         ),
         ("PILOTLIGHT_PROBE_TCP", format!("{db},{db_closed}")),
         ("PILOTLIGHT_PROBE_TIMEOUT_MS", "1000".into()),
@@ -130,7 +144,10 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     let took = started.elapsed();
 
     // Two hanging targets of 1 s each, checked side by side: the round takes one timeout, not two.
-    assert!(took < Duration::from_millis(1900), "the probe took {took:?}");
+    assert!(
+        took < Duration::from_millis(1900),
+        "the probe took {took:?}"
+    );
     assert_eq!(report["healthy"], false, "{report}");
     assert_eq!(report["region"], ctx.plan.dr.region);
     assert_eq!(report["scheduled_at"], "2026-11-29T10:15:00Z");
@@ -138,7 +155,12 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["target"].as_str().unwrap().to_string(), c["healthy"].as_bool().unwrap()))
+        .map(|c| {
+            (
+                c["target"].as_str().unwrap().to_string(),
+                c["healthy"].as_bool().unwrap(),
+            )
+        })
         .collect();
     let db_target = format!("tcp://{db}");
     let db_closed_target = format!("tcp://{db_closed}");
@@ -161,7 +183,10 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     assert_eq!(check(&report, &error)["error"], "HTTP 500");
     assert_eq!(check(&report, &hang_a)["error"], "no answer within 1000 ms");
     assert!(check(&report, &hang_a)["latency_ms"].is_null());
-    let refused_error = check(&report, &refused)["error"].as_str().unwrap().to_lowercase();
+    let refused_error = check(&report, &refused)["error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
     assert!(refused_error.contains("refused"), "{refused_error}");
     assert!(check(&report, &db_target)["latency_ms"].as_u64().unwrap() < 1000);
 
@@ -169,12 +194,20 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     let cw = &ctx.aws.dr.cloudwatch;
     for (target, up) in expected {
         let want = if up { 1.0 } else { 0.0 };
-        assert_eq!(newest(cw, &namespace, "Healthy", target).await, Some(want), "{target}");
+        assert_eq!(
+            newest(cw, &namespace, "Healthy", target).await,
+            Some(want),
+            "{target}"
+        );
     }
     assert_eq!(newest(cw, &namespace, "Healthy", "all").await, Some(0.0));
     assert!(newest(cw, &namespace, "Latency", &ok).await.is_some());
     assert_eq!(newest(cw, &namespace, "Latency", &hang_a).await, None);
-    assert_eq!(report["published"], 8 + 4 + 1, "8 Healthy, 4 Latency (answers), 1 aggregate");
+    assert_eq!(
+        report["published"],
+        8 + 4 + 1,
+        "8 Healthy, 4 Latency (answers), 1 aggregate"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +231,10 @@ async fn every_target_up_publishes_an_aggregate_of_one() {
 
 #[tokio::test]
 async fn only_a_failure_to_publish_is_an_error() {
-    let vars = common::plan_vars(&[("PILOTLIGHT_PROBE_URLS", format!("{}/", http_server(Some(200))))]);
+    let vars = common::plan_vars(&[(
+        "PILOTLIGHT_PROBE_URLS",
+        format!("{}/", http_server(Some(200))),
+    )]);
     let plan = FailoverPlan::from_map(&vars).unwrap();
     // CloudWatch on a port nobody listens on.
     let cfg = common::sdk_config_at(&format!("http://127.0.0.1:{}", closed_port())).await;
@@ -214,7 +250,9 @@ async fn only_a_failure_to_publish_is_an_error() {
 #[tokio::test]
 async fn a_probe_with_nothing_to_check_or_a_foreign_event_is_refused() {
     let ctx = common::context(&common::plan_vars(&[])).await;
-    let err = probe::handle(&ctx, serde_json::json!({})).await.unwrap_err();
+    let err = probe::handle(&ctx, serde_json::json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config);
     assert!(err.message.contains("PILOTLIGHT_PROBE_URLS"), "{err}");
     let vars = common::plan_vars(&[("PILOTLIGHT_PROBE_URLS", "http://127.0.0.1:1/".into())]);
@@ -228,7 +266,10 @@ async fn a_probe_with_nothing_to_check_or_a_foreign_event_is_refused() {
 #[test]
 fn bad_probe_values_are_refused_naming_the_variable() {
     for (var, value) in [
-        ("PILOTLIGHT_PROBE_URLS", "https://ok.example.com/health,gopher://old.example.com/"),
+        (
+            "PILOTLIGHT_PROBE_URLS",
+            "https://ok.example.com/health,gopher://old.example.com/",
+        ),
         ("PILOTLIGHT_PROBE_URLS", "not a url"),
         ("PILOTLIGHT_PROBE_TCP", "db.example.internal"),
         ("PILOTLIGHT_PROBE_TCP", "db.example.internal:http"),

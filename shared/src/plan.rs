@@ -615,7 +615,10 @@ impl Vars<'_> {
         if urls.len() + tcp.len() > MAX_PROBE_TARGETS {
             return Err(Error::config(
                 "PILOTLIGHT_PROBE_URLS",
-                format!("at most {MAX_PROBE_TARGETS} targets with PILOTLIGHT_PROBE_TCP, got {}", urls.len() + tcp.len()),
+                format!(
+                    "at most {MAX_PROBE_TARGETS} targets with PILOTLIGHT_PROBE_TCP, got {}",
+                    urls.len() + tcp.len()
+                ),
             ));
         }
         let name = "PILOTLIGHT_PROBE_TIMEOUT_MS";
@@ -634,7 +637,8 @@ impl Vars<'_> {
             .optional("PILOTLIGHT_PROBE_NAMESPACE")
             .unwrap_or_else(|| DEFAULT_PROBE_NAMESPACE.to_string());
         let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
-        if namespace.len() > 255 || namespace.starts_with("AWS/") || !namespace.chars().all(allowed) {
+        if namespace.len() > 255 || namespace.starts_with("AWS/") || !namespace.chars().all(allowed)
+        {
             return Err(Error::config(
                 "PILOTLIGHT_PROBE_NAMESPACE",
                 format!(
@@ -672,17 +676,24 @@ fn probe_url(raw: &str) -> std::result::Result<String, String> {
         ));
     }
     if raw.len() > 1024 {
-        return Err(format!("{expected}; a URL is at most 1024 characters (a metric dimension value)"));
+        return Err(format!(
+            "{expected}; a URL is at most 1024 characters (a metric dimension value)"
+        ));
     }
     Ok(raw.to_string())
 }
 
 /// `host:port` or `[v6]:port`, port 1..=65535.
 fn tcp_endpoint(raw: &str) -> std::result::Result<TcpEndpoint, String> {
-    let bad = || format!("expected host:port (e.g. db.example.internal:5432), comma-separated; got {raw:?}");
+    let bad = || {
+        format!("expected host:port (e.g. db.example.internal:5432), comma-separated; got {raw:?}")
+    };
     let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
     let host = match host.strip_prefix('[') {
-        Some(v6) => v6.strip_suffix(']').filter(|h| h.contains(':')).ok_or_else(bad)?,
+        Some(v6) => v6
+            .strip_suffix(']')
+            .filter(|h| h.contains(':'))
+            .ok_or_else(bad)?,
         None if host.contains(':') => return Err(bad()),
         None => host,
     };
@@ -793,11 +804,23 @@ pub(crate) mod tests {
             "PILOTLIGHT_PROBE_URLS".into(),
             " https://web.example.com/health , http://127.0.0.1:8080/ ".into(),
         );
-        vars.insert("PILOTLIGHT_PROBE_TCP".into(), "db.example.internal:3306,[::1]:5432".into());
+        vars.insert(
+            "PILOTLIGHT_PROBE_TCP".into(),
+            "db.example.internal:3306,[::1]:5432".into(),
+        );
         vars.insert("PILOTLIGHT_PROBE_TIMEOUT_MS".into(), "500".into());
         let probe = FailoverPlan::from_map(&vars).unwrap().probe;
-        assert_eq!(probe.urls, ["https://web.example.com/health", "http://127.0.0.1:8080/"]);
-        assert_eq!(probe.tcp[0], TcpEndpoint { host: "db.example.internal".into(), port: 3306 });
+        assert_eq!(
+            probe.urls,
+            ["https://web.example.com/health", "http://127.0.0.1:8080/"]
+        );
+        assert_eq!(
+            probe.tcp[0],
+            TcpEndpoint {
+                host: "db.example.internal".into(),
+                port: 3306
+            }
+        );
         assert_eq!(probe.tcp[1].to_string(), "[::1]:5432");
         assert_eq!(probe.timeout, Duration::from_millis(500));
     }

@@ -25,7 +25,10 @@ pub const ALL_TARGETS: &str = "all";
 /// What invoked the probe: the EventBridge schedule, or a person/test with `{}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
-    Scheduled { rule: Option<String>, time: Option<DateTime<Utc>> },
+    Scheduled {
+        rule: Option<String>,
+        time: Option<DateTime<Utc>>,
+    },
     Manual,
 }
 
@@ -44,19 +47,21 @@ pub fn parse_event(event: &Value) -> Result<Invocation> {
         obj.get("detail-type").and_then(Value::as_str),
         obj.get("source").and_then(Value::as_str),
     ) {
-        (Some("Scheduled Event"), Some("aws.events" | "aws.scheduler")) => Ok(Invocation::Scheduled {
-            rule: obj
-                .get("resources")
-                .and_then(Value::as_array)
-                .and_then(|r| r.first())
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            time: obj
-                .get("time")
-                .and_then(Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc)),
-        }),
+        (Some("Scheduled Event"), Some("aws.events" | "aws.scheduler")) => {
+            Ok(Invocation::Scheduled {
+                rule: obj
+                    .get("resources")
+                    .and_then(Value::as_array)
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                time: obj
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+            })
+        }
         _ => Err(Error::invalid_input(format!(
             "{STEP}: expected an EventBridge Scheduled Event (source aws.events, detail-type \"Scheduled Event\") \
              or {{}}; this looks like something else (keys: {})",
@@ -153,7 +158,7 @@ pub fn check(target: &Target, outcome: &Outcome, elapsed: Duration, timeout: Dur
             Outcome::Answered(s) => Some(*s),
             _ => None,
         },
-        latency_ms: answered.then(|| elapsed.as_millis() as u64),
+        latency_ms: answered.then_some(elapsed.as_millis() as u64),
         error: match outcome {
             Outcome::Answered(s) if !(200..400).contains(s) => Some(format!("HTTP {s}")),
             Outcome::Failed(e) => Some(e.clone()),
@@ -193,7 +198,11 @@ pub fn summary(checks: &[Check]) -> String {
     if down.is_empty() {
         format!("all {} targets healthy", checks.len())
     } else {
-        format!("{up} of {} targets healthy; down: {}", checks.len(), down.join(", "))
+        format!(
+            "{up} of {} targets healthy; down: {}",
+            checks.len(),
+            down.join(", ")
+        )
     }
 }
 
@@ -251,7 +260,8 @@ mod tests {
     #[test]
     fn other_events_are_refused() {
         let alarm: Value =
-            serde_json::from_str(include_str!("../../../../events/detect-alarm-probe.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../events/detect-alarm-probe.json"))
+                .unwrap();
         for event in [alarm, json!([]), json!("go"), json!({"action": "start"})] {
             let err = parse_event(&event).unwrap_err();
             assert_eq!(err.kind, crate::ErrorKind::InvalidInput, "{event}");
@@ -275,15 +285,27 @@ mod tests {
     fn a_check_says_why_it_is_down_and_times_only_answers() {
         let ms = Duration::from_millis(42);
         let ok = check(&url("https://a/"), &Outcome::Answered(200), ms, T);
-        assert_eq!((ok.healthy, ok.status, ok.latency_ms, ok.error), (true, Some(200), Some(42), None));
+        assert_eq!(
+            (ok.healthy, ok.status, ok.latency_ms, ok.error),
+            (true, Some(200), Some(42), None)
+        );
         let err = check(&url("https://a/"), &Outcome::Answered(500), ms, T);
-        assert_eq!((err.healthy, err.latency_ms, err.error.as_deref()), (false, Some(42), Some("HTTP 500")));
+        assert_eq!(
+            (err.healthy, err.latency_ms, err.error.as_deref()),
+            (false, Some(42), Some("HTTP 500"))
+        );
         let hang = check(&url("https://a/"), &Outcome::TimedOut, T, T);
         assert_eq!(hang.latency_ms, None);
         assert_eq!(hang.error.as_deref(), Some("no answer within 3000 ms"));
-        let tcp = Target::Tcp(TcpEndpoint { host: "db".into(), port: 5432 });
+        let tcp = Target::Tcp(TcpEndpoint {
+            host: "db".into(),
+            port: 5432,
+        });
         let c = check(&tcp, &Outcome::Connected, ms, T);
-        assert_eq!((c.target.as_str(), c.kind, c.healthy), ("tcp://db:5432", "tcp", true));
+        assert_eq!(
+            (c.target.as_str(), c.kind, c.healthy),
+            ("tcp://db:5432", "tcp", true)
+        );
     }
 
     #[test]
@@ -308,8 +330,15 @@ mod tests {
                 ("Healthy", "all", 0.0),
             ]
         );
-        assert!(points.iter().all(|p| p.at == at && p.dimensions[0].0 == "Target"));
-        assert_eq!(summary(&checks), "1 of 2 targets healthy; down: https://b/ (no answer within 3000 ms)");
+        assert!(
+            points
+                .iter()
+                .all(|p| p.at == at && p.dimensions[0].0 == "Target")
+        );
+        assert_eq!(
+            summary(&checks),
+            "1 of 2 targets healthy; down: https://b/ (no answer within 3000 ms)"
+        );
         let all_up = metric_points(&checks[..1], at);
         assert_eq!(all_up.last().unwrap().value, 1.0);
         assert_eq!(summary(&checks[..1]), "all 1 targets healthy");
@@ -328,7 +357,10 @@ mod tests {
         assert!(err.message.contains("PILOTLIGHT_PROBE_URLS"));
         let plan = ProbePlan {
             urls: vec!["http://x/".into()],
-            tcp: vec![TcpEndpoint { host: "db".into(), port: 1 }],
+            tcp: vec![TcpEndpoint {
+                host: "db".into(),
+                port: 1,
+            }],
             ..plan
         };
         assert_eq!(targets(&plan).unwrap().len(), 2);
