@@ -192,6 +192,20 @@ fn a_bad_plan_is_reported_on_every_invocation_naming_the_variable() {
     assert!(posted.body.contains("pilotlight.Config"), "{}", posted.body);
 }
 
+/// Runs binary `name` with `vars` for one invocation of `event`; what it posted back.
+fn invoke_once(
+    name: &str,
+    vars: &std::collections::HashMap<String, String>,
+    event: Vec<u8>,
+) -> Posted {
+    let (addr, rx) = runtime_api(vec![event]);
+    let mut child = start(name, &addr, vars);
+    let posted = recv(&rx);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    posted
+}
+
 /// The real `probe` binary on its scheduled event: one target answering 200 and one closed port; the invocation
 /// succeeds (a down target is data) and its metrics reach the CloudWatch the product uses. A bad probe value is
 /// the Config error naming the variable.
@@ -227,11 +241,7 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
         ),
     ]);
     vars.insert("AWS_ENDPOINT_URL_CLOUDWATCH".into(), cloudwatch);
-    let (addr, rx) = runtime_api(vec![event.clone()]);
-    let mut child = start("probe", &addr, &vars);
-    let posted = recv(&rx);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let posted = invoke_once("probe", &vars, event.clone());
     assert!(
         posted.path.ends_with("/invocation/req-0/response"),
         "{posted:?}"
@@ -244,11 +254,7 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
     assert_eq!(report["published"], 4, "{report}");
 
     let vars = common::plan_vars(&[("PILOTLIGHT_PROBE_TCP", "db.example.internal".into())]);
-    let (addr, rx) = runtime_api(vec![event]);
-    let mut child = start("probe", &addr, &vars);
-    let posted = recv(&rx);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let posted = invoke_once("probe", &vars, event);
     assert!(
         posted.path.ends_with("/invocation/req-0/error"),
         "{posted:?}"
