@@ -5,7 +5,7 @@
 #
 #   scripts/drill.sh [--keep-running] [--no-build] [--dry-run | --graceful | --primary-outage | --failback]
 #                    [--approval approve|reject] [--primary-region R] [--dr-region R] [--alarm-region R]
-#                    [--name-prefix P] [--deploy template|api] [--timeout S]   (all but the next two: drill.py --help)
+#                    [--name-prefix P] [--timeout S]   (all but the next two: the drill's --help)
 #   --keep-running  leave the emulators (and the deployed drill) up for poking around
 #   --no-build      use the binaries already in target/debug (a re-run right after a build)
 #
@@ -29,7 +29,7 @@ for a in "$@"; do
       sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
       echo
       py=python3; [[ -x .tools/moto/bin/python ]] && py=.tools/moto/bin/python
-      exec "$py" scripts/drill.py --help
+      PYTHONPATH="$ROOT/scripts" exec "$py" -m drill --help
       ;;
     *) drill_args+=("$a") ;;
   esac
@@ -96,11 +96,11 @@ fi
 eval "$(scripts/emulators.sh env)"
 t_tools=$(( $(date +%s) - t ))
 
-step "drill (scripts/drill.py ${drill_args[*]:-})"
+step "drill (scripts/drill/ ${drill_args[*]:-})"
 t=$(date +%s)
 mkdir -p .tools/run
 set +e
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" .tools/moto/bin/python scripts/drill.py \
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" PYTHONPATH="$ROOT/scripts" .tools/moto/bin/python -m drill \
   --write-plan .tools/run/drill-plan.env --write-output .tools/run/drill-output.json "${drill_args[@]}"
 rc=$?
 set -e

@@ -9,7 +9,9 @@
 set -euo pipefail
 
 # ---- pins -------------------------------------------------------------------------------------
-MOTO_PKGS=("moto[server]==5.2.5")
+# PyYAML: the drill reads template.yaml with it (CloudFormation tags, scripts/drill/contract.py); the version
+# moto[server] 5.2.5 resolved.
+MOTO_PKGS=("moto[server]==5.2.5" "PyYAML==6.0.4")
 # cbor2: ministack needs it to serve CloudWatch in smithy-rpc-v2-cbor, the protocol the Rust SDK speaks.
 # ministack pins its own botocore, hence its own venv; aws-sam-translator lets its CloudFormation
 # deploy SAM templates (version = what pip resolved beside ministack 1.5.33).

@@ -1,7 +1,9 @@
 //! `pilotlight`: the local companion of the Lambda functions.
 //!
-//! - `pilotlight check-plan <file>`: validate a plan file (the `PILOTLIGHT_*` keys the SAM parameters become) before
-//!   deploying it; prints the plan or the error naming the variable.
+//! - `pilotlight check-plan [--json] <file>`: validate a plan file (the `PILOTLIGHT_*` keys the SAM parameters
+//!   become) before deploying it; prints the plan or the error naming the variable. With `--json`, one JSON object
+//!   `{"plan": ..., "variables": {...}}`: the validated plan and the `PILOTLIGHT_*` values it was read from (the
+//!   file, then the environment), so tools such as the drill read a plan without a parser of their own.
 //! - `pilotlight parse-event <event.json> [--plan <file>]`: what `detect` would make of an event, offline: the
 //!   trigger it parses and, with a plan, whether the origin checks accept it. No AWS call.
 //! - `pilotlight statemachine [--check]`: write the state machine generated from the flow definition
@@ -9,22 +11,28 @@
 //! - `pilotlight bench [--iterations N]`: figures for the hot, pure part of `detect` (parsing each alarm shape,
 //!   deciding) and the process's peak memory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use pilotlight::FailoverPlan;
 use pilotlight::aws::cloudwatch::LiveAlarm;
+use pilotlight::plan::parse_env_file;
 use pilotlight::steps::detect::decision::{ActiveSide, Situation, check_origin, decide_alarm};
 use pilotlight::trigger::{Trigger, parse_trigger};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("check-plan") => args
-            .get(1)
-            .ok_or_else(usage)
-            .and_then(|f| check_plan(Path::new(f))),
+        Some("check-plan") => match args.get(1).map(String::as_str) {
+            Some("--json") => args
+                .get(2)
+                .ok_or_else(usage)
+                .and_then(|f| check_plan_json(Path::new(f))),
+            Some(f) => check_plan(Path::new(f)),
+            None => Err(usage()),
+        },
         Some("parse-event") => args
             .get(1)
             .ok_or_else(usage)
@@ -47,8 +55,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: pilotlight check-plan <file> | parse-event <event.json> [--plan <file>] | statemachine [--check] | bench \
-     [--iterations N]"
+    "usage: pilotlight check-plan [--json] <file> | parse-event <event.json> [--plan <file>] | statemachine [--check] \
+     | bench [--iterations N]"
         .into()
 }
 
@@ -96,12 +104,34 @@ fn check_plan(path: &Path) -> Result<(), String> {
         "{}",
         serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
     );
+    for w in plan.warnings() {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "plan OK: {} -> {} ({} alarms, quorum {})",
         plan.primary.region,
         plan.dr.region,
-        plan.alarms.names.len(),
+        plan.alarms.alarms.len(),
         plan.alarms.quorum
+    );
+    Ok(())
+}
+
+/// The validated plan and the variables it was read from, merged as `FailoverPlan::from_file` merges them (the
+/// environment wins), so a caller can pass exactly these values on (e.g. as template parameters).
+fn check_plan_json(path: &Path) -> Result<(), String> {
+    let plan = FailoverPlan::from_file(path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut variables: BTreeMap<String, String> = parse_env_file(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .into_iter()
+        .collect();
+    variables.extend(std::env::vars().filter(|(k, _)| k.starts_with("PILOTLIGHT_")));
+    let out =
+        serde_json::json!({ "plan": plan, "variables": variables, "warnings": plan.warnings() });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -160,15 +190,18 @@ fn bench(iterations: u32) -> Result<(), String> {
     let situation = Situation {
         alarms: plan
             .alarms
-            .names
+            .alarms
             .iter()
-            .map(|n| LiveAlarm {
-                name: n.clone(),
+            .map(|a| LiveAlarm {
+                name: a.name.clone(),
+                region: a.region.clone(),
                 state: "ALARM".into(),
                 transitioned_at: Some(now),
             })
             .collect(),
+        unknown_alarm_regions: vec![],
         executions: vec![],
+        executions_unknown: None,
         active: ActiveSide::Primary,
         now,
     };

@@ -3,8 +3,13 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> (bool, String, String) {
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pilotlight"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -34,6 +39,30 @@ fn check_plan_accepts_the_reference_plan_and_names_the_bad_variable() {
         stderr.contains("PILOTLIGHT_QUORUM") && stderr.contains("whole number"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_plan_json_prints_the_plan_and_the_variables_it_was_read_from() {
+    let (ok, stdout, stderr) = run(&["check-plan", "--json", "plans/reference.env"]);
+    assert!(ok, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["plan"]["dr"]["region"], "ap-northeast-1");
+    assert_eq!(out["variables"]["PILOTLIGHT_DR_REGION"], "ap-northeast-1");
+    assert_eq!(out["variables"]["PILOTLIGHT_QUORUM"], "1");
+
+    // The environment wins over the file, in the plan and in the variables alike.
+    let (ok, stdout, _) = run_with_env(
+        &["check-plan", "--json", "plans/reference.env"],
+        &[("PILOTLIGHT_MAX_AMI_AGE_HOURS", "5")],
+    );
+    assert!(ok);
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["plan"]["max_ami_age_hours"], 5);
+    assert_eq!(out["variables"]["PILOTLIGHT_MAX_AMI_AGE_HOURS"], "5");
+
+    let (ok, stdout, stderr) = run(&["check-plan", "--json", "plans/drill.env"]);
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("PILOTLIGHT_PRIMARY_REGION"), "{stderr}");
 }
 
 #[test]

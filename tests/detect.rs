@@ -10,6 +10,7 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use pilotlight::ErrorKind;
 use pilotlight::runtime::Context;
 use pilotlight::steps::detect::{Decision, Outcome, decide};
+use pilotlight::trigger::parse_trigger;
 use serde_json::{Value, json};
 
 const PRIMARY: &str = "ap-northeast-2";
@@ -81,9 +82,8 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
 
 impl Setup {
     async fn set_alarm(&self, name: &str, state: StateValue) {
-        self.ctx
-            .aws
-            .alarms
+        self.ctx.aws.alarms[0]
+            .1
             .set_alarm_state()
             .alarm_name(name)
             .state_value(state)
@@ -121,7 +121,7 @@ impl Setup {
     }
 
     async fn decide(&self, event: &Value) -> pilotlight::Result<Decision> {
-        decide(&self.ctx, event).await
+        decide(&self.ctx, parse_trigger(event)?).await
     }
 }
 
@@ -489,7 +489,9 @@ async fn approve_and_reject_answer_a_paused_execution() {
             plan,
         };
         let command = json!({"command": if approve { "approve" } else { "reject" }, "token": token, "reason": "on-call says so"});
-        let d = decide(&ctx, &command).await.unwrap();
+        let d = decide(&ctx, parse_trigger(&command).unwrap())
+            .await
+            .unwrap();
         assert_eq!(
             d.outcome,
             if approve {
@@ -534,7 +536,9 @@ async fn approve_and_reject_answer_a_paused_execution() {
         assert_eq!(status, if approve { "SUCCEEDED" } else { "FAILED" });
 
         // The same token again: the task is gone, a clear error and nothing else.
-        let again = decide(&ctx, &command).await.unwrap_err();
+        let again = decide(&ctx, parse_trigger(&command).unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(again.kind, ErrorKind::InvalidInput, "{again}");
         assert!(again.message.contains("not accepted"), "{again}");
     }

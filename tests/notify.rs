@@ -8,7 +8,7 @@ mod sqs;
 use std::time::Duration;
 
 use pilotlight::ErrorKind;
-use pilotlight::runtime::Context;
+use pilotlight::runtime::{Context, invoke};
 use pilotlight::steps::notify::{SUBJECT_MAX_CHARS, handle};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ fn body(envelope: &Value) -> Value {
 async fn milestone_is_delivered_with_a_short_subject_and_a_json_body() {
     let t = topic().await;
     let event = common::event("notify-milestone.json");
-    let out = handle(&t.ctx, event.clone()).await.unwrap();
+    let out = invoke(handle, &t.ctx, event.clone()).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
 
     assert_eq!(
@@ -86,7 +86,7 @@ async fn milestone_is_delivered_with_a_short_subject_and_a_json_body() {
 async fn failure_says_failed_and_includes_the_caught_error() {
     let t = topic().await;
     let event = common::event("notify-failure.json");
-    handle(&t.ctx, event.clone()).await.unwrap();
+    invoke(handle, &t.ctx, event.clone()).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     let subject = envelope["Subject"].as_str().unwrap();
     assert_eq!(
@@ -112,7 +112,7 @@ async fn dry_run_still_publishes_marked_as_a_rehearsal() {
     let t = topic().await;
     let mut event = common::event("notify-milestone.json");
     event["dry_run"] = json!(true);
-    handle(&t.ctx, event).await.unwrap();
+    invoke(handle, &t.ctx, event).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     assert_eq!(
         envelope["Subject"],
@@ -128,7 +128,7 @@ async fn rerun_three_times_sends_the_same_notice_without_error() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
-            handle(&t.ctx, event.clone()).await.unwrap()["message_id"]
+            invoke(handle, &t.ctx, event.clone()).await.unwrap()["message_id"]
                 .as_str()
                 .unwrap()
                 .to_string(),
@@ -163,7 +163,7 @@ async fn report_publishes_the_report_and_returns_it() {
                         "steps": {"shift_traffic": step("shift-traffic", "2026-11-29T10:00:30Z", "2026-11-29T10:01:00Z")}});
     let event = json!({"kind": "report", "milestone": "report", "execution": "arn:aws:states:ap-northeast-1:123456789012:execution:pilotlight-failover:x",
                        "direction": "failback", "dry_run": false, "detail": detail});
-    let out = handle(&t.ctx, event).await.unwrap();
+    let out = invoke(handle, &t.ctx, event).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     assert_eq!(
         envelope["Subject"],
@@ -194,7 +194,7 @@ async fn long_or_multiline_milestones_make_a_valid_subject() {
     let mut event = common::event("notify-milestone.json");
     event["dry_run"] = json!(true);
     event["milestone"] = json!(format!("compute ready\nin Tōkyō: {}", "x".repeat(200)));
-    handle(&t.ctx, event).await.unwrap();
+    invoke(handle, &t.ctx, event).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     let subject = envelope["Subject"].as_str().unwrap();
     assert!(
@@ -212,7 +212,7 @@ async fn unknown_field_is_bad_input_and_nothing_is_published() {
     let t = topic().await;
     let mut event = common::event("notify-milestone.json");
     event["severity"] = json!("high");
-    let err = handle(&t.ctx, event).await.unwrap_err();
+    let err = invoke(handle, &t.ctx, event).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
     assert!(err.message.contains("severity"), "{err}");
     assert!(t.queue.drain(0, Duration::from_millis(300)).is_empty());
@@ -230,7 +230,7 @@ async fn a_missing_topic_is_named() {
         missing.clone(),
     )]))
     .await;
-    let err = handle(&ctx, common::event("notify-milestone.json"))
+    let err = invoke(handle, &ctx, common::event("notify-milestone.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
@@ -248,7 +248,7 @@ async fn approval_request_publishes_what_will_happen_and_both_answers_with_the_w
     let event = common::event("notify-approval.json");
     let token = event["detail"]["task_token"].as_str().unwrap().to_string();
     assert!(token.len() > 500, "the sample token is realistically long");
-    let out = handle(&t.ctx, event.clone()).await.unwrap();
+    let out = invoke(handle, &t.ctx, event.clone()).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
 
     assert_eq!(
@@ -318,7 +318,7 @@ async fn approval_without_a_task_token_is_bad_input_and_nothing_is_published() {
         } else {
             event["detail"]["task_token"] = token.clone();
         }
-        let err = handle(&t.ctx, event).await.unwrap_err();
+        let err = invoke(handle, &t.ctx, event).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{token}: {err}");
         assert!(err.message.contains("detail.task_token"), "{err}");
     }
@@ -332,7 +332,7 @@ async fn approval_timeout_failure_carries_the_report() {
     event["milestone"] = json!("approval");
     event["detail"]["error"] =
         json!({"Error": "States.Timeout", "Cause": "approval not answered within 3600 s"});
-    handle(&t.ctx, event.clone()).await.unwrap();
+    invoke(handle, &t.ctx, event.clone()).await.unwrap();
     let [envelope] = t.received(1).try_into().unwrap();
     assert_eq!(
         envelope["Subject"],

@@ -18,6 +18,7 @@ use common::rds::{
     missing_global, put_replica_lag_at, rds_context, seed_global, tag, writer,
 };
 use pilotlight::ErrorKind;
+use pilotlight::runtime::invoke;
 use pilotlight::step::StepInput;
 use pilotlight::steps::promote_db::{PROMOTE_REQUESTED_TAG, RPO_TAG, handle};
 use serde_json::{Value, json};
@@ -62,7 +63,7 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     put_replica_lag(&config, &pair.replica, 4.0).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
 
-    let before = handle(&ctx, common::event("promote-db-status.json"))
+    let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(before["done"], json!(false), "{before:#}");
@@ -72,7 +73,7 @@ async fn start_promotes_the_replica_and_status_says_writable() {
         json!(pair.primary_arn)
     );
 
-    let started = handle(&ctx, common::event("promote-db-start.json"))
+    let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap();
     assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
@@ -95,7 +96,7 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     assert!(tag(&db, PROMOTE_REQUESTED_TAG).is_some());
     assert_eq!(tag(&db, RPO_TAG), Some("4"));
 
-    let after = handle(&ctx, common::event("promote-db-status.json"))
+    let after = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(after["done"], json!(true), "{after:#}");
@@ -111,7 +112,7 @@ async fn start_three_times_converges_without_error() {
     let pair = seed_pair(&config).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
 
-    let first = handle(&ctx, common::event("promote-db-start.json"))
+    let first = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap();
     assert_eq!(first["changes"].as_array().unwrap().len(), 2, "{first:#}");
@@ -125,7 +126,7 @@ async fn start_three_times_converges_without_error() {
     assert_eq!(tag(&state, RPO_TAG), Some("unknown"));
 
     for run in 2..=3 {
-        let again = handle(&ctx, common::event("promote-db-start.json"))
+        let again = invoke(handle, &ctx, common::event("promote-db-start.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -141,7 +142,7 @@ async fn start_three_times_converges_without_error() {
             "run {run} changed the instance"
         );
     }
-    let status = handle(&ctx, common::event("promote-db-status.json"))
+    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(status["done"], json!(true));
@@ -156,7 +157,7 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
     let replica_before = instance(&config, DR_REGION, &pair.replica).await;
     let primary_before = instance(&config, PRIMARY_REGION, &pair.primary).await;
 
-    let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
+    let report = invoke(handle, &ctx, common::event("promote-db-start-dry-run.json"))
         .await
         .unwrap();
     assert_eq!(report["dry_run"], json!(true));
@@ -193,7 +194,7 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
         primary_before
     );
     // Still a replica: a real start afterwards promotes.
-    let status = handle(&ctx, common::event("promote-db-status.json"))
+    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(status["saw"]["writable"], json!(false));
@@ -215,7 +216,7 @@ async fn missing_instance_is_not_found_and_names_it() {
         "promote-db-status.json",
         "promote-db-start-dry-run.json",
     ] {
-        let err = handle(&ctx, common::event(name)).await.unwrap_err();
+        let err = invoke(handle, &ctx, common::event(name)).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{name}: {err}");
         assert!(err.message.contains(&missing), "{err}");
         assert!(err.message.contains(DR_REGION), "{err}");
@@ -231,7 +232,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     let before = instance(&config, DR_REGION, &pair.replica).await;
 
-    let err = handle(&ctx, common::event("promote-db-start.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
@@ -246,7 +247,8 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
         "a refused start must change nothing"
     );
 
-    let forced = handle(
+    let forced = invoke(
+        handle,
         &ctx,
         event("promote-db-start.json", &[("force", json!(true))]),
     )
@@ -255,7 +257,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     assert_eq!(forced["saw"]["decision"], json!("promote"), "{forced:#}");
     assert_eq!(forced["rpo_seconds"], json!(900.0));
     assert!(forced["message"].as_str().unwrap().contains("forced"));
-    let status = handle(&ctx, common::event("promote-db-status.json"))
+    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(status["done"], json!(true));
@@ -272,7 +274,8 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     let before = instance(&config, PRIMARY_REGION, &pair.primary).await;
 
-    let err = handle(
+    let err = invoke(
+        handle,
         &ctx,
         event("promote-db-start.json", &[("direction", json!("failback"))]),
     )
@@ -290,7 +293,8 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
     );
 
     // An operator who knows it is the writer says so explicitly.
-    let forced = handle(
+    let forced = invoke(
+        handle,
         &ctx,
         event(
             "promote-db-start.json",
@@ -314,7 +318,8 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
     // Source answers: what it saw is reported.
     let pair = seed_pair(&config).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
-    let report = handle(
+    let report = invoke(
+        handle,
         &ctx,
         event("promote-db-start.json", &[("mode", json!("graceful"))]),
     )
@@ -336,7 +341,8 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
             .endpoint_url("http://127.0.0.1:9")
             .build(),
     );
-    let report = handle(
+    let report = invoke(
+        handle,
         &ctx,
         event("promote-db-start.json", &[("mode", json!("graceful"))]),
     )
@@ -344,7 +350,7 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
     .unwrap();
     assert!(report["saw"]["source"]["error"].is_string(), "{report:#}");
     assert_eq!(report["saw"]["decision"], json!("promote"));
-    let status = handle(&ctx, common::event("promote-db-status.json"))
+    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(status["done"], json!(true));
@@ -360,13 +366,13 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
     let g = seed_global(&config, "plg").await;
     let ctx = aurora_context(&config, &g);
 
-    let before = handle(&ctx, common::event("promote-db-status.json"))
+    let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(before["done"], json!(false), "{before:#}");
     assert_eq!(before["saw"]["target_is_writer"], json!(false));
 
-    let started = handle(&ctx, common::event("promote-db-start.json"))
+    let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap();
     let change = &started["changes"][0];
@@ -390,7 +396,7 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
         Some(g.dr_arn.as_str())
     );
 
-    let status = handle(&ctx, common::event("promote-db-status.json"))
+    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
     assert_eq!(status["done"], json!(true), "{status:#}");
@@ -404,7 +410,7 @@ async fn aurora_graceful_switches_over_and_reruns_converge() {
     let ctx = aurora_context(&config, &g);
     let graceful = event("promote-db-start.json", &[("mode", json!("graceful"))]);
 
-    let first = handle(&ctx, graceful.clone()).await.unwrap();
+    let first = invoke(handle, &ctx, graceful.clone()).await.unwrap();
     assert!(
         first["changes"][0]["field"]
             .as_str()
@@ -418,7 +424,7 @@ async fn aurora_graceful_switches_over_and_reruns_converge() {
         "a switchover loses no data"
     );
     for run in 2..=3 {
-        let again = handle(&ctx, graceful.clone())
+        let again = invoke(handle, &ctx, graceful.clone())
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -442,7 +448,7 @@ async fn aurora_dry_run_changes_nothing() {
     let ctx = aurora_context(&config, &g);
     let before = global_state(&config, &g.id).await;
 
-    let report = handle(&ctx, common::event("promote-db-start-dry-run.json"))
+    let report = invoke(handle, &ctx, common::event("promote-db-start-dry-run.json"))
         .await
         .unwrap();
     assert_eq!(report["done"], json!(true), "{report:#}");
@@ -466,7 +472,7 @@ async fn aurora_missing_global_cluster_is_not_found_and_names_it() {
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = missing_global("plg-missing");
     let ctx = aurora_context(&config, &g);
-    let err = handle(&ctx, common::event("promote-db-start.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
@@ -488,7 +494,7 @@ async fn aurora_target_outside_the_global_cluster_is_refused() {
         ..g
     };
     let ctx = aurora_context(&config, &stray);
-    let err = handle(&ctx, common::event("promote-db-start.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");

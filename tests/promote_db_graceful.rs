@@ -32,7 +32,7 @@ use common::rds::{
     instance, missing_global, put_replica_lag_at, rds_context, rds_in, seed_global, tag,
 };
 use pilotlight::ErrorKind;
-use pilotlight::runtime::Context;
+use pilotlight::runtime::{Context, invoke};
 use pilotlight::step::{Action, StepInput};
 use pilotlight::steps::promote_db::handle;
 use serde_json::{Value, json};
@@ -129,11 +129,16 @@ fn change<'a>(report: &'a Value, field: &str) -> &'a Value {
 
 /// An ungraceful failover by the product itself: start, then status until writable.
 async fn fail_over(ctx: &Context) {
-    let started = handle(ctx, failover("promote-db-prepare.json").tap_action("start"))
-        .await
-        .unwrap();
+    let started = invoke(
+        handle,
+        ctx,
+        failover("promote-db-prepare.json").tap_action("start"),
+    )
+    .await
+    .unwrap();
     assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
-    let status = handle(
+    let status = invoke(
+        handle,
         ctx,
         failover("promote-db-prepare.json").tap_action("status"),
     )
@@ -180,7 +185,8 @@ async fn events_are_accepted_by_the_step_input() {
     }
     // The handler admits them; another step's action is refused before anything is read.
     let ctx = rds_context("web-db", "web-db-replica").await;
-    let err = handle(
+    let err = invoke(
+        handle,
         &ctx,
         event("promote-db-prepare.json", &[("action", json!("drain"))]),
     )
@@ -197,7 +203,7 @@ async fn prepare_is_done_when_the_target_already_replicates_the_writer() {
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     let before = instances(&config, &pair).await;
     for run in 1..=3 {
-        let report = handle(&ctx, failover("promote-db-prepare.json"))
+        let report = invoke(handle, &ctx, failover("promote-db-prepare.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -238,7 +244,7 @@ async fn failback_prepare_retires_the_stale_primary_and_creates_a_replica_of_the
 
     // moto: the promoted DR instance still names the primary as its source. The product treats it as the writer
     // because its promotion is recorded and no read-replication status is reported (see the module comment).
-    let first = handle(&ctx, common::event("promote-db-prepare.json"))
+    let first = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap();
     assert_eq!(
@@ -300,7 +306,7 @@ async fn failback_prepare_retires_the_stale_primary_and_creates_a_replica_of_the
     // product still sees a replica of the writer, ready.
     let mut state = None;
     for run in 2..=3 {
-        let again = handle(&ctx, common::event("promote-db-prepare.json"))
+        let again = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -331,7 +337,7 @@ async fn failback_prepare_dry_run_lists_rename_and_create_and_changes_nothing() 
     fail_over(&ctx).await;
     let before = pair_state(&config, &pair, PRIMARY_REGION).await;
 
-    let report = handle(&ctx, dry_run("promote-db-prepare.json", "failback"))
+    let report = invoke(handle, &ctx, dry_run("promote-db-prepare.json", "failback"))
         .await
         .unwrap();
     assert_eq!(report["dry_run"], json!(true));
@@ -373,7 +379,7 @@ async fn prepare_creates_a_missing_replica_and_reruns_converge() {
     let primary_arn = create_primary(&config, PRIMARY_REGION, &primary, "db.t3.micro").await;
     let ctx = rds_context(&primary, &dr).await;
 
-    let dry = handle(&ctx, dry_run("promote-db-prepare.json", "failover"))
+    let dry = invoke(handle, &ctx, dry_run("promote-db-prepare.json", "failover"))
         .await
         .unwrap();
     assert_eq!(dry["saw"]["decision"], json!("create"), "{dry:#}");
@@ -386,7 +392,7 @@ async fn prepare_creates_a_missing_replica_and_reruns_converge() {
         "dry-run created it"
     );
 
-    let first = handle(&ctx, failover("promote-db-prepare.json"))
+    let first = invoke(handle, &ctx, failover("promote-db-prepare.json"))
         .await
         .unwrap();
     assert_eq!(first["saw"]["decision"], json!("create"), "{first:#}");
@@ -417,7 +423,7 @@ async fn prepare_creates_a_missing_replica_and_reruns_converge() {
         Some(primary_arn.as_str())
     );
     for run in 2..=3 {
-        let again = handle(&ctx, failover("promote-db-prepare.json"))
+        let again = invoke(handle, &ctx, failover("promote-db-prepare.json"))
             .await
             .unwrap();
         assert_eq!(
@@ -458,7 +464,7 @@ async fn a_replica_created_after_an_earlier_rename_is_placed_like_the_retired_in
         "moto gives every instance a security group"
     );
 
-    let report = handle(&ctx, common::event("promote-db-prepare.json"))
+    let report = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap();
     assert_eq!(report["saw"]["decision"], json!("create"), "{report:#}");
@@ -489,7 +495,7 @@ async fn prepare_refuses_when_the_source_side_is_not_the_writer() {
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     let before = instances(&config, &pair).await;
-    let err = handle(&ctx, common::event("promote-db-prepare.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
@@ -512,7 +518,7 @@ async fn graceful_failover_prepare_after_a_failover_refuses_to_retire_the_newer_
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     fail_over(&ctx).await;
     let before = pair_state(&config, &pair, DR_REGION).await;
-    let err = handle(&ctx, failover("promote-db-prepare.json"))
+    let err = invoke(handle, &ctx, failover("promote-db-prepare.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
@@ -533,7 +539,8 @@ async fn standalone_instances_without_promotion_records_need_force() {
     let ctx = rds_context(&primary, &dr).await;
     let before = identifiers(&config, DR_REGION, &primary).await;
 
-    let err = handle(
+    let err = invoke(
+        handle,
         &ctx,
         failover("promote-db-prepare.json").tap_mode("graceful"),
     )
@@ -549,7 +556,8 @@ async fn standalone_instances_without_promotion_records_need_force() {
     assert_eq!(identifiers(&config, DR_REGION, &primary).await, before);
 
     // An ungraceful failover never runs prepare (it would need the failed region).
-    let err = handle(
+    let err = invoke(
+        handle,
         &ctx,
         failover("promote-db-prepare.json").tap_mode("ungraceful"),
     )
@@ -558,7 +566,8 @@ async fn standalone_instances_without_promotion_records_need_force() {
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
     assert!(err.message.contains("graceful"), "{err}");
 
-    let forced = handle(
+    let forced = invoke(
+        handle,
         &ctx,
         event(
             "promote-db-prepare.json",
@@ -615,11 +624,11 @@ async fn missing_instances_are_not_found_and_named() {
         } else {
             rds_context(&pair.primary, &missing).await
         };
-        let err = handle(&ctx, common::event(name)).await.unwrap_err();
+        let err = invoke(handle, &ctx, common::event(name)).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{name}: {err}");
         assert!(err.message.contains(&missing), "{err}");
     }
-    let err = handle(&ctx, common::event("promote-db-prepare.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap_err();
     assert!(
@@ -628,7 +637,7 @@ async fn missing_instances_are_not_found_and_named() {
     );
     // catchup reads the target (the primary on failback).
     let ctx = rds_context(&missing, &pair.replica).await;
-    let err = handle(&ctx, common::event("promote-db-catchup.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-catchup.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
@@ -648,14 +657,14 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
     let replica_before = instance(&config, DR_REGION, &pair.replica).await;
 
     // No datapoint: unknown, which is not caught up.
-    let unknown = handle(&ctx, failover("promote-db-catchup.json"))
+    let unknown = invoke(handle, &ctx, failover("promote-db-catchup.json"))
         .await
         .unwrap();
     assert_eq!(unknown["done"], json!(false), "{unknown:#}");
     assert!(unknown["message"].as_str().unwrap().contains("unknown lag"));
     assert!(unknown["saw"]["replica_lag"]["unknown"].is_string());
     // Dry-run never waits, and says the same.
-    let dry = handle(&ctx, dry_run("promote-db-catchup.json", "failover"))
+    let dry = invoke(handle, &ctx, dry_run("promote-db-catchup.json", "failover"))
         .await
         .unwrap();
     assert_eq!((&dry["done"], &dry["changes"]), (&json!(true), &json!([])));
@@ -671,7 +680,7 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
         now - Duration::from_secs(180),
     )
     .await;
-    let lagging = handle(&ctx, failover("promote-db-catchup.json"))
+    let lagging = invoke(handle, &ctx, failover("promote-db-catchup.json"))
         .await
         .unwrap();
     assert_eq!(lagging["done"], json!(false), "{lagging:#}");
@@ -680,7 +689,7 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
 
     put_replica_lag_at(&config, DR_REGION, &pair.replica, 0.0, now).await;
     for run in 1..=3 {
-        let caught_up = handle(&ctx, failover("promote-db-catchup.json"))
+        let caught_up = invoke(handle, &ctx, failover("promote-db-catchup.json"))
             .await
             .unwrap();
         assert_eq!(caught_up["done"], json!(true), "run {run}: {caught_up:#}");
@@ -700,7 +709,7 @@ async fn catchup_refuses_a_target_that_is_not_a_replica() {
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     fail_over(&ctx).await;
-    let err = handle(&ctx, common::event("promote-db-catchup.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-catchup.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
@@ -731,7 +740,7 @@ async fn graceful_start_refuses_a_known_lag_until_it_is_zero() {
     .await;
     let before = instance(&config, DR_REGION, &pair.replica).await;
 
-    let err = handle(&ctx, graceful_start()).await.unwrap_err();
+    let err = invoke(handle, &ctx, graceful_start()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
     assert!(
         err.message.contains(&pair.replica)
@@ -742,7 +751,7 @@ async fn graceful_start_refuses_a_known_lag_until_it_is_zero() {
     assert_eq!(instance(&config, DR_REGION, &pair.replica).await, before);
 
     put_replica_lag_at(&config, DR_REGION, &pair.replica, 0.0, now).await;
-    let started = handle(&ctx, graceful_start()).await.unwrap();
+    let started = invoke(handle, &ctx, graceful_start()).await.unwrap();
     assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
     assert_eq!(started["rpo_seconds"], json!(0.0));
 }
@@ -755,7 +764,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
     fail_over(&ctx).await;
 
     // Reprotect before the failback promotion: the primary is not the writer yet.
-    let err = handle(&ctx, common::event("promote-db-reprotect.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-reprotect.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
@@ -764,7 +773,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
     let mut polls = 0;
     loop {
         polls += 1;
-        let r = handle(&ctx, common::event("promote-db-prepare.json"))
+        let r = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
             .await
             .unwrap();
         if r["done"] == json!(true) {
@@ -780,11 +789,12 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
         SystemTime::now(),
     )
     .await;
-    let caught_up = handle(&ctx, common::event("promote-db-catchup.json"))
+    let caught_up = invoke(handle, &ctx, common::event("promote-db-catchup.json"))
         .await
         .unwrap();
     assert_eq!(caught_up["done"], json!(true), "{caught_up:#}");
-    let promoted = handle(
+    let promoted = invoke(
+        handle,
         &ctx,
         common::event("promote-db-prepare.json")
             .tap_action("start")
@@ -797,7 +807,8 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
         json!("promote"),
         "{promoted:#}"
     );
-    let status = handle(
+    let status = invoke(
+        handle,
         &ctx,
         common::event("promote-db-prepare.json").tap_action("status"),
     )
@@ -807,9 +818,13 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
 
     // Reprotect dry-run: the exact rename and create, nothing changed.
     let before = pair_state(&config, &pair, DR_REGION).await;
-    let dry = handle(&ctx, dry_run("promote-db-reprotect.json", "failback"))
-        .await
-        .unwrap();
+    let dry = invoke(
+        handle,
+        &ctx,
+        dry_run("promote-db-reprotect.json", "failback"),
+    )
+    .await
+    .unwrap();
     assert_eq!(dry["done"], json!(true), "{dry:#}");
     assert_eq!(
         change(&dry, "ModifyDBInstance")["from"],
@@ -825,7 +840,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
 
     // Reprotect: the old DR writer is retired, a fresh DR replica follows the primary.
     mark(&config, DR_REGION, &pair.replica_arn, "old-dr").await;
-    let first = handle(&ctx, common::event("promote-db-reprotect.json"))
+    let first = invoke(handle, &ctx, common::event("promote-db-reprotect.json"))
         .await
         .unwrap();
     assert_eq!(
@@ -855,7 +870,7 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
 
     let mut state = None;
     for run in 2..=3 {
-        let again = handle(&ctx, common::event("promote-db-reprotect.json"))
+        let again = invoke(handle, &ctx, common::event("promote-db-reprotect.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -875,11 +890,12 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
 
     // The pilot light is back: a graceful failover would find its replica ready, and the next failover promotes it
     // (its copied promotion tag from the primary predates it and does not count).
-    let ready = handle(&ctx, failover("promote-db-prepare.json"))
+    let ready = invoke(handle, &ctx, failover("promote-db-prepare.json"))
         .await
         .unwrap();
     assert_eq!(ready["saw"]["decision"], json!("ready"), "{ready:#}");
-    let next = handle(
+    let next = invoke(
+        handle,
         &ctx,
         failover("promote-db-prepare.json").tap_action("start"),
     )
@@ -894,7 +910,7 @@ async fn reprotect_is_for_failback_only() {
     let pair = seed_pair(&config, "db.t3.micro").await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
     let before = identifiers(&config, DR_REGION, &pair.primary).await;
-    let err = handle(&ctx, failover("promote-db-reprotect.json"))
+    let err = invoke(handle, &ctx, failover("promote-db-reprotect.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
@@ -914,7 +930,8 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
-    let failed_over = handle(
+    let failed_over = invoke(
+        handle,
         &ctx,
         failover("promote-db-prepare.json").tap_action("start"),
     )
@@ -929,7 +946,7 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
 
     // The old primary is a secondary again (AWS re-attaches it after a managed failover; ministack keeps it).
     for run in 1..=3 {
-        let prepared = handle(&ctx, common::event("promote-db-prepare.json"))
+        let prepared = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -948,7 +965,7 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
         assert_eq!(prepared["saw"]["writer_cluster_arn"], json!(g.dr_arn));
         assert_eq!(global_state(&config, &g.id).await, state, "run {run}");
     }
-    let caught_up = handle(&ctx, common::event("promote-db-catchup.json"))
+    let caught_up = invoke(handle, &ctx, common::event("promote-db-catchup.json"))
         .await
         .unwrap();
     assert_eq!(caught_up["done"], json!(true), "{caught_up:#}");
@@ -961,14 +978,15 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
     );
 
     // Reprotect before the writer is back home is refused.
-    let err = handle(&ctx, common::event("promote-db-reprotect.json"))
+    let err = invoke(handle, &ctx, common::event("promote-db-reprotect.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
     assert!(err.message.contains("still the writer"), "{err}");
 
     // Graceful failback (switchover), then reprotect sees the DR cluster as a secondary again.
-    let switched = handle(
+    let switched = invoke(
+        handle,
         &ctx,
         common::event("promote-db-prepare.json")
             .tap_action("start")
@@ -982,7 +1000,7 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
     );
     let state = global_state(&config, &g.id).await;
     for run in 1..=3 {
-        let reprotected = handle(&ctx, common::event("promote-db-reprotect.json"))
+        let reprotected = invoke(handle, &ctx, common::event("promote-db-reprotect.json"))
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(
@@ -1001,7 +1019,8 @@ async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
-    handle(
+    invoke(
+        handle,
         &ctx,
         failover("promote-db-prepare.json").tap_action("start"),
     )
@@ -1017,7 +1036,7 @@ async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
         .expect("detach the old primary");
     let state = global_state(&config, &g.id).await;
 
-    let waiting = handle(&ctx, common::event("promote-db-prepare.json"))
+    let waiting = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
         .await
         .unwrap();
     assert_eq!(waiting["done"], json!(false), "{waiting:#}");
@@ -1028,7 +1047,7 @@ async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
             && message.contains("add it back"),
         "{message}"
     );
-    let dry = handle(&ctx, dry_run("promote-db-prepare.json", "failback"))
+    let dry = invoke(handle, &ctx, dry_run("promote-db-prepare.json", "failback"))
         .await
         .unwrap();
     assert_eq!((&dry["done"], &dry["changes"]), (&json!(true), &json!([])));
@@ -1045,7 +1064,7 @@ async fn aurora_missing_global_cluster_is_not_found_and_named() {
         "promote-db-catchup.json",
         "promote-db-reprotect.json",
     ] {
-        let err = handle(&ctx, common::event(name)).await.unwrap_err();
+        let err = invoke(handle, &ctx, common::event(name)).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{name}: {err}");
         assert!(
             err.message.contains(&g.id) && err.message.contains("PILOTLIGHT_GLOBAL_CLUSTER"),

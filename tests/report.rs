@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use pilotlight::ErrorKind;
 use pilotlight::aws::stepfunctions::{step_reports, step_reports_paged};
+use pilotlight::runtime::invoke;
 use pilotlight::step::{Action, StepReport};
 use pilotlight::steps::notify::handle;
 use pilotlight::steps::notify::report::{self, StepHistory};
@@ -274,7 +275,7 @@ async fn notify_builds_reports_from_the_history_and_without_it_still_publishes()
     // kind: report, as the Report state sends it.
     let event = json!({"kind": "report", "milestone": "report", "execution": run.execution_arn,
                        "direction": "failover", "dry_run": false, "detail": run.state});
-    let out = handle(&ctx, event).await.unwrap();
+    let out = invoke(handle, &ctx, event).await.unwrap();
     let report = &out["report"];
     assert_eq!(report["history"], "execution history: 4 step results");
     let dials: Vec<(i64, i64)> = report["changes"]
@@ -291,7 +292,7 @@ async fn notify_builds_reports_from_the_history_and_without_it_still_publishes()
     state["error"] = json!({"Error": "pilotlight.PollLimitExceeded", "Cause": "dns not in sync"});
     let event = json!({"kind": "failure", "milestone": "failed", "execution": run.execution_arn,
                        "direction": "failover", "dry_run": false, "detail": state});
-    let out = handle(&ctx, event).await.unwrap();
+    let out = invoke(handle, &ctx, event).await.unwrap();
     assert_eq!(
         out["body"]["report"]["changes"].as_array().unwrap().len(),
         3
@@ -300,7 +301,7 @@ async fn notify_builds_reports_from_the_history_and_without_it_still_publishes()
 
     // An execution the history API does not know: the notice still goes out, built from the state alone.
     let event = common::event("notify-report.json");
-    let out = handle(&ctx, event.clone()).await.unwrap();
+    let out = invoke(handle, &ctx, event.clone()).await.unwrap();
     assert!(!out["message_id"].as_str().unwrap().is_empty());
     let report = &out["report"];
     let history = report["history"].as_str().unwrap();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use aws_config::Region;
 use pilotlight::aws::clients::AwsClients;
 use pilotlight::aws::ssm::AMI_DATA_TYPE;
+use pilotlight::runtime::invoke;
 use pilotlight::step::StepReport;
 use pilotlight::steps::scale_compute::handle;
 use pilotlight::{Context, Error, ErrorKind};
@@ -228,7 +229,7 @@ async fn live(s: &Seeder, site: &Site) -> Live {
 }
 
 async fn run(ctx: &Context, event: Value) -> Result<StepReport, Error> {
-    handle(ctx, event)
+    invoke(handle, ctx, event)
         .await
         .map(|v| serde_json::from_value(v).expect("a StepReport"))
 }

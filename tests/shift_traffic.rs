@@ -5,7 +5,7 @@ mod common;
 
 use pilotlight::ErrorKind;
 use pilotlight::aws::globalaccelerator::{EndpointGroupState, describe_endpoint_group};
-use pilotlight::runtime::Context;
+use pilotlight::runtime::{Context, invoke};
 use pilotlight::steps::shift_traffic::handle;
 use serde_json::{Value, json};
 
@@ -60,7 +60,7 @@ impl Setup {
         (p.dial, d.dial)
     }
     async fn run(&self, event: Value) -> Value {
-        handle(&self.ctx, event).await.unwrap()
+        invoke(handle, &self.ctx, event).await.unwrap()
     }
 }
 
@@ -228,7 +228,7 @@ async fn a_missing_endpoint_group_is_named_and_nothing_changes() {
         common::unique("gone")
     );
     let ctx = context_with(&s.primary_arn, &missing).await;
-    let err = handle(&ctx, input("start", "failover", "ungraceful"))
+    let err = invoke(handle, &ctx, input("start", "failover", "ungraceful"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
@@ -248,7 +248,7 @@ async fn a_missing_endpoint_group_is_named_and_nothing_changes() {
 async fn swapped_endpoint_groups_are_a_plan_error_and_nothing_changes() {
     let s = setup(100, 0).await;
     let ctx = context_with(&s.dr_arn, &s.primary_arn).await;
-    let err = handle(&ctx, input("start", "failover", "ungraceful"))
+    let err = invoke(handle, &ctx, input("start", "failover", "ungraceful"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
@@ -264,11 +264,15 @@ async fn swapped_endpoint_groups_are_a_plan_error_and_nothing_changes() {
 #[tokio::test]
 async fn bad_input_is_rejected_before_any_call() {
     let s = setup(100, 0).await;
-    let err = handle(&s.ctx, json!({"action": "start", "direction": "sideways"}))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        handle,
+        &s.ctx,
+        json!({"action": "start", "direction": "sideways"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput);
-    let err = handle(&s.ctx, json!({"action": "start", "dial": 50}))
+    let err = invoke(handle, &s.ctx, json!({"action": "start", "dial": 50}))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput);
@@ -375,7 +379,7 @@ async fn drain_with_a_missing_endpoint_group_is_named_and_nothing_changes() {
         common::unique("gone")
     );
     let ctx = context_with(&s.primary_arn, &missing).await;
-    let err = handle(&ctx, common::event("shift-traffic-drain.json"))
+    let err = invoke(handle, &ctx, common::event("shift-traffic-drain.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
@@ -394,7 +398,7 @@ async fn drain_with_a_missing_endpoint_group_is_named_and_nothing_changes() {
 async fn actions_of_other_steps_are_refused() {
     let s = setup(100, 0).await;
     for action in ["reprotect", "prepare", "catchup"] {
-        let err = handle(&s.ctx, input(action, "failback", "graceful"))
+        let err = invoke(handle, &s.ctx, input(action, "failback", "graceful"))
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{action}: {err}");

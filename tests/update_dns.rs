@@ -14,7 +14,7 @@ use aws_sdk_route53::types::{
 use pilotlight::ErrorKind;
 use pilotlight::aws::route53::get_health_check;
 use pilotlight::routing::CheckFlags;
-use pilotlight::runtime::Context;
+use pilotlight::runtime::{Context, invoke};
 use pilotlight::steps::update_dns::{handle, read_cname};
 use serde_json::{Value, json};
 
@@ -139,7 +139,7 @@ impl HealthChecks {
     }
 
     async fn run(&self, event: Value) -> Value {
-        handle(&self.ctx, event).await.unwrap()
+        invoke(handle, &self.ctx, event).await.unwrap()
     }
 }
 
@@ -293,7 +293,9 @@ async fn a_missing_health_check_is_named_and_nothing_changes() {
         ("PILOTLIGHT_DR_HEALTH_CHECK_ID", missing.into()),
     ]);
     let ctx = common::context(&vars).await;
-    let err = handle(&ctx, input("start", "failover")).await.unwrap_err();
+    let err = invoke(handle, &ctx, input("start", "failover"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     assert!(
         err.message.contains(missing) && err.message.contains("PILOTLIGHT_DR_HEALTH_CHECK_ID"),
@@ -311,7 +313,7 @@ async fn a_change_id_in_health_check_mode_is_bad_input() {
     let s = HealthChecks::seed().await;
     let mut event = input("status", "failover");
     event["change_id"] = json!("/change/C2682N5HXP0BZ4");
-    let err = handle(&s.ctx, event).await.unwrap_err();
+    let err = invoke(handle, &s.ctx, event).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message.contains("records mode"), "{err}");
 }
@@ -354,7 +356,7 @@ impl Records {
     }
 
     async fn run(&self, event: Value) -> Value {
-        handle(&self.ctx, event).await.unwrap()
+        invoke(handle, &self.ctx, event).await.unwrap()
     }
 }
 
@@ -467,7 +469,9 @@ async fn records_missing_record_or_zone_is_named() {
     let s = Records::seed().await;
     let absent = format!("absent.{}", s.www);
     let ctx = common::context(&Records::vars(&s.zone, &absent)).await;
-    let err = handle(&ctx, input("start", "failover")).await.unwrap_err();
+    let err = invoke(handle, &ctx, input("start", "failover"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     assert!(
         err.message.contains(&absent) && err.message.contains(&s.zone),
@@ -476,7 +480,9 @@ async fn records_missing_record_or_zone_is_named() {
     assert!(err.message.contains("PILOTLIGHT_RECORD_NAME"), "{err}");
 
     let ctx = common::context(&Records::vars("ZNOSUCHZONE0000", &s.www)).await;
-    let err = handle(&ctx, input("start", "failover")).await.unwrap_err();
+    let err = invoke(handle, &ctx, input("start", "failover"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     assert!(
         err.message.contains("ZNOSUCHZONE0000")
@@ -504,7 +510,9 @@ async fn records_mode_refuses_a_record_with_a_routing_policy() {
         .await;
     }
     let ctx = common::context(&Records::vars(&zone, &www)).await;
-    let err = handle(&ctx, input("start", "failover")).await.unwrap_err();
+    let err = invoke(handle, &ctx, input("start", "failover"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
     assert!(err.message.contains("health-check"), "{err}");
 }
@@ -514,9 +522,9 @@ async fn bad_input_is_rejected() {
     let s = Records::seed().await;
     let mut event = common::event("update-dns-start.json");
     event["change_id"] = json!("/change/C1");
-    let err = handle(&s.ctx, event).await.unwrap_err();
+    let err = invoke(handle, &s.ctx, event).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
-    let err = handle(&s.ctx, json!({"action": "status", "record": "x"}))
+    let err = invoke(handle, &s.ctx, json!({"action": "status", "record": "x"}))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");

@@ -55,6 +55,13 @@ pub enum Side {
     Dr,
 }
 
+/// One value for each side, as reports show them: `{"primary": .., "dr": ..}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BySide<T> {
+    pub primary: T,
+    pub dr: T,
+}
+
 impl Side {
     pub fn other(self) -> Side {
         match self {
@@ -106,6 +113,9 @@ pub struct RegionPlan {
     pub endpoint_group_arn: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// The whole of one AWS call, retries included: no call waits longer, so a step always answers inside its
+    /// function timeout (a black-holed endpoint costs this, not the read timeout times the attempts).
+    pub operation_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,12 +175,66 @@ pub enum DnsPlan {
     },
 }
 
+/// One alarm of the quorum, in the region it lives in (an alarm watches metrics of its own region only, so the
+/// quorum may span regions: the primary's ALB alarms there, the DR-side probe's alarm in DR).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct AlarmRef {
+    pub name: String,
+    pub region: String,
+}
+
+impl std::fmt::Display for AlarmRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.region)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmPolicy {
+    /// Where alarms given by bare name live (PILOTLIGHT_ALARM_REGION, default the DR region).
     pub region: String,
-    pub names: Vec<String>,
+    pub alarms: Vec<AlarmRef>,
     pub quorum: usize,
     pub cooldown: Duration,
+    /// The longest detect waits for its reads (alarms, executions, dials) before it decides with what it has.
+    pub observe_deadline: Duration,
+}
+
+impl AlarmPolicy {
+    /// The regions detect re-reads alarms in, each once, in plan order.
+    pub fn regions(&self) -> Vec<&str> {
+        let mut regions: Vec<&str> = Vec::new();
+        for a in &self.alarms {
+            if !regions.contains(&a.region.as_str()) {
+                regions.push(&a.region);
+            }
+        }
+        regions
+    }
+
+    /// The names of the plan's alarms in `region`.
+    pub fn names_in(&self, region: &str) -> Vec<String> {
+        self.alarms
+            .iter()
+            .filter(|a| a.region == region)
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    pub fn contains(&self, name: &str, region: &str) -> bool {
+        self.alarms
+            .iter()
+            .any(|a| a.name == name && a.region == region)
+    }
+}
+
+/// See [`FailoverPlan::worst_case`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorstCase {
+    /// detect: from the event to its answer.
+    pub detect: Duration,
+    /// Any one AWS call of any step, retries included.
+    pub longest_call: Duration,
 }
 
 /// State-machine timing, handed to each execution so the drill can run in seconds.
@@ -188,6 +252,8 @@ pub struct Timing {
 /// Step Functions waits on a task token for at most a year; pilotlight keeps the approval wait well inside the
 /// execution's 24 h net.
 pub const MAX_APPROVAL_TIMEOUT_SECONDS: u64 = 43_200;
+/// No single AWS call may take longer than this, whatever the plan says: the functions' timeout is 30 s.
+pub const MAX_OPERATION_TIMEOUT_MS: u64 = 25_000;
 pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3600;
 
 fn default_approval_timeout_seconds() -> u32 {
@@ -299,7 +365,7 @@ impl FailoverPlan {
             ));
         }
         let region_plan =
-            |prefix: &str, region: String, timeouts: (u64, u64)| -> Result<RegionPlan> {
+            |prefix: &str, region: String, timeouts: (u64, u64, u64)| -> Result<RegionPlan> {
                 Ok(RegionPlan {
                     region,
                     asg: v.required(&format!("PILOTLIGHT_{prefix}_ASG"))?,
@@ -318,31 +384,42 @@ impl FailoverPlan {
                     read_timeout: Duration::from_millis(
                         v.number(&format!("PILOTLIGHT_{prefix}_READ_TIMEOUT_MS"), timeouts.1)?,
                     ),
+                    operation_timeout: Duration::from_millis(v.bounded(
+                        &format!("PILOTLIGHT_{prefix}_OPERATION_TIMEOUT_MS"),
+                        timeouts.2,
+                        500..=MAX_OPERATION_TIMEOUT_MS,
+                    )?),
                 })
             };
         // The primary is the region most likely to be failing: short timeouts so a dead endpoint never blocks.
-        let primary = region_plan("PRIMARY", primary_region, (1000, 3000))?;
-        let dr = region_plan("DR", dr_region, (3000, 20000))?;
+        let primary = region_plan("PRIMARY", primary_region, (1000, 3000, 8000))?;
+        let dr = region_plan("DR", dr_region, (3000, 20000, 20000))?;
 
-        let names: Vec<String> = v.list("PILOTLIGHT_ALARM_NAMES")?;
+        let alarm_region = match v.optional("PILOTLIGHT_ALARM_REGION") {
+            Some(_) => v.region("PILOTLIGHT_ALARM_REGION")?,
+            None => dr.region.clone(),
+        };
+        let alarm_list = v.alarm_refs("PILOTLIGHT_ALARM_NAMES", &alarm_region, &account_id)?;
         let quorum = v.number("PILOTLIGHT_QUORUM", 1)? as usize;
-        if quorum == 0 || quorum > names.len() {
+        if quorum == 0 || quorum > alarm_list.len() {
             return Err(Error::config(
                 "PILOTLIGHT_QUORUM",
                 format!(
                     "must be between 1 and the number of alarms ({}), got {quorum}",
-                    names.len()
+                    alarm_list.len()
                 ),
             ));
         }
         let alarms = AlarmPolicy {
-            region: match v.optional("PILOTLIGHT_ALARM_REGION") {
-                Some(_) => v.region("PILOTLIGHT_ALARM_REGION")?,
-                None => dr.region.clone(),
-            },
-            names,
+            region: alarm_region,
+            alarms: alarm_list,
             quorum,
             cooldown: Duration::from_secs(v.number("PILOTLIGHT_COOLDOWN_SECONDS", 1800)?),
+            observe_deadline: Duration::from_millis(v.bounded(
+                "PILOTLIGHT_OBSERVE_DEADLINE_MS",
+                5000,
+                100..=20_000,
+            )?),
         };
 
         let database = match v.required("PILOTLIGHT_DB_MODE")?.as_str() {
@@ -412,14 +489,61 @@ impl FailoverPlan {
                 }
             },
             timing: Timing {
-                poll_seconds: v.number("PILOTLIGHT_POLL_SECONDS", 15)? as u32,
-                dial_bake_seconds: v.number("PILOTLIGHT_DIAL_BAKE_SECONDS", 30)? as u32,
-                max_polls: v.number("PILOTLIGHT_MAX_POLLS", 240)? as u32,
+                poll_seconds: v.bounded("PILOTLIGHT_POLL_SECONDS", 15, 1..=3600)? as u32,
+                dial_bake_seconds: v.bounded("PILOTLIGHT_DIAL_BAKE_SECONDS", 30, 0..=3600)? as u32,
+                max_polls: v.bounded("PILOTLIGHT_MAX_POLLS", 240, 1..=10_000)? as u32,
                 approval_timeout_seconds: v
                     .approval_timeout("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS")?,
             },
             probe: v.probe()?,
         })
+    }
+
+    /// What a careful operator should know about this plan before relying on it on the worst day (advice, not
+    /// errors: the plan still loads). Pure; `pilotlight check-plan` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self
+            .alarms
+            .alarms
+            .iter()
+            .all(|a| a.region == self.primary.region)
+        {
+            out.push(format!(
+                "every alarm of the quorum lives in the primary region {}: when that region fails, its alarms and \
+                 their delivery may fail with it; add an alarm in {} (the probe's, PILOTLIGHT_PROBE_URLS)",
+                self.primary.region, self.dr.region
+            ));
+        }
+        if self.primary.region == GLOBAL_ACCELERATOR_API_REGION {
+            out.push(format!(
+                "the primary region is {}, the only region Global Accelerator's API answers in: an outage there can \
+                 also take the traffic dials' control plane down",
+                self.primary.region
+            ));
+        }
+        if self.primary.region == ROUTE53_CONTROL_PLANE_REGION {
+            out.push(format!(
+                "the primary region is {ROUTE53_CONTROL_PLANE_REGION}, where Route 53's control plane lives: an outage \
+                 there can also block the DNS change (the traffic dials still move)"
+            ));
+        }
+        out
+    }
+
+    /// The longest pilotlight waits on AWS in one invocation, by construction: every call is bounded by its
+    /// region's operation timeout, and detect's reads by the observe deadline. `tests/budget.rs` checks these
+    /// against the functions' timeouts in template.yaml.
+    pub fn worst_case(&self) -> WorstCase {
+        let longest_call = self
+            .primary
+            .operation_timeout
+            .max(self.dr.operation_timeout);
+        WorstCase {
+            // Reads side by side within the deadline, then StartExecution (Step Functions in the DR region).
+            detect: self.alarms.observe_deadline + self.dr.operation_timeout,
+            longest_call,
+        }
     }
 
     /// The state machine ARN, required by detect only.
@@ -431,6 +555,77 @@ impl FailoverPlan {
             )
         })
     }
+}
+
+/// The only region Global Accelerator's API answers in.
+pub const GLOBAL_ACCELERATOR_API_REGION: &str = "us-west-2";
+
+/// Route 53's control plane (changes to records and health checks) is served from here.
+pub const ROUTE53_CONTROL_PLANE_REGION: &str = "us-east-1";
+
+/// Longest alarm name CloudWatch accepts.
+pub const ALARM_NAME_MAX_CHARS: usize = 255;
+
+/// One entry of PILOTLIGHT_ALARM_NAMES: `name`, `name@region` or `arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>`.
+pub fn parse_alarm_ref(
+    item: &str,
+    default_region: &str,
+    account: &str,
+) -> std::result::Result<AlarmRef, String> {
+    let (name, region) = if let Some(rest) = item.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        match parts.as_slice() {
+            [_, "cloudwatch", region, acct, resource, name] if *resource == "alarm" => {
+                if *acct != account {
+                    return Err(format!(
+                        "the alarm is in account {acct}, the plan's account is {account} (PILOTLIGHT_ACCOUNT_ID)"
+                    ));
+                }
+                (name.to_string(), region.to_string())
+            }
+            _ => return Err("expected arn:aws:cloudwatch:<region>:<account>:alarm:<name>".into()),
+        }
+    } else {
+        match item.rsplit_once('@') {
+            Some((name, region)) if is_region(region) => (name.to_string(), region.to_string()),
+            _ => (item.to_string(), default_region.to_string()),
+        }
+    };
+    if !is_region(&region) {
+        return Err(format!(
+            "{region:?} is not a region name like ap-northeast-1"
+        ));
+    }
+    check_alarm_name(&name)?;
+    Ok(AlarmRef { name, region })
+}
+
+/// Alarm names: 1 to 255 characters, none of them a control character (they end up in logs, mail subjects and
+/// execution names).
+pub fn check_alarm_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.chars().count() > ALARM_NAME_MAX_CHARS {
+        return Err(format!(
+            "an alarm name has 1 to {ALARM_NAME_MAX_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("alarm name {name:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// `ap-northeast-1`, `us-gov-west-1`: lowercase words and digits, ending in a number.
+pub fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The region field of an ARN (`arn:partition:service:region:account:resource`).
@@ -482,17 +677,7 @@ impl Vars<'_> {
     }
     fn region(&self, name: &str) -> Result<String> {
         let r = self.required(name)?;
-        let parts: Vec<&str> = r.split('-').collect();
-        let ok = parts.len() >= 3
-            && parts.iter().all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            })
-            && parts
-                .last()
-                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-        if ok {
+        if is_region(&r) {
             Ok(r)
         } else {
             Err(Error::config(
@@ -522,13 +707,42 @@ impl Vars<'_> {
         }
     }
     fn approval_timeout(&self, name: &str) -> Result<u32> {
-        match self.number(name, DEFAULT_APPROVAL_TIMEOUT_SECONDS.into())? {
-            n @ 1..=MAX_APPROVAL_TIMEOUT_SECONDS => Ok(n as u32),
-            n => Err(Error::config(
+        let n = self.bounded(
+            name,
+            DEFAULT_APPROVAL_TIMEOUT_SECONDS.into(),
+            1..=MAX_APPROVAL_TIMEOUT_SECONDS,
+        )?;
+        Ok(n as u32)
+    }
+    /// A whole number within `range`: a value that would be truncated or make no sense is refused, never cut.
+    fn bounded(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let n = self.number(name, default)?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(Error::config(
                 name,
-                format!("expected 1 to {MAX_APPROVAL_TIMEOUT_SECONDS} seconds, got {n}"),
-            )),
+                format!("expected {} to {}, got {n}", range.start(), range.end()),
+            ))
         }
+    }
+    /// `name`, `name@region` or an alarm ARN, comma-separated; bare names live in `default_region`.
+    fn alarm_refs(&self, name: &str, default_region: &str, account: &str) -> Result<Vec<AlarmRef>> {
+        let mut refs: Vec<AlarmRef> = Vec::new();
+        for item in self.list(name)? {
+            let alarm = parse_alarm_ref(&item, default_region, account)
+                .map_err(|why| Error::config(name, format!("{item:?}: {why}")))?;
+            if refs.contains(&alarm) {
+                return Err(Error::config(name, format!("{alarm} is listed twice")));
+            }
+            refs.push(alarm);
+        }
+        Ok(refs)
     }
     fn boolean(&self, name: &str, default: bool) -> Result<bool> {
         match self.optional(name).as_deref() {
@@ -715,6 +929,105 @@ pub(crate) mod tests {
     pub(crate) fn reference_vars() -> HashMap<String, String> {
         let text = include_str!("../../plans/reference.env");
         parse_env_file(text).unwrap()
+    }
+
+    fn with(overrides: &[(&str, &str)]) -> Result<FailoverPlan> {
+        let mut v = reference_vars();
+        for (k, val) in overrides {
+            v.insert(k.to_string(), val.to_string());
+        }
+        FailoverPlan::from_map(&v)
+    }
+
+    #[test]
+    fn alarms_are_named_by_name_name_at_region_or_arn() {
+        let p = with(&[(
+            "PILOTLIGHT_ALARM_NAMES",
+            "web-5xx, alb-down@ap-northeast-2, arn:aws:cloudwatch:us-east-1:123456789012:alarm:edge:errors",
+        ), ("PILOTLIGHT_QUORUM", "2")])
+        .unwrap();
+        let got: Vec<String> = p.alarms.alarms.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "web-5xx@ap-northeast-1",
+                "alb-down@ap-northeast-2",
+                "edge:errors@us-east-1"
+            ]
+        );
+        assert_eq!(
+            p.alarms.regions(),
+            ["ap-northeast-1", "ap-northeast-2", "us-east-1"]
+        );
+        assert_eq!(p.alarms.names_in("ap-northeast-2"), ["alb-down"]);
+        // An '@' that is not followed by a region is part of the name.
+        let p = with(&[("PILOTLIGHT_ALARM_NAMES", "ops@example")]).unwrap();
+        assert_eq!(p.alarms.alarms[0].to_string(), "ops@example@ap-northeast-1");
+    }
+
+    #[test]
+    fn bad_alarm_entries_are_refused_naming_the_variable() {
+        for (value, expect) in [
+            (
+                "arn:aws:cloudwatch:ap-northeast-1:999999999999:alarm:x",
+                "account 999999999999",
+            ),
+            (
+                "arn:aws:sns:ap-northeast-1:123456789012:alarm:x",
+                "expected arn:aws:cloudwatch",
+            ),
+            ("web\u{7}bell", "control character"),
+            ("a,a", "listed twice"),
+            (&"x".repeat(256), "1 to 255 characters"),
+        ] {
+            let e = with(&[("PILOTLIGHT_ALARM_NAMES", value)]).unwrap_err();
+            assert!(
+                e.message.contains("PILOTLIGHT_ALARM_NAMES") && e.message.contains(expect),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_that_would_be_truncated_are_refused() {
+        for (var, value) in [
+            ("PILOTLIGHT_MAX_POLLS", "4294967296"),
+            ("PILOTLIGHT_MAX_POLLS", "0"),
+            ("PILOTLIGHT_POLL_SECONDS", "99999999999"),
+            ("PILOTLIGHT_DR_OPERATION_TIMEOUT_MS", "60000"),
+            ("PILOTLIGHT_OBSERVE_DEADLINE_MS", "30000"),
+            ("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS", "86400"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert!(
+                e.message.contains(var) && e.message.contains("expected"),
+                "{var}={value}: {e}"
+            );
+        }
+        let p = with(&[("PILOTLIGHT_MAX_POLLS", "10000")]).unwrap();
+        assert_eq!(p.timing.max_polls, 10_000);
+    }
+
+    #[test]
+    fn warnings_name_the_dependencies_a_failed_region_takes_with_it() {
+        let p = with(&[("PILOTLIGHT_ALARM_NAMES", "web-5xx@ap-northeast-2")]).unwrap();
+        let w = p.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("every alarm of the quorum lives in the primary region"),
+            "{w:?}"
+        );
+        assert!(with(&[]).unwrap().warnings().is_empty());
+        for (region, expect) in [
+            ("us-west-2", "Global Accelerator"),
+            ("us-east-1", "Route 53"),
+        ] {
+            let p = with(&[("PILOTLIGHT_PRIMARY_REGION", region)]).unwrap();
+            assert!(
+                p.warnings().iter().any(|w| w.contains(expect)),
+                "{region}: {:?}",
+                p.warnings()
+            );
+        }
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! Lambda glue shared by every function: logging, the plan and clients built once per cold start, and error
 //! mapping to the contract's error types. `functions/*/src/main.rs` is one call to [`serve`].
+//!
+//! The edge is typed: a handler takes its step's input type and returns its output type, and [`invoke`] turns the
+//! payload into the one and the other into JSON. Inputs implement [`StepEvent`] rather than plain
+//! `DeserializeOwned` because parsing is more than deserializing: each input words its own rejection (the expected
+//! shape, in the contract's terms), a step admits only the actions it implements, update-dns checks `change_id`
+//! before the common fields, and detect dispatches alarm shapes on their keys (an EventBridge event also
+//! deserializes as a Lambda-action alarm, so no derived or untagged parse can tell them apart). Outputs only need
+//! `Serialize`.
 
 use std::future::Future;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::aws::clients::AwsClients;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::FailoverPlan;
 
 /// What every handler gets: the plan and the clients, built once.
@@ -36,13 +45,42 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A step's input as it arrives in a Lambda payload. Parsing fails with `pilotlight.InvalidInput` saying what was
+/// expected, before any AWS call.
+pub trait StepEvent: Sized {
+    fn from_payload(payload: Value) -> Result<Self>;
+}
+
+/// One invocation at the edge: the payload parsed into the handler's input, the handler run, its output as JSON.
+/// [`serve`] answers every invocation through this, and the integration tests call steps through it, so both see
+/// the JSON a Lambda function receives and returns.
+pub async fn invoke<'c, F, Fut, In, Out>(
+    handler: F,
+    ctx: &'c Context,
+    payload: Value,
+) -> Result<Value>
+where
+    F: Fn(&'c Context, In) -> Fut,
+    Fut: Future<Output = Result<Out>>,
+    In: StepEvent,
+    Out: Serialize,
+{
+    let output = handler(ctx, In::from_payload(payload)?).await?;
+    serde_json::to_value(output).map_err(|e| {
+        let what = std::any::type_name::<Out>();
+        Error::new(ErrorKind::Aws, format!("cannot encode {what}: {e}"))
+    })
+}
+
 /// Runs `handler` as the Lambda function. A bad plan does not crash-loop the cold start: every invocation is
 /// answered with the `pilotlight.Config` error naming the variable, so the operator sees it where the alarm's
 /// invocation failed, and nothing is called.
-pub async fn serve<F, Fut>(handler: F) -> std::result::Result<(), lambda_runtime::Error>
+pub async fn serve<F, Fut, In, Out>(handler: F) -> std::result::Result<(), lambda_runtime::Error>
 where
-    F: Fn(&'static Context, Value) -> Fut,
-    Fut: Future<Output = Result<Value>>,
+    F: Fn(&'static Context, In) -> Fut,
+    Fut: Future<Output = Result<Out>>,
+    In: StepEvent,
+    Out: Serialize,
 {
     init_tracing();
     let ctx: std::result::Result<&'static Context, crate::Error> = match Context::from_env().await {
@@ -59,7 +97,8 @@ where
                 "the payload has the key {key:?} more than once: refused, nothing was called (a JSON parser keeps \
                  only one of them, so {{\"dry_run\": true, \"dry_run\": false}} would run for real); send each key once"
             ))),
-            (Ok(ctx), None) => handler(ctx, event.payload.value).await,
+            // Boxed: a step's future nested inline in the runtime's goes past the compiler's layout depth limit.
+            (Ok(ctx), None) => Box::pin(invoke(handler, ctx, event.payload.value)).await,
             (Err(e), None) => Err(e.clone()),
         };
         if let Err(e) = &result {

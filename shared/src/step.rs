@@ -1,5 +1,10 @@
 //! The common shape of every failover step: input from the state machine, and the report it returns
 //! (what it saw, what it changed or would change, whether the state machine may move on).
+//!
+//! What a step saw is a typed struct per step and action (`PromotionSaw`, `DialsSaw`, ...), but the report holds it
+//! as JSON ([`StepReport::record_saw`]) rather than being generic over it: one step answers with several shapes
+//! (promote-db's actions each see different things), and notify reads reports of every step back from the
+//! execution history without knowing which, so one concrete `StepReport` serves writer and reader alike.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -175,20 +180,19 @@ impl StepReport {
         });
     }
 
+    /// Records what the step read before acting (a step's `...Saw` struct).
+    pub fn record_saw(&mut self, saw: &impl Serialize) {
+        // The saw structs hold strings, numbers, timestamps and string-keyed maps, which always encode; should one
+        // ever fail, the report (whose changes may already be made) still goes out, saying so.
+        self.saw = serde_json::to_value(saw)
+            .unwrap_or_else(|e| Value::String(format!("cannot encode what the step saw: {e}")));
+    }
+
     pub fn finish(mut self, done: bool, message: impl Into<String>) -> Self {
         self.finished_at = Utc::now();
         self.done = done;
         self.message = message.into();
         self
-    }
-
-    pub fn into_json(self) -> Result<Value> {
-        serde_json::to_value(self).map_err(|e| {
-            Error::new(
-                crate::error::ErrorKind::Aws,
-                format!("cannot encode step report: {e}"),
-            )
-        })
     }
 }
 

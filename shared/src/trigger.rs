@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::plan::{Direction, Mode, arn_account, arn_region};
+use crate::plan::{Direction, Mode, arn_account, arn_region, check_alarm_name};
 
 /// Larger events are refused before parsing (SNS caps messages at 256 KiB; alarm events are a few KiB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -123,6 +123,20 @@ impl ManualCommand {
 
     /// Fields that only make sense for some commands are refused elsewhere, so nothing is silently ignored.
     fn check(&self) -> Result<()> {
+        if let Some(reason) = &self.reason {
+            let chars = reason.chars().count();
+            if chars > REASON_MAX_CHARS {
+                return Err(Error::invalid_input(format!(
+                    "\"reason\" is {chars} characters, at most {REASON_MAX_CHARS}: it goes into the execution input, \
+                     logs and mail; say why in a sentence"
+                )));
+            }
+            if reason.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(Error::invalid_input(
+                    "\"reason\" contains a control character (only line breaks are allowed)",
+                ));
+            }
+        }
         let answering = matches!(self.command, CommandName::Approve | CommandName::Reject);
         match (&self.token, answering) {
             (None, true) => Err(Error::invalid_input(
@@ -167,6 +181,9 @@ struct SnsAlarmMessage {
     state_change_time: String,
     alarm_arn: String,
 }
+
+/// The longest `reason` a manual command may give (it travels in the execution input, logs and mail).
+pub const REASON_MAX_CHARS: usize = 1024;
 
 pub fn parse_trigger(event: &Value) -> Result<Trigger> {
     let size = serde_json::to_vec(event)
@@ -344,6 +361,18 @@ fn transition(
     if name.trim().is_empty() {
         return Err(Error::invalid_input("alarm event has an empty alarm name"));
     }
+    check_alarm_name(name)
+        .map_err(|why| Error::invalid_input(format!("alarm event: alarmName: {why}")))?;
+    if let Some(arn) = &arn {
+        // `arn:...:alarm:<name>`: an ARN naming another alarm than alarmName is forged or mangled.
+        let arn_name = arn.split_once(":alarm:").map(|(_, n)| n);
+        if arn_name != Some(name) {
+            return Err(Error::invalid_input(format!(
+                "alarm event: alarmArn {arn} names alarm {:?}, alarmName says {name:?}",
+                arn_name.unwrap_or("")
+            )));
+        }
+    }
     if let Some(arn) = &arn {
         // The ARN must agree with the fields beside it, or the event was forged or mangled.
         if arn_account(arn) != Some(account_id.as_str()) || arn_region(arn) != Some(region.as_str())
@@ -489,6 +518,38 @@ mod tests {
         let mut big = load("detect-manual-failover.json");
         big["reason"] = json!("x".repeat(1024 * 1024));
         assert!(rejected(big).contains("larger than"));
+    }
+
+    #[test]
+    fn stricter_input_names_the_field() {
+        // An ARN naming another alarm than alarmName: forged or mangled, in every shape that carries both.
+        let mut direct = load("detect-alarm-lambda-action.json");
+        let arn = direct["alarmArn"]
+            .as_str()
+            .unwrap()
+            .replace("web-primary-5xx", "other-alarm");
+        direct["alarmArn"] = json!(arn);
+        assert!(rejected(direct).contains("alarmArn"));
+        let mut sns = load("detect-alarm-sns.json");
+        let mut msg: Value =
+            serde_json::from_str(sns["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        msg["AlarmName"] = json!("other-alarm");
+        sns["Records"][0]["Sns"]["Message"] = json!(msg.to_string());
+        assert!(rejected(sns).contains("alarmName says \"other-alarm\""));
+        // Control characters in a name end up in logs and mail subjects.
+        let mut direct = load("detect-alarm-lambda-action.json");
+        direct["alarmData"]["alarmName"] = json!("web\u{1b}[31m");
+        assert!(rejected(direct).contains("control character"));
+        // A reason is a sentence, not a payload.
+        let mut long = load("detect-manual-failover.json");
+        long["reason"] = json!("x".repeat(REASON_MAX_CHARS + 1));
+        assert!(rejected(long).contains("\"reason\" is 1025 characters"));
+        let mut ctl = load("detect-manual-failover.json");
+        ctl["reason"] = json!("drill\u{0}");
+        assert!(rejected(ctl).contains("control character"));
+        let mut ok = load("detect-manual-failover.json");
+        ok["reason"] = json!("line one\nline two");
+        assert!(parse_trigger(&ok).is_ok());
     }
 
     #[test]

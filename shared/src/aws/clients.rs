@@ -2,16 +2,13 @@
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (how tests and the drill reach emulators); regions and
 //! timeouts come from the plan. Global Accelerator's control plane exists only in us-west-2; Route 53 is global.
 
-use std::time::Duration;
-
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::plan::{FailoverPlan, RegionPlan, Side, arn_region};
 
-/// The only region Global Accelerator's API answers in.
-pub const GLOBAL_ACCELERATOR_API_REGION: &str = "us-west-2";
+pub use crate::plan::GLOBAL_ACCELERATOR_API_REGION;
 
 /// Builds one service client for `region` with the given timeouts, on top of the shared loader config.
 macro_rules! regional {
@@ -40,7 +37,7 @@ pub struct RegionClients {
 
 impl RegionClients {
     fn new(base: &SdkConfig, plan: &RegionPlan, retries: &RetryConfig) -> Self {
-        let t = timeouts(plan.connect_timeout, plan.read_timeout);
+        let t = timeouts(plan);
         let r = &plan.region;
         RegionClients {
             region: r.clone(),
@@ -58,8 +55,8 @@ impl RegionClients {
 pub struct AwsClients {
     pub primary: RegionClients,
     pub dr: RegionClients,
-    /// CloudWatch in the plan's alarm region (detect's quorum re-read).
-    pub alarms: aws_sdk_cloudwatch::Client,
+    /// CloudWatch in each region the plan's alarms live in (detect's quorum re-read), in plan order.
+    pub alarms: Vec<(String, aws_sdk_cloudwatch::Client)>,
     pub global_accelerator: aws_sdk_globalaccelerator::Client,
     pub route53: aws_sdk_route53::Client,
     /// SNS in the operators' topic region.
@@ -79,7 +76,8 @@ impl AwsClients {
         // The region being left may be the failed one: two short attempts at most, so a dead endpoint costs seconds.
         let primary_retries = RetryConfig::standard().with_max_attempts(2);
         let dr_retries = RetryConfig::standard().with_max_attempts(3);
-        let dr_t = timeouts(plan.dr.connect_timeout, plan.dr.read_timeout);
+        let dr_t = timeouts(&plan.dr);
+        let primary_t = timeouts(&plan.primary);
         let sns_region = arn_region(&plan.sns_topic_arn)
             .unwrap_or(&plan.dr.region)
             .to_string();
@@ -92,13 +90,20 @@ impl AwsClients {
         AwsClients {
             primary: RegionClients::new(base, &plan.primary, &primary_retries),
             dr: RegionClients::new(base, &plan.dr, &dr_retries),
-            alarms: regional!(
-                aws_sdk_cloudwatch,
-                base,
-                plan.alarms.region,
-                dr_t,
-                dr_retries
-            ),
+            // An alarm region other than DR may be the failing one: the primary's short timeouts and retries.
+            alarms: plan
+                .alarms
+                .regions()
+                .into_iter()
+                .map(|region| {
+                    let client = if region == plan.dr.region {
+                        regional!(aws_sdk_cloudwatch, base, region, dr_t, dr_retries)
+                    } else {
+                        regional!(aws_sdk_cloudwatch, base, region, primary_t, primary_retries)
+                    };
+                    (region.to_string(), client)
+                })
+                .collect(),
             global_accelerator: regional!(
                 aws_sdk_globalaccelerator,
                 base,
@@ -121,10 +126,14 @@ impl AwsClients {
     }
 }
 
-fn timeouts(connect: Duration, read: Duration) -> TimeoutConfig {
+/// Connect and read timeouts per attempt, and the whole call (every attempt and backoff) bounded by the plan's
+/// operation timeout: a black-holed endpoint costs at most that, never attempts x (connect + read).
+fn timeouts(plan: &RegionPlan) -> TimeoutConfig {
+    let attempt = (plan.connect_timeout + plan.read_timeout).min(plan.operation_timeout);
     TimeoutConfig::builder()
-        .connect_timeout(connect)
-        .read_timeout(read)
-        .operation_attempt_timeout(connect + read)
+        .connect_timeout(plan.connect_timeout.min(attempt))
+        .read_timeout(plan.read_timeout.min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(plan.operation_timeout)
         .build()
 }

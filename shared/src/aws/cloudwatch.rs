@@ -11,9 +11,11 @@ use serde::Serialize;
 use super::{to_chrono, to_smithy};
 use crate::error::{Error, Result};
 
-/// Reads metric and composite alarms by name (DescribeAlarms takes at most 100 names per call).
+/// Reads metric and composite alarms by name in the client's region (DescribeAlarms takes at most 100 names per
+/// call).
 pub async fn describe_alarms(
     cw: &aws_sdk_cloudwatch::Client,
+    region: &str,
     names: &[String],
 ) -> Result<Vec<LiveAlarm>> {
     let mut out = Vec::new();
@@ -34,6 +36,7 @@ pub async fn describe_alarms(
                 ($a:expr) => {
                     LiveAlarm {
                         name: $a.alarm_name().unwrap_or_default().to_string(),
+                        region: region.to_string(),
                         state: $a
                             .state_value()
                             .map(|v| v.as_str().to_string())
@@ -60,6 +63,7 @@ pub async fn describe_alarms(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveAlarm {
     pub name: String,
+    pub region: String,
     pub state: String,
     /// When the state value last changed (StateTransitionedTimestamp, else StateUpdatedTimestamp).
     pub transitioned_at: Option<DateTime<Utc>>,

@@ -14,10 +14,12 @@ use crate::aws::stepfunctions::{Started, answer_task, recent_executions, start_e
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Direction;
 use crate::routing::Dials;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trigger};
-use decision::{ActiveSide, Situation, Verdict, check_origin, decide_alarm, decide_manual};
+use decision::{
+    ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_manual,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,15 +49,21 @@ pub struct Decision {
     pub observed: Option<Situation>,
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let decision = decide(ctx, &event).await?;
-    tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
-    serde_json::to_value(decision)
-        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode decision: {e}")))
+// The payload's shapes are told apart in crate::trigger (on their keys); the edge only hands the payload over.
+impl StepEvent for Trigger {
+    fn from_payload(payload: Value) -> Result<Self> {
+        parse_trigger(&payload)
+    }
 }
 
-pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
-    match parse_trigger(event)? {
+pub async fn handle(ctx: &Context, trigger: Trigger) -> Result<Decision> {
+    let decision = decide(ctx, trigger).await?;
+    tracing::info!(outcome = ?decision.outcome, reason = %decision.reason, execution = ?decision.execution_name, "decision");
+    Ok(decision)
+}
+
+pub async fn decide(ctx: &Context, trigger: Trigger) -> Result<Decision> {
+    match trigger {
         Trigger::Alarm(t) => {
             check_origin(&ctx.plan, &t)?;
             let dry_run = ctx.plan.dry_run;
@@ -75,7 +83,7 @@ pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
                     observed: None,
                 });
             }
-            let situation = observe(ctx).await?;
+            let situation = Box::pin(observe(ctx)).await?;
             let verdict = decide_alarm(&ctx.plan, &t, &situation);
             act(ctx, verdict, Direction::Failover, dry_run, situation).await
         }
@@ -85,7 +93,7 @@ pub async fn decide(ctx: &Context, event: &Value) -> Result<Decision> {
             answer_approval(ctx, &cmd).await
         }
         Trigger::Manual(cmd) => {
-            let situation = observe(ctx).await?;
+            let situation = Box::pin(observe(ctx)).await?;
             match cmd.direction() {
                 None => Ok(Decision {
                     outcome: Outcome::Status,
@@ -131,27 +139,74 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
     })
 }
 
-/// Reads alarms, executions and dials concurrently. The dials are best-effort: Global Accelerator being
-/// unreachable must not stop a failover from starting (the shift step will retry it).
+/// Reads alarms (each region on its own), executions and dials concurrently, every read best-effort within the
+/// plan's observe deadline: the region that failed, Global Accelerator's API or Step Functions' list not answering
+/// must not stop a failover from starting. What did not answer is reported as unknown in `observed`.
 async fn observe(ctx: &Context) -> Result<Situation> {
     let sm = ctx.plan.state_machine_arn()?;
-    let (alarms, executions, dials) = tokio::join!(
-        describe_alarms(&ctx.aws.alarms, &ctx.plan.alarms.names),
-        recent_executions(&ctx.aws.sfn, sm),
-        read_dials(&ctx.aws.global_accelerator, &ctx.plan),
-    );
-    let active = match dials {
-        Ok(Dials { primary, dr }) => ActiveSide::from_dials(primary, dr),
-        Err(e) => ActiveSide::Unknown {
-            reason: e.to_string(),
-        },
+    let deadline = ctx.plan.alarms.observe_deadline;
+    let mut alarm_reads = tokio::task::JoinSet::new();
+    for (region, cw) in &ctx.aws.alarms {
+        let (region, cw, names) = (region.clone(), cw.clone(), ctx.plan.alarms.names_in(region));
+        alarm_reads.spawn(async move {
+            let read = within(deadline, describe_alarms(&cw, &region, &names)).await;
+            (region, read)
+        });
+    }
+    let alarms = async {
+        let mut results = Vec::new();
+        while let Some(joined) = alarm_reads.join_next().await {
+            results.extend(joined.ok());
+        }
+        results
     };
-    Ok(Situation {
-        alarms: alarms?,
-        executions: executions?,
-        active,
+    let (alarm_results, executions, dials) = tokio::join!(
+        alarms,
+        within(deadline, recent_executions(&ctx.aws.sfn, sm)),
+        within(deadline, read_dials(&ctx.aws.global_accelerator, &ctx.plan)),
+    );
+    let mut situation = Situation {
+        alarms: Vec::new(),
+        unknown_alarm_regions: Vec::new(),
+        executions: Vec::new(),
+        executions_unknown: None,
+        active: match dials {
+            Ok(Dials { primary, dr }) => ActiveSide::from_dials(primary, dr),
+            Err(reason) => ActiveSide::Unknown { reason },
+        },
         now: chrono::Utc::now(),
-    })
+    };
+    for (region, read) in alarm_results {
+        match read {
+            Ok(alarms) => situation.alarms.extend(alarms),
+            Err(reason) => situation
+                .unknown_alarm_regions
+                .push(Unknown { region, reason }),
+        }
+    }
+    situation
+        .alarms
+        .sort_by(|a, b| (&a.region, &a.name).cmp(&(&b.region, &b.name)));
+    situation
+        .unknown_alarm_regions
+        .sort_by(|a, b| a.region.cmp(&b.region));
+    match executions {
+        Ok(list) => situation.executions = list,
+        Err(reason) => situation.executions_unknown = Some(reason),
+    }
+    Ok(situation)
+}
+
+/// A best-effort read: its error, or "no answer within" the deadline, as the reason it is unknown.
+async fn within<T>(
+    deadline: std::time::Duration,
+    read: impl Future<Output = Result<T>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+    }
 }
 
 async fn act(

@@ -21,9 +21,9 @@ use serde_json::Value;
 
 use crate::aws::sns::{TopicState, describe_topic, publish};
 use crate::aws::stepfunctions::step_reports;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::plan::{Direction, arn_region};
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use approval::approval_request;
 use message::compose;
 use report::StepHistory;
@@ -134,11 +134,14 @@ pub struct Notified {
     pub report: Option<Value>,
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = parse_input(event)?;
-    let notified = notify(ctx, &input).await?;
-    serde_json::to_value(notified)
-        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode notify output: {e}")))
+impl StepEvent for NotifyInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        parse_input(payload)
+    }
+}
+
+pub async fn handle(ctx: &Context, input: NotifyInput) -> Result<Notified> {
+    notify(ctx, &input).await
 }
 
 /// How long notify may spend reading the execution history for a report: the function's 30 s must leave room to

@@ -48,13 +48,15 @@ pub mod replica;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use crate::aws::cloudwatch::Datapoint;
 use crate::aws::rds::{GlobalClusterView, InstanceView, describe_db_instance};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{DatabasePlan, Side};
-use crate::runtime::Context;
-use crate::step::{Action, StepInput};
+use crate::runtime::{Context, StepEvent};
+use crate::step::{Action, StepInput, StepReport};
 
 pub use crate::aws::rds::{PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG};
 
@@ -200,12 +202,18 @@ pub async fn describe_global_cluster(
     })
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(
-        STEP,
-        event,
-        &[Action::Prepare, Action::CatchUp, Action::Reprotect],
-    )?;
+/// promote-db's input: the contract's step input, with the graceful path's actions besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromoteDbInput(pub StepInput);
+
+impl StepEvent for PromoteDbInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        let graceful = [Action::Prepare, Action::CatchUp, Action::Reprotect];
+        StepInput::parse_with(STEP, payload, &graceful).map(PromoteDbInput)
+    }
+}
+
+pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Result<StepReport> {
     // The graceful actions are boxed: their futures (both regions read at once, each read an adapter call over an
     // SDK call) nest deeper than the compiler's layout limit allows inline in the Lambda binary's future.
     let report = match (input.action, &ctx.plan.database) {
@@ -218,11 +226,67 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
         }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "promote-db");
-    report.into_json()
+    Ok(report)
+}
+
+/// The newest ReplicaLag datapoint as the reports show it: `seconds` null when the lag cannot be known (no
+/// datapoint, or RDS's -1 while replication is not running), and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaLagSeen {
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+}
+
+impl ReplicaLagSeen {
+    pub fn of(lag: Option<Datapoint>) -> Self {
+        match lag {
+            Some(d) if d.value >= 0.0 => ReplicaLagSeen {
+                seconds: Some(d.value),
+                at: Some(d.at),
+                unknown: None,
+            },
+            Some(d) => ReplicaLagSeen {
+                seconds: None,
+                at: Some(d.at),
+                unknown: Some(format!(
+                    "ReplicaLag is {} (replication not running)",
+                    d.value
+                )),
+            },
+            None => ReplicaLagSeen {
+                seconds: None,
+                at: None,
+                unknown: Some(format!(
+                    "no ReplicaLag datapoint in the last {} minutes",
+                    LAG_WINDOW.as_secs() / 60
+                )),
+            },
+        }
+    }
+}
+
+/// The source side's instance as a graceful promotion glimpsed it, or why it could not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SourcePeek {
+    Read {
+        instance: String,
+        region: String,
+        status: String,
+        replicas: Vec<String>,
+    },
+    Unanswered {
+        instance: String,
+        region: String,
+        error: String,
+    },
 }
 
 /// Best-effort look at the source side (graceful mode only): reported, never blocking.
-async fn peek_source_instance(ctx: &Context, side: Side) -> Value {
+async fn peek_source_instance(ctx: &Context, side: Side) -> SourcePeek {
     let region = ctx.plan.region(side);
     let instance = ctx.plan.database.resource(side);
     let budget = region.connect_timeout + region.read_timeout;
@@ -233,15 +297,19 @@ async fn peek_source_instance(ctx: &Context, side: Side) -> Value {
         instance,
         &variable,
     );
+    let unanswered = |error: String| SourcePeek::Unanswered {
+        instance: instance.to_string(),
+        region: region.region.clone(),
+        error,
+    };
     match tokio::time::timeout(budget, read).await {
-        Ok(Ok(v)) => {
-            json!({ "instance": v.instance, "region": v.region, "status": v.status, "replicas": v.replicas })
-        }
-        Ok(Err(e)) => {
-            json!({ "instance": instance, "region": region.region, "error": e.message })
-        }
-        Err(_) => {
-            json!({ "instance": instance, "region": region.region, "error": format!("no answer within {budget:?}") })
-        }
+        Ok(Ok(v)) => SourcePeek::Read {
+            instance: v.instance,
+            region: v.region,
+            status: v.status,
+            replicas: v.replicas,
+        },
+        Ok(Err(e)) => unanswered(e.message),
+        Err(_) => unanswered(format!("no answer within {budget:?}")),
     }
 }

@@ -28,20 +28,20 @@
 pub mod ami;
 pub mod capacity;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::aws::autoscaling::{GroupState, describe_group, update_group};
 use crate::aws::backup::list_ec2_recovery_points;
 use crate::aws::elbv2::count_healthy_targets;
 use crate::aws::globalaccelerator::read_dial;
-use crate::aws::ssm::{put_parameter, read_parameter};
+use crate::aws::ssm::{AmiParameter, put_parameter, read_parameter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Capacity, Direction, RegionPlan, Side};
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 use ami::{ChosenAmi, choose_ami};
 use capacity::{
@@ -76,8 +76,20 @@ impl SourceCapacity {
     }
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(STEP, event, &[Action::Reprotect])?;
+/// scale-compute's input: the contract's step input, with `reprotect` besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleComputeInput(pub StepInput);
+
+impl StepEvent for ScaleComputeInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        StepInput::parse_with(STEP, payload, &[Action::Reprotect]).map(ScaleComputeInput)
+    }
+}
+
+pub async fn handle(
+    ctx: &Context,
+    ScaleComputeInput(input): ScaleComputeInput,
+) -> Result<StepReport> {
     let report = StepReport::begin(STEP, &input);
     let report = match input.action {
         Action::Start => start(ctx, &input, report).await?,
@@ -92,7 +104,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
         }
     };
     tracing::info!(action = ?report.action, done = report.done, changes = report.changes.len(), message = %report.message, "scale-compute");
-    report.into_json()
+    Ok(report)
 }
 
 async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Result<StepReport> {
@@ -121,15 +133,15 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
     let (wanted, basis) = wanted_capacity(tp.capacity, source_capacity.capacity());
     let target_capacity = scale_up_only(group.capacity, wanted);
 
-    report.saw = json!({
-        "region": tp.region,
-        "asg": group_view(&group),
-        "ami_parameter": parameter,
-        "recovery_point": recovery_point_view(&ami, &tp.backup_vault, points.len()),
-        "source_capacity": source_capacity,
-        "plan_capacity": tp.capacity,
-        "wanted_capacity": wanted,
-        "capacity_basis": basis,
+    report.record_saw(&CapacitySaw {
+        region: &tp.region,
+        asg: GroupView::of(&group),
+        ami_parameter: &parameter,
+        recovery_point: RecoveryPointView::of(&ami, &tp.backup_vault, points.len()),
+        source_capacity: &source_capacity,
+        plan_capacity: tp.capacity,
+        wanted_capacity: wanted,
+        capacity_basis: &basis,
     });
 
     // The parameter first: instances the scale-up launches must resolve the new AMI.
@@ -233,12 +245,15 @@ async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> 
         .filter(|i| i.lifecycle_state == "InService")
         .count();
     let blocker = reprotect_blocker(dial, &sp.endpoint_group_arn);
-    report.saw = json!({
-        "region": sp.region,
-        "asg": group_view(&group),
-        "in_service": in_service,
-        "endpoint_group": { "arn": sp.endpoint_group_arn, "dial": dial },
-        "pilot_light_capacity": PILOT_LIGHT,
+    report.record_saw(&PilotLightSaw {
+        region: &sp.region,
+        asg: GroupView::of(&group),
+        in_service,
+        endpoint_group: EndpointGroupDial {
+            arn: &sp.endpoint_group_arn,
+            dial,
+        },
+        pilot_light_capacity: PILOT_LIGHT,
     });
     let changes = capacity_changes(group.capacity, PILOT_LIGHT);
     for (field, from, to) in &changes {
@@ -319,13 +334,13 @@ async fn status(ctx: &Context, input: &StepInput, mut report: StepReport) -> Res
         .target_group_arn
         .as_ref()
         .map(|tg| group.target_group_arns.contains(tg));
-    report.saw = json!({
-        "region": tp.region,
-        "asg": group_view(&group),
-        "ami_parameter": parameter,
-        "target_group_arn": tp.target_group_arn,
-        "target_group_attached": attached,
-        "readiness": ready,
+    report.record_saw(&ReadinessSaw {
+        region: &tp.region,
+        asg: GroupView::of(&group),
+        ami_parameter: &parameter,
+        target_group_arn: tp.target_group_arn.as_deref(),
+        target_group_attached: attached,
+        readiness: &ready,
     });
     let mut message = readiness_text(&ready);
     if attached == Some(false) && !ready.done {
@@ -379,29 +394,99 @@ fn readiness_text(r: &Readiness) -> String {
     )
 }
 
-fn group_view(g: &GroupState) -> Value {
-    json!({
-        "name": g.name,
-        "min": g.capacity.min,
-        "desired": g.capacity.desired,
-        "max": g.capacity.max,
-        "instances": g.instances.len(),
-        "in_service_healthy": g.ready_instances().len(),
-        "lifecycle_states": g.lifecycle_counts(),
-        "target_group_arns": g.target_group_arns,
-    })
+/// What `start` saw: the group, the AMI parameter and the recovery point it launches, and how the capacity was
+/// chosen.
+#[derive(Serialize)]
+struct CapacitySaw<'a> {
+    region: &'a str,
+    asg: GroupView<'a>,
+    ami_parameter: &'a AmiParameter,
+    recovery_point: RecoveryPointView<'a>,
+    source_capacity: &'a SourceCapacity,
+    plan_capacity: Capacity,
+    wanted_capacity: Capacity,
+    capacity_basis: &'a str,
 }
 
-fn recovery_point_view(ami: &ChosenAmi, vault: &str, listed: usize) -> Value {
-    json!({
-        "vault": vault,
-        "listed": listed,
-        "arn": ami.recovery_point_arn,
-        "image_id": ami.image_id,
-        "created_at": ami.created_at,
-        "age_hours": ami.age_hours,
-        "too_old_but_forced": ami.too_old_but_forced,
-    })
+/// What `status` saw: the group, the AMI parameter and how many instances can take traffic.
+#[derive(Serialize)]
+struct ReadinessSaw<'a> {
+    region: &'a str,
+    asg: GroupView<'a>,
+    ami_parameter: &'a AmiParameter,
+    target_group_arn: Option<&'a str>,
+    target_group_attached: Option<bool>,
+    readiness: &'a Readiness,
+}
+
+/// What `reprotect` saw: the DR group and the DR dial that must be 0 before the group goes back to the pilot light.
+#[derive(Serialize)]
+struct PilotLightSaw<'a> {
+    region: &'a str,
+    asg: GroupView<'a>,
+    in_service: usize,
+    endpoint_group: EndpointGroupDial<'a>,
+    pilot_light_capacity: Capacity,
+}
+
+#[derive(Serialize)]
+struct EndpointGroupDial<'a> {
+    arn: &'a str,
+    dial: i32,
+}
+
+/// An Auto Scaling group as the reports show it: capacity and instance counts, not every instance.
+#[derive(Serialize)]
+struct GroupView<'a> {
+    name: &'a str,
+    min: i32,
+    desired: i32,
+    max: i32,
+    instances: usize,
+    in_service_healthy: usize,
+    lifecycle_states: BTreeMap<&'a str, usize>,
+    target_group_arns: &'a [String],
+}
+
+impl<'a> GroupView<'a> {
+    fn of(g: &'a GroupState) -> Self {
+        GroupView {
+            name: &g.name,
+            min: g.capacity.min,
+            desired: g.capacity.desired,
+            max: g.capacity.max,
+            instances: g.instances.len(),
+            in_service_healthy: g.ready_instances().len(),
+            lifecycle_states: g.lifecycle_counts(),
+            target_group_arns: &g.target_group_arns,
+        }
+    }
+}
+
+/// The recovery point whose AMI `start` launches, and how many the vault listed.
+#[derive(Serialize)]
+struct RecoveryPointView<'a> {
+    vault: &'a str,
+    listed: usize,
+    arn: &'a str,
+    image_id: &'a str,
+    created_at: DateTime<Utc>,
+    age_hours: f64,
+    too_old_but_forced: bool,
+}
+
+impl<'a> RecoveryPointView<'a> {
+    fn of(ami: &'a ChosenAmi, vault: &'a str, listed: usize) -> Self {
+        RecoveryPointView {
+            vault,
+            listed,
+            arn: &ami.recovery_point_arn,
+            image_id: &ami.image_id,
+            created_at: ami.created_at,
+            age_hours: ami.age_hours,
+            too_old_but_forced: ami.too_old_but_forced,
+        }
+    }
 }
 
 fn require_group(group: Option<GroupState>, tp: &RegionPlan, side: Side) -> Result<GroupState> {

@@ -10,15 +10,16 @@
 
 pub mod ramp;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::aws::globalaccelerator::{
     EndpointGroupState, describe_endpoint_group, read_dial, set_dial,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::Side;
+use crate::plan::{BySide, Mode, Side};
 use crate::routing::Dials;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 use ramp::{dial_path, drained_dials, next_dials};
 
@@ -51,8 +52,20 @@ async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupStat
     Ok((primary, dr))
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = StepInput::parse_with(STEP, event, &[Action::Drain])?;
+/// shift-traffic's input: the contract's step input, with `drain` besides start and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftTrafficInput(pub StepInput);
+
+impl StepEvent for ShiftTrafficInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        StepInput::parse_with(STEP, payload, &[Action::Drain]).map(ShiftTrafficInput)
+    }
+}
+
+pub async fn handle(
+    ctx: &Context,
+    ShiftTrafficInput(input): ShiftTrafficInput,
+) -> Result<StepReport> {
     let report = match input.action {
         Action::Drain => drain(ctx, &input).await?,
         Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
@@ -63,7 +76,7 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
             )));
         }
     };
-    report.into_json()
+    Ok(report)
 }
 
 /// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after
@@ -80,11 +93,10 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let source = direction.source();
     let source_arn = &ctx.plan.region(source).endpoint_group_arn;
     let wanted = drained_dials(before, direction);
-    let mut saw = json!({
-        "dials": before,
-        "endpoint_groups": { "primary": primary, "dr": dr },
-        "mode": input.mode,
-    });
+    let endpoint_groups = BySide {
+        primary: &primary,
+        dr: &dr,
+    };
 
     let (from, to) = (before.get(source), wanted.get(source));
     let mut after = before;
@@ -99,8 +111,12 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
         }
         report.change(source_arn, "TrafficDialPercentage", from, to);
     }
-    saw["dials_after"] = json!(if input.dry_run { before } else { after });
-    report.saw = saw;
+    report.record_saw(&DrainSaw {
+        dials: before,
+        endpoint_groups,
+        mode: input.mode,
+        dials_after: if input.dry_run { before } else { after },
+    });
 
     let target_dial = before.get(direction.target());
     let note = if target_dial > 0 {
@@ -176,15 +192,20 @@ pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepRepor
         String::new()
     };
     let steps = &ctx.plan.dial_steps;
-    let mut saw = json!({
-        "dials": before,
-        "endpoint_groups": { "primary": primary, "dr": dr },
-        "dial_steps": steps,
-        "mode": input.mode,
-    });
+    let mut saw = DialsSaw {
+        dials: before,
+        endpoint_groups: BySide {
+            primary: &primary,
+            dr: &dr,
+        },
+        dial_steps: steps,
+        mode: input.mode,
+        dials_after: None,
+        remaining_steps: None,
+    };
 
     if input.action == Action::Status {
-        report.saw = saw;
+        report.record_saw(&saw);
         let done = input.dry_run || before.is_final(direction);
         let message = if before.is_final(direction) {
             format!(
@@ -234,9 +255,9 @@ pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepRepor
         }
         at = *next;
     }
-    saw["dials_after"] = json!(at);
-    saw["remaining_steps"] = json!(dial_path(at, direction, input.mode, steps));
-    report.saw = saw;
+    saw.dials_after = Some(at);
+    saw.remaining_steps = Some(dial_path(at, direction, input.mode, steps));
+    report.record_saw(&saw);
     let message = match (input.dry_run, path.is_empty()) {
         (_, true) => format!(
             "no-op: dials already final for {}: {}{warning}",
@@ -255,6 +276,29 @@ pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepRepor
         (false, false) => format!("shifted {} -> {}{warning}", describe(before), describe(at)),
     };
     Ok(report.finish(input.dry_run || at.is_final(direction), message))
+}
+
+/// What `drain` saw: the dials before and after, and the endpoint groups they belong to.
+#[derive(Serialize)]
+struct DrainSaw<'a> {
+    dials: Dials,
+    endpoint_groups: BySide<&'a EndpointGroupState>,
+    mode: Mode,
+    dials_after: Dials,
+}
+
+/// What `start` / `status` saw: the dials and the plan's steps; `start` adds where it left the dials and the steps
+/// still to go.
+#[derive(Serialize)]
+struct DialsSaw<'a> {
+    dials: Dials,
+    endpoint_groups: BySide<&'a EndpointGroupState>,
+    dial_steps: &'a [i32],
+    mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dials_after: Option<Dials>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_steps: Option<Vec<Dials>>,
 }
 
 fn describe(d: Dials) -> String {

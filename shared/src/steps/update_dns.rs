@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::plan::DnsPlan;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 
 pub use records::{RecordProgress, read_cname, record_progress};
@@ -66,9 +66,14 @@ fn check_change_id(id: &str) -> Result<String> {
     }
 }
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let input = parse_input(event)?;
-    update_dns(ctx, &input).await?.into_json()
+impl StepEvent for UpdateDnsInput {
+    fn from_payload(payload: Value) -> Result<Self> {
+        parse_input(payload)
+    }
+}
+
+pub async fn handle(ctx: &Context, input: UpdateDnsInput) -> Result<StepReport> {
+    update_dns(ctx, &input).await
 }
 
 pub async fn update_dns(ctx: &Context, input: &UpdateDnsInput) -> Result<StepReport> {

@@ -57,9 +57,24 @@ impl ActiveSide {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Situation {
     pub alarms: Vec<LiveAlarm>,
+    /// Alarm regions that did not answer in time: their alarms are unknown, counted neither for nor against the
+    /// quorum (the event's own alarm still counts: the event is evidence of its state).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_alarm_regions: Vec<Unknown>,
     pub executions: Vec<RecentExecution>,
+    /// Why the recent executions are unknown (ListExecutions did not answer in time); then neither a running
+    /// execution nor the cooldown can be seen, and only the flow lock keeps runs apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executions_unknown: Option<String>,
     pub active: ActiveSide,
     pub now: DateTime<Utc>,
+}
+
+/// A read that did not answer, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unknown {
+    pub region: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,17 +100,13 @@ pub fn check_origin(plan: &FailoverPlan, t: &AlarmTransition) -> Result<()> {
             t.alarm_name, t.account_id, plan.account_id
         )));
     }
-    if t.region != plan.alarms.region {
+    if !plan.alarms.contains(&t.alarm_name, &t.region) {
+        let listed: Vec<String> = plan.alarms.alarms.iter().map(ToString::to_string).collect();
         return Err(Error::invalid_input(format!(
-            "alarm {} comes from region {}, the plan's alarms live in {} (PILOTLIGHT_ALARM_REGION); nothing was changed",
-            t.alarm_name, t.region, plan.alarms.region
-        )));
-    }
-    if !plan.alarms.names.iter().any(|n| n == &t.alarm_name) {
-        return Err(Error::invalid_input(format!(
-            "alarm {} is not one of the plan's alarms ({}); nothing was changed",
+            "alarm {} in region {} is not one of the plan's alarms ({}, PILOTLIGHT_ALARM_NAMES); nothing was changed",
             t.alarm_name,
-            plan.alarms.names.join(", ")
+            t.region,
+            listed.join(", ")
         )));
     }
     Ok(())
@@ -111,7 +122,14 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
             ),
         };
     }
-    let live = s.alarms.iter().find(|a| a.name == t.alarm_name);
+    let live = s
+        .alarms
+        .iter()
+        .find(|a| a.name == t.alarm_name && a.region == t.region);
+    let region_unknown = s
+        .unknown_alarm_regions
+        .iter()
+        .find(|u| u.region == t.region);
     match live {
         Some(a) if a.state == "ALARM" => {}
         Some(a) => {
@@ -122,33 +140,52 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
                 ),
             };
         }
+        // Its region did not answer: the event itself says ALARM, and an outage is when that happens.
+        None if region_unknown.is_some() => {}
         None => {
             return Verdict::Skip {
                 reason: format!(
                     "alarm {} was not found by DescribeAlarms in {}",
-                    t.alarm_name, plan.alarms.region
+                    t.alarm_name, t.region
                 ),
             };
         }
     }
+    let from_event = LiveAlarm {
+        name: t.alarm_name.clone(),
+        region: t.region.clone(),
+        state: "ALARM".into(),
+        transitioned_at: Some(t.state_change_time),
+    };
     // The quorum set: the plan's alarms in ALARM, earliest transition first; the K-th one completes the quorum.
     let mut firing: Vec<&LiveAlarm> = s
         .alarms
         .iter()
-        .filter(|a| a.state == "ALARM" && plan.alarms.names.contains(&a.name))
+        .filter(|a| a.state == "ALARM" && plan.alarms.contains(&a.name, &a.region))
+        .chain(live.is_none().then_some(&from_event))
         .collect();
     firing.sort_by(|a, b| (a.transitioned_at, &a.name).cmp(&(b.transitioned_at, &b.name)));
     if firing.len() < plan.alarms.quorum {
+        let unknown: Vec<&str> = s
+            .unknown_alarm_regions
+            .iter()
+            .map(|u| u.region.as_str())
+            .collect();
         return Verdict::Skip {
             reason: format!(
-                "quorum not met: {} of {} required alarms in ALARM ({})",
+                "quorum not met: {} of {} required alarms in ALARM ({}){}",
                 firing.len(),
                 plan.alarms.quorum,
                 firing
                     .iter()
                     .map(|a| a.name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if unknown.is_empty() {
+                    String::new()
+                } else {
+                    format!("; alarms in {} unknown (no answer)", unknown.join(", "))
+                }
             ),
         };
     }
@@ -174,8 +211,9 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
         .iter()
         .map(|a| {
             format!(
-                "{}@{}",
+                "{}@{}@{}",
                 a.name,
+                a.region,
                 a.transitioned_at
                     .unwrap_or(t.state_change_time)
                     .timestamp_millis()
@@ -196,7 +234,7 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
             reason: format!(
                 "{} of {} alarms in ALARM: {}",
                 quorum.len(),
-                plan.alarms.names.len(),
+                plan.alarms.alarms.len(),
                 names.join(", ")
             ),
         },
@@ -209,8 +247,12 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
         name,
         input,
         reason: format!(
-            "quorum reached ({}) and no execution running",
-            names.join(", ")
+            "quorum reached ({}) and {}",
+            names.join(", "),
+            match &s.executions_unknown {
+                None => "no execution running".to_string(),
+                Some(why) => format!("executions unknown ({why})"),
+            }
         ),
     }
 }
@@ -272,7 +314,8 @@ pub fn decide_manual(
 }
 
 /// A running execution always blocks (never two at once); a recent one blocks automatic starts (cooldown).
-/// Rehearsals and real runs do not block each other.
+/// Rehearsals and real runs do not block each other. Executions that could not be read block nothing: waiting for
+/// Step Functions' list to answer must not delay a failover (the flow lock still keeps runs apart).
 fn blocked_by_executions(
     s: &Situation,
     dry_run: bool,
@@ -362,6 +405,7 @@ mod tests {
     fn live(name: &str, state: &str, min: u32) -> LiveAlarm {
         LiveAlarm {
             name: name.into(),
+            region: "ap-northeast-1".into(),
             state: state.into(),
             transitioned_at: Some(at(min)),
         }
@@ -370,6 +414,8 @@ mod tests {
     fn situation(alarms: Vec<LiveAlarm>) -> Situation {
         Situation {
             alarms,
+            unknown_alarm_regions: vec![],
+            executions_unknown: None,
             executions: vec![],
             active: ActiveSide::Primary,
             now: at(20),
@@ -381,6 +427,91 @@ mod tests {
             Verdict::Skip { reason } => reason,
             other => panic!("expected a skip, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_quorum_counts_across_regions_and_an_unanswered_region_is_unknown() {
+        let plan = plan_with(&[
+            (
+                "PILOTLIGHT_ALARM_NAMES",
+                "probe-down,alb-5xx@ap-northeast-2",
+            ),
+            ("PILOTLIGHT_QUORUM", "2"),
+        ]);
+        let mut primary_alarm = live("alb-5xx", "ALARM", 14);
+        primary_alarm.region = "ap-northeast-2".into();
+        let both = situation(vec![live("probe-down", "ALARM", 15), primary_alarm]);
+        let Verdict::Start { input, .. } =
+            decide_alarm(&plan, &transition("probe-down", AlarmState::Alarm), &both)
+        else {
+            panic!("two alarms in two regions make the quorum")
+        };
+        assert_eq!(input.trigger.alarms, ["alb-5xx", "probe-down"]);
+
+        // The primary region does not answer: its alarm is unknown, counted neither way.
+        let mut dark = situation(vec![live("probe-down", "ALARM", 15)]);
+        dark.unknown_alarm_regions = vec![Unknown {
+            region: "ap-northeast-2".into(),
+            reason: "no answer within 5000 ms".into(),
+        }];
+        let reason = skip_reason(decide_alarm(
+            &plan,
+            &transition("probe-down", AlarmState::Alarm),
+            &dark,
+        ));
+        assert!(
+            reason.contains("1 of 2") && reason.contains("ap-northeast-2 unknown"),
+            "{reason}"
+        );
+        // With a quorum of one, the DR-side alarm alone starts the failover.
+        let one = plan_with(&[(
+            "PILOTLIGHT_ALARM_NAMES",
+            "probe-down,alb-5xx@ap-northeast-2",
+        )]);
+        assert!(matches!(
+            decide_alarm(&one, &transition("probe-down", AlarmState::Alarm), &dark),
+            Verdict::Start { .. }
+        ));
+    }
+
+    #[test]
+    fn the_events_own_alarm_counts_when_its_region_does_not_answer() {
+        let plan = plan_with(&[]);
+        let mut s = situation(vec![]);
+        s.unknown_alarm_regions = vec![Unknown {
+            region: "ap-northeast-1".into(),
+            reason: "no answer within 5000 ms".into(),
+        }];
+        let Verdict::Start { input, .. } =
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s)
+        else {
+            panic!("the event is evidence of its alarm's state")
+        };
+        assert_eq!(input.trigger.state_change_time, at(15));
+        // Answered but missing is different: the alarm does not exist (or was renamed).
+        s.unknown_alarm_regions.clear();
+        let reason = skip_reason(decide_alarm(
+            &plan,
+            &transition("web-primary-5xx", AlarmState::Alarm),
+            &s,
+        ));
+        assert!(reason.contains("not found"), "{reason}");
+    }
+
+    #[test]
+    fn executions_that_cannot_be_read_do_not_delay_a_failover() {
+        let plan = plan_with(&[]);
+        let mut s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);
+        s.executions_unknown = Some("no answer within 5000 ms".into());
+        let Verdict::Start { reason, .. } =
+            decide_alarm(&plan, &transition("web-primary-5xx", AlarmState::Alarm), &s)
+        else {
+            panic!()
+        };
+        assert!(
+            reason.contains("executions unknown (no answer within 5000 ms)"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -705,9 +836,12 @@ mod approval_tests {
         Situation {
             alarms: vec![LiveAlarm {
                 name: "web-primary-5xx".into(),
+                region: "ap-northeast-1".into(),
                 state: "ALARM".into(),
                 transitioned_at: Some(now),
             }],
+            unknown_alarm_regions: vec![],
+            executions_unknown: None,
             executions: vec![],
             active: ActiveSide::Primary,
             now,

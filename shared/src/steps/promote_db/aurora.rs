@@ -1,6 +1,7 @@
 //! promote-db for an Aurora global database: SwitchoverGlobalCluster (graceful) or FailoverGlobalCluster with
 //! AllowDataLoss (ungraceful), decided by [`decide_global_switch`] (pure) from the global cluster's state.
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::{AVAILABLE, STEP, Verdict, describe_global_cluster, hint};
@@ -75,6 +76,17 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
     Verdict::Promote
 }
 
+/// What promote-db saw of an Aurora global database; `start` adds its decision.
+#[derive(Serialize)]
+struct GlobalSwitchSaw<'a> {
+    database: &'static str,
+    global_cluster: &'a GlobalClusterView,
+    target_cluster_arn: &'a str,
+    target_is_writer: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'static str>,
+}
+
 pub(super) async fn switch_global_cluster(
     ctx: &Context,
     input: &StepInput,
@@ -88,10 +100,16 @@ pub(super) async fn switch_global_cluster(
 
     let g = describe_global_cluster(rds, region, global_cluster).await?;
     let ready = g.target_is_writer(target_arn);
-    let mut saw = json!({ "database": "aurora-global", "global_cluster": g, "target_cluster_arn": target_arn, "target_is_writer": ready });
+    let mut saw = GlobalSwitchSaw {
+        database: "aurora-global",
+        global_cluster: &g,
+        target_cluster_arn: target_arn,
+        target_is_writer: ready,
+        decision: None,
+    };
 
     if input.action == Action::Status {
-        report.saw = saw;
+        report.record_saw(&saw);
         let message = if ready {
             format!("{target_arn} is the writer of global cluster {global_cluster} (available)")
         } else {
@@ -109,8 +127,8 @@ pub(super) async fn switch_global_cluster(
     }
 
     let verdict = decide_global_switch(&g, target_arn, input.mode);
-    saw["decision"] = json!(verdict.name());
-    report.saw = saw;
+    saw.decision = Some(verdict.name());
+    report.record_saw(&saw);
     match verdict {
         Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
         Verdict::Wait(reason) => Err(Error::new(

@@ -29,11 +29,12 @@
 //! `force`: renaming the instance the application writes to would cut it off.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, STEP, TRANSITIONAL, describe_global_cluster,
-    describe_instance, hint,
+    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, ReplicaLagSeen, STEP, TRANSITIONAL,
+    describe_global_cluster, describe_instance, hint,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{
@@ -498,6 +499,29 @@ fn planned(report: &mut StepReport, resource: &str, field: &str, from: Value, to
 const RENAME_FIELD: &str = "ModifyDBInstance: NewDBInstanceIdentifier (ApplyImmediately)";
 const CREATE_FIELD: &str = "CreateDBInstanceReadReplica";
 
+/// What `prepare` / `reprotect` saw: the writer and whatever holds the identifier its replica must have.
+#[derive(Serialize)]
+struct ReplicaSlotSaw<'a> {
+    database: &'static str,
+    writer: &'a InstanceView,
+    writer_writable: bool,
+    replica_id: &'a str,
+    replica_region: &'a str,
+    holder: Option<&'a InstanceView>,
+    holder_is_replica_of_writer: bool,
+    decision: &'static str,
+    /// When the replica was created: how long preparation took, in the report.
+    replica_created_at: Option<DateTime<Utc>>,
+    /// Why a writer with a lingering replication source counts as promoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale_because: Option<String>,
+    /// The replica this call created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<InstanceView>,
+}
+
 /// `prepare` (writer = source side, slot = target side) and `reprotect` (writer = primary, slot = DR).
 async fn ensure_replica(
     ctx: &Context,
@@ -544,19 +568,22 @@ async fn ensure_replica(
                 .as_deref()
                 .is_some_and(|src| names_instance(src, writer_id, writer_region))
     });
-    let mut saw = json!({
-        "database": "rds-replica",
-        "writer": writer,
-        "writer_writable": writer.writable(),
-        "replica_id": slot_id,
-        "replica_region": slot_region,
-        "holder": slot,
-        "holder_is_replica_of_writer": follows.is_some(),
-        "decision": verdict.name(),
-        "replica_created_at": follows.and_then(|s| s.created_at),
-    });
+    let mut saw = ReplicaSlotSaw {
+        database: "rds-replica",
+        writer: &writer,
+        writer_writable: writer.writable(),
+        replica_id: slot_id,
+        replica_region: slot_region,
+        holder: slot.as_ref(),
+        holder_is_replica_of_writer: follows.is_some(),
+        decision: verdict.name(),
+        replica_created_at: follows.and_then(|s| s.created_at),
+        note: None,
+        stale_because: None,
+        created: None,
+    };
     if writer.replica_source.is_some() && !writer.is_replica() {
-        saw["note"] = json!(format!(
+        saw.note = Some(format!(
             "{writer_id} still names a replication source, but its promotion is recorded and AWS reports no \
              read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto \
              never does)"
@@ -566,11 +593,11 @@ async fn ensure_replica(
     let replica_arn = instance_arn(&writer.arn, slot_region, slot_id);
     match verdict {
         ReplicaVerdict::Refuse(reason) => {
-            report.saw = saw;
+            report.record_saw(&saw);
             Err(Error::refused(format!("{STEP}: {action}: {reason}")))
         }
         ReplicaVerdict::Ready => {
-            report.saw = saw;
+            report.record_saw(&saw);
             Ok(report.finish(
                 true,
                 format!(
@@ -579,7 +606,7 @@ async fn ensure_replica(
             ))
         }
         ReplicaVerdict::Pending(reason) => {
-            report.saw = saw;
+            report.record_saw(&saw);
             // Dry-run never waits (docs/contract.md).
             Ok(report.finish(input.dry_run, reason))
         }
@@ -588,7 +615,7 @@ async fn ensure_replica(
             let spec = replica_spec(&writer, slot_id, placement.as_ref());
             report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
             if input.dry_run {
-                report.saw = saw;
+                report.record_saw(&saw);
                 return Ok(report.finish(
                     true,
                     format!(
@@ -598,9 +625,9 @@ async fn ensure_replica(
                 ));
             }
             let created = create_replica(slot_rds, slot_region, &spec).await?;
-            saw["replica_created_at"] = json!(created.created_at);
-            saw["created"] = json!(created);
-            report.saw = saw;
+            saw.replica_created_at = created.created_at;
+            saw.created = Some(created);
+            report.record_saw(&saw);
             Ok(report.finish(
                 false,
                 format!(
@@ -612,18 +639,18 @@ async fn ensure_replica(
         }
         ReplicaVerdict::RetireAndCreate { retired_id, reason } => {
             // decide_replica_slot retires only an instance it was given.
-            let Some(holder) = slot else {
+            let Some(holder) = slot.as_ref() else {
                 return Err(Error::new(
                     ErrorKind::Aws,
                     format!("{STEP}: {action}: no instance holds {slot_id} to retire; re-run"),
                 ));
             };
-            let spec = replica_spec(&writer, slot_id, Some(&holder));
-            saw["stale_because"] = json!(reason);
+            let spec = replica_spec(&writer, slot_id, Some(holder));
+            saw.stale_because = Some(reason.clone());
             report.change(&holder.arn, RENAME_FIELD, json!(slot_id), json!(retired_id));
             if input.dry_run {
                 report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
-                report.saw = saw;
+                report.record_saw(&saw);
                 return Ok(report.finish(
                     true,
                     format!(
@@ -651,7 +678,7 @@ async fn ensure_replica(
                     Value::Null,
                     json!(spec),
                 );
-                report.saw = saw;
+                report.record_saw(&saw);
                 return Ok(report.finish(
                     false,
                     format!(
@@ -662,9 +689,9 @@ async fn ensure_replica(
             }
             report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
             let created = create_replica(slot_rds, slot_region, &spec).await?;
-            saw["replica_created_at"] = json!(created.created_at);
-            saw["created"] = json!(created);
-            report.saw = saw;
+            saw.replica_created_at = created.created_at;
+            saw.created = Some(created);
+            report.record_saw(&saw);
             Ok(report.finish(
                 false,
                 format!(
@@ -684,6 +711,25 @@ fn placement_note(spec: &ReplicaSpec) -> String {
             " (no instance to copy a subnet group from: the region's defaults apply)".to_string()
         }
     }
+}
+
+/// What `catchup` saw (RDS): the target replica and its lag behind the writer.
+#[derive(Serialize)]
+struct CatchUpSaw<'a> {
+    database: &'static str,
+    target: &'a InstanceView,
+    writer: InstanceAt<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_lag: Option<ReplicaLagSeen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caught_up: Option<bool>,
+}
+
+/// An instance named by identifier and region.
+#[derive(Serialize)]
+struct InstanceAt<'a> {
+    instance: &'a str,
+    region: &'a str,
 }
 
 async fn catch_up_replica(
@@ -707,9 +753,18 @@ async fn catch_up_replica(
         &target.variable("DB_INSTANCE"),
     )
     .await?;
-    let mut saw = json!({ "database": "rds-replica", "target": view, "writer": { "instance": source_id, "region": source_region } });
+    let mut saw = CatchUpSaw {
+        database: "rds-replica",
+        target: &view,
+        writer: InstanceAt {
+            instance: source_id,
+            region: source_region,
+        },
+        replica_lag: None,
+        caught_up: None,
+    };
     if !view.is_replica() {
-        report.saw = saw;
+        report.record_saw(&saw);
         if view.promotion_recorded_since(now) {
             return Ok(report.finish(
                 true,
@@ -723,7 +778,7 @@ async fn catch_up_replica(
     }
     let source = view.replica_source.as_deref().unwrap_or_default();
     if !names_instance(source, source_id, source_region) {
-        report.saw = saw;
+        report.record_saw(&saw);
         return Err(Error::refused(format!(
             "{STEP}: catchup: {instance} in {region} is a read replica of {source}, not of the writer {source_id} in \
              {source_region}: run prepare, or check the plan's DB instance identifiers"
@@ -739,18 +794,10 @@ async fn catch_up_replica(
                 ),
             )
         })?;
-    saw["replica_lag"] = match lag {
-        Some(d) if d.value >= 0.0 => json!({ "seconds": d.value, "at": d.at }),
-        Some(d) => {
-            json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) })
-        }
-        None => {
-            json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) })
-        }
-    };
+    saw.replica_lag = Some(ReplicaLagSeen::of(lag));
     let (caught_up, message) = decide_catchup(instance, lag);
-    saw["caught_up"] = json!(caught_up);
-    report.saw = saw;
+    saw.caught_up = Some(caught_up);
+    report.record_saw(&saw);
     Ok(report.finish(caught_up || input.dry_run, message))
 }
 
@@ -871,6 +918,16 @@ pub fn decide_aurora_member(
     })
 }
 
+/// What the graceful actions saw of an Aurora global database: is the secondary following the writer.
+#[derive(Serialize)]
+struct MembershipSaw<'a> {
+    database: &'static str,
+    global_cluster: &'a GlobalClusterView,
+    writer_cluster_arn: &'a str,
+    secondary_cluster_arn: &'a str,
+    decision: &'static str,
+}
+
 async fn check_member(
     ctx: &Context,
     input: &StepInput,
@@ -887,12 +944,12 @@ async fn check_member(
     let secondary = ctx.plan.database.resource(secondary_side);
     let g = describe_global_cluster(&ctx.aws.region(side).rds, region, global_cluster).await?;
     let verdict = decide_aurora_member(&g, writer, secondary, purpose);
-    report.saw = json!({
-        "database": "aurora-global",
-        "global_cluster": g,
-        "writer_cluster_arn": writer,
-        "secondary_cluster_arn": secondary,
-        "decision": verdict.name(),
+    report.record_saw(&MembershipSaw {
+        database: "aurora-global",
+        global_cluster: &g,
+        writer_cluster_arn: writer,
+        secondary_cluster_arn: secondary,
+        decision: verdict.name(),
     });
     match verdict {
         AuroraVerdict::Ready(message) => Ok(report.finish(true, message)),

@@ -2,11 +2,12 @@
 //! ([`decide_promotion`], pure), then record the promotion on the instance and call PromoteReadReplica.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG, STEP,
-    TRANSITIONAL, Verdict, describe_instance, hint, peek_source_instance,
+    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG, ReplicaLagSeen,
+    STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint, peek_source_instance,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
@@ -112,6 +113,30 @@ pub fn decide_promotion(
     }
 }
 
+/// What promote-db saw of an RDS replica before promoting it; `start` adds the lag, the source side (graceful) and
+/// its decision.
+#[derive(Serialize)]
+struct PromotionSaw<'a> {
+    database: &'static str,
+    target: &'a InstanceView,
+    writable: bool,
+    is_replica: bool,
+    /// Why a promotion record on the instance is ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note_record: Option<String>,
+    /// Why a lingering replication source does not make it a replica.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_lag: Option<ReplicaLagSeen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_replica_lag_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourcePeek>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'static str>,
+}
+
 pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let target = input.direction.target();
     let region = &ctx.plan.region(target).region;
@@ -127,14 +152,20 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         &target.variable("DB_INSTANCE"),
     )
     .await?;
-    let mut saw = json!({
-        "database": "rds-replica",
-        "target": view,
-        "writable": view.writable(),
-        "is_replica": view.is_replica(),
-    });
+    let mut saw = PromotionSaw {
+        database: "rds-replica",
+        target: &view,
+        writable: view.writable(),
+        is_replica: view.is_replica(),
+        note_record: None,
+        note: None,
+        replica_lag: None,
+        max_replica_lag_seconds: None,
+        source: None,
+        decision: None,
+    };
     if view.promote_requested_at.is_some() && view.promotion_record().is_none() {
-        saw["note_record"] = json!(format!(
+        saw.note_record = Some(format!(
             "{PROMOTE_REQUESTED_TAG} was copied from another instance ({PROMOTED_INSTANCE_TAG}={}, instance created {}): ignored",
             view.promoted_instance.as_deref().unwrap_or("absent"),
             view.created_at
@@ -143,15 +174,15 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         ));
     }
     if !view.is_replica() && view.replica_source.is_some() {
-        saw["note"] = json!(
+        saw.note = Some(
             "ReadReplicaSourceDBInstanceIdentifier is still set, but the promotion was recorded and AWS reports no \
-             read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto never does)"
+             read-replication status: treated as promoted (AWS clears the field when a promotion finishes; moto never does)",
         );
     }
 
     if input.action == Action::Status {
         report.rpo_seconds = view.recorded_rpo_seconds();
-        report.saw = saw;
+        report.record_saw(&saw);
         let message = if view.writable() {
             format!("{instance} in {region} is writable (status available, not a read replica)")
         } else if view.is_replica() {
@@ -184,19 +215,11 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     };
     let estimate = lag_estimate(lag);
     if view.is_replica() {
-        saw["replica_lag"] = match (lag, estimate) {
-            (Some(d), Some(_)) => json!({ "seconds": d.value, "at": d.at }),
-            (Some(d), None) => {
-                json!({ "seconds": null, "at": d.at, "unknown": format!("ReplicaLag is {} (replication not running)", d.value) })
-            }
-            (None, _) => {
-                json!({ "seconds": null, "unknown": format!("no ReplicaLag datapoint in the last {} minutes", LAG_WINDOW.as_secs() / 60) })
-            }
-        };
-        saw["max_replica_lag_seconds"] = json!(ctx.plan.max_replica_lag_seconds);
+        saw.replica_lag = Some(ReplicaLagSeen::of(lag));
+        saw.max_replica_lag_seconds = Some(ctx.plan.max_replica_lag_seconds);
     }
     if input.mode == Mode::Graceful {
-        saw["source"] = peek_source_instance(ctx, input.direction.source()).await;
+        saw.source = Some(peek_source_instance(ctx, input.direction.source()).await);
     }
 
     let verdict = decide_promotion(
@@ -207,8 +230,8 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         input.force,
         now,
     );
-    saw["decision"] = json!(verdict.name());
-    report.saw = saw;
+    saw.decision = Some(verdict.name());
+    report.record_saw(&saw);
     match verdict {
         Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
         Verdict::Wait(reason) => Err(Error::new(

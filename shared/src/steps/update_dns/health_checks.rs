@@ -1,12 +1,12 @@
 //! update-dns in health-check mode: the zone holds PRIMARY/SECONDARY failover records guarded by pre-created
 //! health checks, and only those checks' flags change (see [`crate::routing::wanted_flags`]).
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::STEP;
 use crate::aws::route53::{HealthCheckState, get_health_check, set_health_check_flags};
 use crate::error::Result;
-use crate::plan::{Direction, Side};
+use crate::plan::{BySide, Direction, Side};
 use crate::routing::{CheckFlags, wanted_flags};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
@@ -26,6 +26,16 @@ impl HealthCheckIds<'_> {
     }
 }
 
+/// What health-check mode saw: both checks' flags, and the flags the direction wants.
+#[derive(Serialize)]
+struct HealthChecksSaw<'a> {
+    mode: &'static str,
+    health_checks: BySide<&'a HealthCheckState>,
+    wanted: BySide<CheckFlags>,
+    /// Always present (null in this mode) so the state machine's reference to it never misses.
+    change_id: Option<&'a str>,
+}
+
 pub(super) async fn flip_health_checks(
     ctx: &Context,
     input: &StepInput,
@@ -42,12 +52,17 @@ pub(super) async fn flip_health_checks(
     let dr = dr.map_err(|e| e.check_if_missing(&Side::Dr.variable("HEALTH_CHECK_ID")))?;
     let direction = input.direction;
     let wanted = |side| wanted_flags(direction, side);
-    report.saw = json!({
-        "mode": "health-check",
-        "health_checks": { "primary": primary, "dr": dr },
-        "wanted": { "primary": wanted(Side::Primary), "dr": wanted(Side::Dr) },
-        // Always present (null in this mode) so the state machine's reference to it never misses.
-        "change_id": null,
+    report.record_saw(&HealthChecksSaw {
+        mode: "health-check",
+        health_checks: BySide {
+            primary: &primary,
+            dr: &dr,
+        },
+        wanted: BySide {
+            primary: wanted(Side::Primary),
+            dr: wanted(Side::Dr),
+        },
+        change_id: None,
     });
     let state = |side| if side == Side::Primary { &primary } else { &dr };
     let all_set = [Side::Primary, Side::Dr]

@@ -72,6 +72,27 @@ pub async fn read_cname(
     }
 }
 
+/// What records mode saw: the record, the value the direction wants, and the change that sets it.
+#[derive(Serialize)]
+struct RecordSaw<'a> {
+    mode: &'static str,
+    hosted_zone_id: &'a str,
+    record: &'a RecordState,
+    target: RecordTarget<'a>,
+    /// The change start submitted (given to status); null when none was.
+    change_id: Option<String>,
+    /// Route 53's status of that change: absent when start submitted nothing, null when status had none to ask
+    /// about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change_status: Option<Option<String>>,
+}
+
+#[derive(Serialize)]
+struct RecordTarget<'a> {
+    value: &'a str,
+    ttl: i64,
+}
+
 pub(super) async fn upsert_record(
     ctx: &Context,
     input: &UpdateDnsInput,
@@ -89,21 +110,25 @@ pub(super) async fn upsert_record(
     let record = read_cname(r53, plan.zone, plan.name).await?;
     let value_ok = same_dns_name(&record.value, target_value);
     let ttl_ok = record.ttl == Some(plan.ttl);
-    let mut saw = json!({
-        "mode": "records",
-        "hosted_zone_id": plan.zone,
-        "record": record,
-        "target": { "value": target_value, "ttl": plan.ttl },
-        "change_id": input.change_id,
-    });
+    let mut saw = RecordSaw {
+        mode: "records",
+        hosted_zone_id: plan.zone,
+        record: &record,
+        target: RecordTarget {
+            value: target_value,
+            ttl: plan.ttl,
+        },
+        change_id: input.change_id.clone(),
+        change_status: None,
+    };
 
     if step.action == Action::Status {
         let status = match (&input.change_id, value_ok) {
             (Some(id), true) => Some(change_status(r53, id).await?),
             _ => None,
         };
-        saw["change_status"] = json!(status);
-        report.saw = saw;
+        saw.change_status = Some(status.clone());
+        report.record_saw(&saw);
         let progress = record_progress(value_ok, status.as_deref());
         let message = match progress {
             RecordProgress::InSync => format!("{} is {} and in sync", plan.name, record.value),
@@ -130,7 +155,7 @@ pub(super) async fn upsert_record(
     }
 
     if value_ok && ttl_ok {
-        report.saw = saw;
+        report.record_saw(&saw);
         let message = format!(
             "no-op: {} already points at {target_value} (TTL {})",
             plan.name, plan.ttl
@@ -147,8 +172,8 @@ pub(super) async fn upsert_record(
         let (id, status) =
             upsert_cname(r53, plan.zone, plan.name, target_value, plan.ttl, &comment).await?;
         done = status == ChangeStatus::Insync.as_str();
-        saw["change_id"] = json!(id);
-        saw["change_status"] = json!(status);
+        saw.change_id = Some(id);
+        saw.change_status = Some(Some(status));
     }
     if !value_ok {
         report.change(plan.name, "CNAME", record.value.as_str(), target_value);
@@ -156,7 +181,7 @@ pub(super) async fn upsert_record(
     if !ttl_ok {
         report.change(plan.name, "TTL", json!(record.ttl), plan.ttl);
     }
-    report.saw = saw;
+    report.record_saw(&saw);
     let message = if step.dry_run {
         format!(
             "dry-run: would UPSERT {} -> {target_value} (TTL {}); nothing changed",

@@ -1,0 +1,126 @@
+"""The drill's command line and the order of its phases; exit status 0 only when the end topology is the expected
+one (see docs/drill.md)."""
+
+import argparse
+import os
+import sys
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="scripts/drill.sh",
+        description="pilotlight failover drill on emulators (see docs/drill.md)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--primary-region", default="ap-northeast-2")
+    p.add_argument("--dr-region", default="ap-northeast-1")
+    p.add_argument("--alarm-region", default=None, help="region of the CloudWatch alarms (default: the DR region)")
+    p.add_argument("--name-prefix", default="drill", help="prefix of every resource name (a run id is appended)")
+    p.add_argument("--plan", default=os.path.join(ROOT, "plans", "drill.env"),
+                   help="static plan values (capacities, dial steps, timing, DNS mode)")
+    p.add_argument("--dry-run", action="store_true",
+                   help='run the chain with {"command":"failover","dry_run":true} and assert nothing changed')
+    p.add_argument("--graceful", action="store_true",
+                   help='trigger with the manual command {"command":"failover","mode":"graceful"} instead of the alarm '
+                        "(an alarm starts an ungraceful failover): the dials move step by step (PILOTLIGHT_DIAL_STEPS)")
+    p.add_argument("--primary-outage", action="store_true",
+                   help="from the moment the alarm fires, every call the functions make to the primary region (moto, "
+                        "gapfill) hangs, as in a regional outage: the failover must not depend on it")
+    p.add_argument("--failback", action="store_true",
+                   help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
+                        "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
+    p.add_argument("--approval", choices=("approve", "reject", "timeout"), default=None,
+                   help="deploy with PILOTLIGHT_APPROVAL=required and answer the approval request the execution "
+                        "publishes (its task token, read from the operators' queue) through detect")
+    p.add_argument("--deploy", choices=("template",), default="template",
+                   help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
+                        "(the `api` mirror of the template was removed: docs/drill.md)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to follow the execution before giving up")
+    p.add_argument("--binaries", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug"),
+                   help="folder holding the built function binaries")
+    p.add_argument("--moto-url", default=os.environ.get("PILOTLIGHT_MOTO_URL")
+                   or f"http://127.0.0.1:{os.environ.get('PILOTLIGHT_MOTO_PORT', '5000')}")
+    p.add_argument("--gapfill-url", default=os.environ.get("PILOTLIGHT_GAPFILL_URL")
+                   or f"http://127.0.0.1:{os.environ.get('PILOTLIGHT_GAPFILL_PORT', '5100')}")
+    p.add_argument("--ministack-url", default=os.environ.get("PILOTLIGHT_MINISTACK_URL")
+                   or f"http://127.0.0.1:{os.environ.get('PILOTLIGHT_MINISTACK_PORT', '4566')}")
+    p.add_argument("--write-plan", default=None, help="also write the deployed plan (KEY=VALUE) to this file")
+    p.add_argument("--write-output", default=None, help="also write the execution output (JSON) to this file")
+    a = p.parse_args(argv)
+    if a.primary_region == a.dr_region:
+        p.error("--primary-region and --dr-region must differ")
+    a.alarm_region = a.alarm_region or a.dr_region
+    if a.failback and a.primary_outage:
+        p.error("--failback needs the primary region back: not with --primary-outage")
+    if a.failback and (a.dry_run or a.approval in ("reject", "timeout")):
+        p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    try:  # boto3 and PyYAML: the pinned moto venv has both (scripts/install-tools.sh moto)
+        from botocore.exceptions import ClientError
+        from . import topology
+        from .console import DrillError, elapsed, kv, phase, say
+        from .contract import Contract
+        from .context import Drill
+        from .deploy import deploy
+        from .follow import follow
+        from .operators import notifications
+        from .report import show
+        from .snapshot import print_topology, snapshot
+        from .trigger import trigger
+        from .verify import verify, verify_failback
+    except ImportError as e:
+        sys.exit(f"the drill needs boto3 and PyYAML ({e}): run it with .tools/moto/bin/python (scripts/drill.sh does)")
+
+    try:
+        d = Drill(args, Contract(ROOT, args.binaries))
+        say(f"pilotlight drill {d.run_id}: {'DRY RUN, ' if args.dry_run else ''}primary {d.primary}, DR {d.dr}, "
+            f"alarms in {args.alarm_region}; moto {args.moto_url}, gapfill {args.gapfill_url}, "
+            f"ministack {args.ministack_url}")
+        topology.seed(d)
+
+        phase(f"the plan: {os.path.relpath(args.plan, ROOT)} + this run's values, read by `pilotlight check-plan --json`")
+        seeded = topology.seeded_values(d)
+        plan, variables = d.contract.request_plan(args.plan, {**topology.run_values(d), **seeded})
+        mode = plan["dns"]["mode"]
+        other_modes = {k for m, values in topology.dns_values(d).items() if m != mode for k in values}
+        variables = {k: v for k, v in variables.items() if k not in other_modes}
+        kv("plan", f"valid: {plan['primary']['region']} -> {plan['dr']['region']}, DNS {mode}, "
+                   f"{len(variables)} PILOTLIGHT_* variables")
+        topology.seed_per_plan(d, plan)
+
+        before = snapshot(d)
+        print_topology(d, before, "topology before")
+        deploy(d, variables, emulator_made=set(seeded) - other_modes)
+        execution = follow(d, trigger(d))
+        show(d, execution)
+        after = snapshot(d)
+        print_topology(d, after, "topology after")
+        ok = verify(d, before, after, execution, notifications(d))
+        if ok and args.failback:
+            d.direction, d.drained, d.approval_answered = "failback", False, False
+            since = len(d.inbox)
+            execution = follow(d, trigger(d))
+            show(d, execution)
+            back = snapshot(d)
+            print_topology(d, back, "topology after the failback")
+            ok = verify_failback(d, before, back, execution, notifications(d, since))
+    except DrillError as e:
+        say(f"\nDRILL FAILED: {e}")
+        return 1
+    except ClientError as e:
+        say(f"\nDRILL FAILED (emulator call): {e}")
+        traceback.print_exc()
+        return 1
+    say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} ({'dry run, ' if args.dry_run else ''}drill {elapsed():.1f}s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
