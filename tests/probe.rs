@@ -13,6 +13,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use pilotlight::ErrorKind;
 use pilotlight::aws::to_smithy;
 use pilotlight::plan::FailoverPlan;
+use pilotlight::runtime::invoke;
 use pilotlight::steps::probe;
 use serde_json::Value;
 
@@ -138,7 +139,7 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     let ctx = common::context(&vars).await;
 
     let started = Instant::now();
-    let report = probe::handle(&ctx, common::event("probe-scheduled.json"))
+    let report = invoke(probe::handle, &ctx, common::event("probe-scheduled.json"))
         .await
         .expect("targets down are data: the invocation succeeds");
     let took = started.elapsed();
@@ -220,7 +221,9 @@ async fn every_target_up_publishes_an_aggregate_of_one() {
         ("PILOTLIGHT_PROBE_NAMESPACE", namespace.clone()),
     ]);
     let ctx = common::context(&vars).await;
-    let report = probe::handle(&ctx, serde_json::json!({})).await.unwrap();
+    let report = invoke(probe::handle, &ctx, serde_json::json!({}))
+        .await
+        .unwrap();
     assert_eq!(report["healthy"], true, "{report}");
     assert_eq!(report["message"], "all 2 targets healthy");
     assert!(report["scheduled_at"].is_null());
@@ -240,7 +243,7 @@ async fn only_a_failure_to_publish_is_an_error() {
     let cfg = common::sdk_config_at(&format!("http://127.0.0.1:{}", closed_port())).await;
     let aws = pilotlight::aws::clients::AwsClients::from_sdk_config(&cfg, &plan);
     let ctx = pilotlight::Context { plan, aws };
-    let err = probe::handle(&ctx, common::event("probe-scheduled.json"))
+    let err = invoke(probe::handle, &ctx, common::event("probe-scheduled.json"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
@@ -250,16 +253,20 @@ async fn only_a_failure_to_publish_is_an_error() {
 #[tokio::test]
 async fn a_probe_with_nothing_to_check_or_a_foreign_event_is_refused() {
     let ctx = common::context(&common::plan_vars(&[])).await;
-    let err = probe::handle(&ctx, serde_json::json!({}))
+    let err = invoke(probe::handle, &ctx, serde_json::json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config);
     assert!(err.message.contains("PILOTLIGHT_PROBE_URLS"), "{err}");
     let vars = common::plan_vars(&[("PILOTLIGHT_PROBE_URLS", "http://127.0.0.1:1/".into())]);
     let ctx = common::context(&vars).await;
-    let err = probe::handle(&ctx, common::event("detect-alarm-probe.json"))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        probe::handle,
+        &ctx,
+        common::event("detect-alarm-probe.json"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
 }
 

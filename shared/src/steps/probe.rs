@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::aws::cloudwatch::put_metric_data;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::ProbePlan;
-use crate::runtime::Context;
+use crate::runtime::{Context, StepEvent};
 
 pub use check::run_one;
 pub use verdict::{ProbeReport, Target};
@@ -38,26 +38,27 @@ pub const STEP: &str = "probe";
 /// Bound on publishing, so the function finishes well inside its 30 s even when CloudWatch hangs.
 pub const PUBLISH_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    let report = probe(ctx, &event).await?;
-    tracing::info!(healthy = report.healthy, message = %report.message, "probe");
-    serde_json::to_value(report)
-        .map_err(|e| Error::new(ErrorKind::Aws, format!("cannot encode probe report: {e}")))
+// The payload is a Scheduled Event or `{}` (verdict::parse_event); anything else is refused before any check.
+impl StepEvent for verdict::Invocation {
+    fn from_payload(payload: Value) -> Result<Self> {
+        verdict::parse_event(&payload)
+    }
 }
 
 /// Checks every target, publishes the round's datapoints in the DR region, returns what it saw.
-pub async fn probe(ctx: &Context, event: &Value) -> Result<ProbeReport> {
-    let invocation = verdict::parse_event(event)?;
-    probe_with(
+pub async fn handle(ctx: &Context, invocation: verdict::Invocation) -> Result<ProbeReport> {
+    let report = probe_with(
         &ctx.plan.probe,
         &ctx.plan.dr.region,
         &ctx.aws.dr.cloudwatch,
         invocation,
     )
-    .await
+    .await?;
+    tracing::info!(healthy = report.healthy, message = %report.message, "probe");
+    Ok(report)
 }
 
-/// [`probe`] with its parts given: the targets, the region and CloudWatch client the metrics go to.
+/// [`handle`] with its parts given: the targets, the region and CloudWatch client the metrics go to.
 pub async fn probe_with(
     plan: &ProbePlan,
     region: &str,
