@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
 use common::runtime_api::{Posted, recv, runtime_api, start};
 
 #[test]
@@ -70,4 +73,78 @@ fn a_bad_plan_is_reported_on_every_invocation_naming_the_variable() {
         posted.body
     );
     assert!(posted.body.contains("pilotlight.Config"), "{}", posted.body);
+}
+
+/// Runs binary `name` with `vars` for one invocation of `event`; what it posted back.
+fn invoke_once(
+    name: &str,
+    vars: &std::collections::HashMap<String, String>,
+    event: Vec<u8>,
+) -> Posted {
+    let (addr, rx) = runtime_api(vec![event]);
+    let mut child = start(name, &addr, vars);
+    let posted = recv(&rx);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    posted
+}
+
+/// The real `probe` binary on its scheduled event: one target answering 200 and one closed port; the invocation
+/// succeeds (a down target is data) and its metrics reach the CloudWatch the product uses. A bad probe value is
+/// the Config error naming the variable.
+#[test]
+fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
+    let ok = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ok_url = format!("http://{}/health", ok.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in ok.incoming().flatten() {
+            let mut head = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            while reader.read_line(&mut head).unwrap_or(0) > 2 {
+                head.clear();
+            }
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cloudwatch = std::env::var("AWS_ENDPOINT_URL_CLOUDWATCH")
+        .expect("AWS_ENDPOINT_URL_CLOUDWATCH: start the emulators (scripts/emulators.sh env)");
+    let event = serde_json::to_vec(&common::event("probe-scheduled.json")).unwrap();
+
+    let mut vars = common::plan_vars(&[
+        ("PILOTLIGHT_PROBE_URLS", ok_url.clone()),
+        ("PILOTLIGHT_PROBE_TCP", closed.to_string()),
+        (
+            "PILOTLIGHT_PROBE_NAMESPACE",
+            common::unique("pilotlight/probe/bin"),
+        ),
+    ]);
+    vars.insert("AWS_ENDPOINT_URL_CLOUDWATCH".into(), cloudwatch);
+    let posted = invoke_once("probe", &vars, event.clone());
+    assert!(
+        posted.path.ends_with("/invocation/req-0/response"),
+        "{posted:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&posted.body).unwrap();
+    assert_eq!(report["healthy"], false, "{report}");
+    assert_eq!(report["checks"][0]["target"], ok_url.as_str());
+    assert_eq!(report["checks"][0]["healthy"], true);
+    assert_eq!(report["checks"][1]["healthy"], false);
+    assert_eq!(report["published"], 4, "{report}");
+
+    let vars = common::plan_vars(&[("PILOTLIGHT_PROBE_TCP", "db.example.internal".into())]);
+    let posted = invoke_once("probe", &vars, event);
+    assert!(
+        posted.path.ends_with("/invocation/req-0/error"),
+        "{posted:?}"
+    );
+    assert!(
+        posted.body.contains("PILOTLIGHT_PROBE_TCP") && posted.body.contains("pilotlight.Config"),
+        "{}",
+        posted.body
+    );
 }

@@ -1,8 +1,8 @@
 //! pilotlight: failover orchestration for a pilot-light DR setup on AWS.
 //!
 //! * [`steps`]: one module per Lambda step, named for what it does (`detect`, `promote_db`, `scale_compute`,
-//!   `shift_traffic`, `update_dns`, `notify`). Each keeps its pure decisions apart from the I/O around them, and no
-//!   step reaches into another step.
+//!   `shift_traffic`, `update_dns`, `notify`; and `probe`, which watches the primary from the DR region). Each
+//!   keeps its pure decisions apart from the I/O around them, and no step reaches into another step.
 //! * [`aws`]: thin adapters, one per AWS service: SDK calls and their conversion to plain views, no step logic.
 //! * [`flow`]: the flows defined once; the state machine, notify's approval text and the report's phases come from
 //!   it.

@@ -278,7 +278,46 @@ pub struct FailoverPlan {
     /// Executions pause for an operator's approval before the first mutating step (PILOTLIGHT_APPROVAL=required).
     pub approval_required: bool,
     pub timing: Timing,
+    /// What the probe checks of the primary from outside it (empty unless the probe function's variables are set).
+    pub probe: ProbePlan,
 }
+
+/// The probe's targets (PILOTLIGHT_PROBE_*): HTTP(S) URLs and TCP endpoints of the primary, checked from the DR
+/// region. Only the probe function is given these variables, so a bad value there cannot stop the failover steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbePlan {
+    /// `http://` or `https://` URLs (as written); a check passes on a 2xx/3xx answer within `timeout`.
+    pub urls: Vec<String>,
+    /// `host:port` endpoints (`[v6]:port` for IPv6 literals); a check passes when a TCP connection opens in time.
+    pub tcp: Vec<TcpEndpoint>,
+    /// Per check; all checks run concurrently.
+    pub timeout: Duration,
+    /// CloudWatch namespace of the probe's metrics (the alarm and the IAM condition name the same one).
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TcpEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for TcpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+pub const DEFAULT_PROBE_NAMESPACE: &str = "pilotlight/probe";
+pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 3000;
+/// Per-check timeout bounds: the checks run side by side, and publishing must still fit the function's 30 s.
+pub const PROBE_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=10_000;
+/// At most this many targets (URLs + TCP endpoints): two datapoints each plus the aggregate fit one PutMetricData.
+pub const MAX_PROBE_TARGETS: usize = 50;
 
 impl FailoverPlan {
     pub fn region(&self, side: Side) -> &RegionPlan {
@@ -456,6 +495,7 @@ impl FailoverPlan {
                 approval_timeout_seconds: v
                     .approval_timeout("PILOTLIGHT_APPROVAL_TIMEOUT_SECONDS")?,
             },
+            probe: v.probe()?,
         })
     }
 
@@ -765,6 +805,123 @@ impl Vars<'_> {
     }
 }
 
+/// The probe's variables (PILOTLIGHT_PROBE_URLS, _TCP, _TIMEOUT_MS, _NAMESPACE).
+impl Vars<'_> {
+    fn probe(&self) -> Result<ProbePlan> {
+        let items = |name: &str| -> Vec<String> {
+            self.optional(name)
+                .map(|raw| {
+                    raw.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let urls = items("PILOTLIGHT_PROBE_URLS")
+            .into_iter()
+            .map(|u| probe_url(&u).map_err(|why| Error::config("PILOTLIGHT_PROBE_URLS", why)))
+            .collect::<Result<Vec<_>>>()?;
+        let tcp = items("PILOTLIGHT_PROBE_TCP")
+            .iter()
+            .map(|t| tcp_endpoint(t).map_err(|why| Error::config("PILOTLIGHT_PROBE_TCP", why)))
+            .collect::<Result<Vec<_>>>()?;
+        if urls.len() + tcp.len() > MAX_PROBE_TARGETS {
+            return Err(Error::config(
+                "PILOTLIGHT_PROBE_URLS",
+                format!(
+                    "at most {MAX_PROBE_TARGETS} targets with PILOTLIGHT_PROBE_TCP, got {}",
+                    urls.len() + tcp.len()
+                ),
+            ));
+        }
+        let name = "PILOTLIGHT_PROBE_TIMEOUT_MS";
+        let timeout = self.number(name, DEFAULT_PROBE_TIMEOUT_MS)?;
+        if !PROBE_TIMEOUT_MS_RANGE.contains(&timeout) {
+            return Err(Error::config(
+                name,
+                format!(
+                    "expected {} to {} milliseconds, got {timeout}",
+                    PROBE_TIMEOUT_MS_RANGE.start(),
+                    PROBE_TIMEOUT_MS_RANGE.end()
+                ),
+            ));
+        }
+        let namespace = self
+            .optional("PILOTLIGHT_PROBE_NAMESPACE")
+            .unwrap_or_else(|| DEFAULT_PROBE_NAMESPACE.to_string());
+        let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+        if namespace.len() > 255 || namespace.starts_with("AWS/") || !namespace.chars().all(allowed)
+        {
+            return Err(Error::config(
+                "PILOTLIGHT_PROBE_NAMESPACE",
+                format!(
+                    "expected a CloudWatch namespace (at most 255 of A-Za-z0-9 . - _ / # : and space, not AWS/...), \
+                     got {namespace:?}"
+                ),
+            ));
+        }
+        Ok(ProbePlan {
+            urls,
+            tcp,
+            timeout: Duration::from_millis(timeout),
+            namespace,
+        })
+    }
+}
+
+/// An http(s) URL with a host and no credentials (the URL becomes a metric dimension, at most 1024 characters).
+fn probe_url(raw: &str) -> std::result::Result<String, String> {
+    let expected = "expected http(s)://host[:port]/path URLs, comma-separated";
+    let uri: hyper::Uri = raw
+        .parse()
+        .map_err(|e| format!("{expected}; {raw:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("{expected}; {raw:?} is not http or https")),
+    }
+    let authority = uri
+        .authority()
+        .filter(|a| !a.host().is_empty())
+        .ok_or_else(|| format!("{expected}; {raw:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "{expected}; {raw:?} carries credentials (it would be published as a metric dimension)"
+        ));
+    }
+    if raw.len() > 1024 {
+        return Err(format!(
+            "{expected}; a URL is at most 1024 characters (a metric dimension value)"
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// `host:port` or `[v6]:port`, port 1..=65535.
+fn tcp_endpoint(raw: &str) -> std::result::Result<TcpEndpoint, String> {
+    let bad = || {
+        format!("expected host:port (e.g. db.example.internal:5432), comma-separated; got {raw:?}")
+    };
+    let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .filter(|h| h.contains(':'))
+            .ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let host_ok = |c: char| c.is_ascii_alphanumeric() || ".-_:".contains(c);
+    if host.is_empty() || host.len() > 253 || !host.chars().all(host_ok) {
+        return Err(bad());
+    }
+    Ok(TcpEndpoint {
+        host: host.to_string(),
+        port,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -946,5 +1103,59 @@ pub(crate) mod tests {
             arn_region("arn:aws:globalaccelerator::123456789012:accelerator/x"),
             None
         );
+    }
+
+    #[test]
+    fn probe_targets_are_optional_and_checked() {
+        let plan = FailoverPlan::from_map(&reference_vars()).unwrap();
+        assert!(plan.probe.urls.is_empty() && plan.probe.tcp.is_empty());
+        assert_eq!(plan.probe.timeout, Duration::from_millis(3000));
+        assert_eq!(plan.probe.namespace, "pilotlight/probe");
+
+        let mut vars = reference_vars();
+        vars.insert(
+            "PILOTLIGHT_PROBE_URLS".into(),
+            " https://web.example.com/health , http://127.0.0.1:8080/ ".into(),
+        );
+        vars.insert(
+            "PILOTLIGHT_PROBE_TCP".into(),
+            "db.example.internal:3306,[::1]:5432".into(),
+        );
+        vars.insert("PILOTLIGHT_PROBE_TIMEOUT_MS".into(), "500".into());
+        let probe = FailoverPlan::from_map(&vars).unwrap().probe;
+        assert_eq!(
+            probe.urls,
+            ["https://web.example.com/health", "http://127.0.0.1:8080/"]
+        );
+        assert_eq!(
+            probe.tcp[0],
+            TcpEndpoint {
+                host: "db.example.internal".into(),
+                port: 3306
+            }
+        );
+        assert_eq!(probe.tcp[1].to_string(), "[::1]:5432");
+        assert_eq!(probe.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_probe_values_name_the_variable() {
+        for (var, value) in [
+            ("PILOTLIGHT_PROBE_URLS", "ftp://example.com/"),
+            ("PILOTLIGHT_PROBE_URLS", "example.com/health"),
+            ("PILOTLIGHT_PROBE_URLS", "https://user:pw@example.com/"),
+            ("PILOTLIGHT_PROBE_URLS", "https:///nohost"),
+            ("PILOTLIGHT_PROBE_TCP", "db.example.internal"),
+            ("PILOTLIGHT_PROBE_TCP", "db:0"),
+            ("PILOTLIGHT_PROBE_TCP", "db:99999"),
+            ("PILOTLIGHT_PROBE_TCP", "::1:5432"),
+            ("PILOTLIGHT_PROBE_TCP", ":5432"),
+            ("PILOTLIGHT_PROBE_TIMEOUT_MS", "50"),
+            ("PILOTLIGHT_PROBE_TIMEOUT_MS", "soon"),
+            ("PILOTLIGHT_PROBE_NAMESPACE", "AWS/EC2"),
+        ] {
+            let message = error_for(var, Some(value));
+            assert!(message.contains(var), "{var}={value}: {message}");
+        }
     }
 }

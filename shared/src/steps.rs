@@ -4,6 +4,7 @@
 
 pub mod detect;
 pub mod notify;
+pub mod probe;
 pub mod promote_db;
 pub mod scale_compute;
 pub mod shift_traffic;

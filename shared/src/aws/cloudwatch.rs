@@ -125,3 +125,49 @@ pub async fn replica_lag(
         .max_by_key(|d| d.at);
     Ok(newest)
 }
+
+/// One datapoint to publish: a metric of the namespace, its dimensions, the value and its unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricPoint {
+    pub metric: String,
+    pub dimensions: Vec<(String, String)>,
+    pub value: f64,
+    /// A CloudWatch unit name (`None`, `Count`, `Milliseconds`, ...).
+    pub unit: &'static str,
+    pub at: DateTime<Utc>,
+}
+
+/// PutMetricData of `points` into `namespace` (at most 1000 per call, as the API takes).
+pub async fn put_metric_data(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    points: &[MetricPoint],
+) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+    for chunk in points.chunks(1000) {
+        let data = chunk
+            .iter()
+            .map(|p| {
+                MetricDatum::builder()
+                    .metric_name(&p.metric)
+                    .set_dimensions(Some(
+                        p.dimensions
+                            .iter()
+                            .map(|(n, v)| Dimension::builder().name(n).value(v).build())
+                            .collect(),
+                    ))
+                    .value(p.value)
+                    .unit(StandardUnit::from(p.unit))
+                    .timestamp(to_smithy(p.at))
+                    .build()
+            })
+            .collect();
+        cw.put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map_err(|e| Error::aws("PutMetricData", namespace, e))?;
+    }
+    Ok(())
+}
