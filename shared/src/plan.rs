@@ -207,6 +207,8 @@ pub struct FailoverPlan {
     pub dns: DnsPlan,
     pub sns_topic_arn: String,
     pub state_machine_arn: Option<String>,
+    /// The flow lock's DynamoDB table (detect only): one non-dry-run flow at a time.
+    pub lock_table: Option<String>,
     /// Alarm-triggered executions run in dry-run (rehearsal with real alarms).
     pub dry_run: bool,
     /// Executions pause for an operator's approval before the first mutating step (PILOTLIGHT_APPROVAL=required).
@@ -361,6 +363,7 @@ impl FailoverPlan {
                 Some(_) => Some(v.arn("PILOTLIGHT_STATE_MACHINE_ARN", "states")?),
                 None => None,
             },
+            lock_table: v.table_name("PILOTLIGHT_LOCK_TABLE")?,
             dry_run: v.boolean("PILOTLIGHT_DRY_RUN", false)?,
             approval_required: match v.optional("PILOTLIGHT_APPROVAL").as_deref() {
                 None | Some("none") => false,
@@ -388,6 +391,18 @@ impl FailoverPlan {
             Error::config(
                 "PILOTLIGHT_STATE_MACHINE_ARN",
                 "required for detect: the failover state machine's ARN",
+            )
+        })
+    }
+}
+
+impl FailoverPlan {
+    /// The flow lock's table, required by detect to start a non-dry-run execution.
+    pub fn lock_table(&self) -> Result<&str> {
+        self.lock_table.as_deref().ok_or_else(|| {
+            Error::config(
+                "PILOTLIGHT_LOCK_TABLE",
+                "required for detect: the DynamoDB table of the flow lock (one flow at a time)",
             )
         })
     }
@@ -458,6 +473,23 @@ impl Vars<'_> {
             Err(Error::config(
                 name,
                 format!("expected an AWS region name like ap-northeast-1, got {r:?}"),
+            ))
+        }
+    }
+    /// An optional DynamoDB table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+    fn table_name(&self, name: &str) -> Result<Option<String>> {
+        let Some(t) = self.optional(name) else {
+            return Ok(None);
+        };
+        let ok = (3..=255).contains(&t.len())
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(Some(t))
+        } else {
+            Err(Error::config(
+                name,
+                format!("expected a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -), got {t:?}"),
             ))
         }
     }
