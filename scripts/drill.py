@@ -544,6 +544,8 @@ def endpoint_environment(d, sns="moto"):
         "AWS_ENDPOINT_URL_BACKUP": gapfill,
         "AWS_ENDPOINT_URL_CLOUDWATCH": d.args.ministack_url,
         "AWS_ENDPOINT_URL_SFN": d.args.ministack_url,
+        # the flow lock: the table the state machine (ministack) releases is ministack's
+        "AWS_ENDPOINT_URL_DYNAMODB": d.args.ministack_url,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     if sns == "ministack":
@@ -619,6 +621,13 @@ def deploy(d):
 
     plan = build_plan(d)
     arns = {}
+    # the flow lock table, as template.yaml's FailoverLockTable
+    lock = d.client("dynamodb", d.dr, "ministack").create_table(
+        TableName=d.name("lock"), BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}])["TableDescription"]
+    d.static_plan["PILOTLIGHT_LOCK_TABLE"] = lock["TableName"]
+    kv("flow lock table", lock["TableArn"])
 
     def create(binary, env):
         path = os.path.join(d.args.binaries, binary)
@@ -640,7 +649,7 @@ def deploy(d):
     # the real definition, with the template's DefinitionSubstitutions
     with open(os.path.join(ROOT, "statemachine", "failover.asl.json")) as f:
         definition = f.read()
-    for key, value in template_substitutions(d, arns, plan).items():
+    for key, value in {**template_substitutions(d, arns, plan), "LockTableArn": lock["TableArn"]}.items():
         definition = definition.replace("${" + key + "}", value)
     if "${" in definition:
         left = definition[definition.index("${"):][:60]
@@ -1264,6 +1273,14 @@ def check_report_dials(d, execution, check, side, graceful):
     check(dials == steps, f"the report lists every {side} dial step: {dials} (expected {steps}; {history})")
 
 
+def flow_lock_released(d):
+    """(ok, what): the run released the flow lock detect took (docs/contract.md "One flow at a time")."""
+    table = d.plan.get("PILOTLIGHT_LOCK_TABLE")
+    item = d.client("dynamodb", d.dr, "ministack").get_item(TableName=table, Key={"lock": {"S": "flow"}},
+                                                           ConsistentRead=True).get("Item")
+    return item is None, f"flow lock {table} released ({'held by ' + item['holder']['S'] if item else 'no item'})"
+
+
 def verify(d, before, after, execution, inbox):
     phase("verify")
     checks = []
@@ -1275,6 +1292,7 @@ def verify(d, before, after, execution, inbox):
     if d.outages:
         kv("calls into the failed region", f"{sum(o.blocked for o in d.outages.values())} "
            f"(hung until the caller's timeout: moto {d.outages['moto'].blocked}, gapfill {d.outages['gapfill'].blocked})")
+    check(*flow_lock_released(d))
     rejected = d.args.approval in ("reject", "timeout") and not d.args.dry_run
     if d.args.approval and d.args.dry_run:
         check(not d.approval_requested, "dry-run: no approval was requested (rehearsals never wait)")
@@ -1350,6 +1368,7 @@ def verify_failback(d, original, after, execution, inbox):
         say(f"  [{'PASS' if ok else 'FAIL'}] {what}")
 
     check(execution["status"] == "SUCCEEDED", f"failback execution {execution['status']}")
+    check(*flow_lock_released(d))
     kv("notifications", f"{len(inbox)} on the operators' queue since the failback started")
     for s, _ in inbox:
         say(f"      - {s or '(no subject)'}")
