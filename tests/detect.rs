@@ -21,6 +21,41 @@ struct Setup {
     ctx: Arc<Context>,
     alarms: [String; 2],
     state_machine_arn: String,
+    lock_table: String,
+}
+
+/// The flow lock's table as template.yaml declares it (partition key `lock`, on demand), in moto's DynamoDB.
+async fn create_lock_table(cfg: &aws_config::SdkConfig) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(cfg)
+            .region(aws_config::Region::new(DR))
+            .build(),
+    );
+    let name = common::unique("pilotlight-lock");
+    ddb.create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("lock")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("lock")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    name
 }
 
 async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
@@ -62,7 +97,9 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
         .await
         .unwrap();
     let (primary_eg, dr_eg) = common::seed_endpoint_groups(&cfg, PRIMARY, DR, dials).await;
+    let lock_table = create_lock_table(&cfg).await;
     let mut vars: Vec<(&str, String)> = vec![
+        ("PILOTLIGHT_LOCK_TABLE", lock_table.clone()),
         ("PILOTLIGHT_ALARM_NAMES", alarms.join(",")),
         (
             "PILOTLIGHT_STATE_MACHINE_ARN",
@@ -77,6 +114,7 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
         ctx,
         alarms,
         state_machine_arn: sm.state_machine_arn().to_string(),
+        lock_table,
     }
 }
 
@@ -542,4 +580,280 @@ async fn approve_and_reject_answer_a_paused_execution() {
         assert_eq!(again.kind, ErrorKind::InvalidInput, "{again}");
         assert!(again.message.contains("not accepted"), "{again}");
     }
+}
+
+// ---- one flow at a time: the flow lock (DynamoDB in moto) -------------------------------------------------------
+
+impl Setup {
+    fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.ctx.aws.dynamodb
+    }
+
+    /// The lock item's holder, read as detect reads it (strongly consistent).
+    async fn lock_holder(&self) -> Option<String> {
+        let item = pilotlight::aws::dynamodb::get_item(
+            self.dynamodb(),
+            &self.lock_table,
+            ("lock", "flow"),
+        )
+        .await
+        .unwrap()?;
+        item.get("holder").cloned()
+    }
+
+    /// Writes a lock item as another detect would have (for the grace / takeover cases).
+    async fn put_lock(&self, holder: &str, started_at: chrono::DateTime<chrono::Utc>) {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        self.dynamodb()
+            .put_item()
+            .table_name(&self.lock_table)
+            .item("lock", S("flow".into()))
+            .item("holder", S(holder.into()))
+            .item(
+                "holder_arn",
+                S(pilotlight::aws::stepfunctions::execution_arn(
+                    &self.state_machine_arn,
+                    holder,
+                )),
+            )
+            .item("direction", S("failover".into()))
+            .item("started_at", S(started_at.to_rfc3339()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Names of the real (non-dry-run) executions, with their status.
+    async fn real_executions(&self) -> Vec<(String, String)> {
+        self.executions()
+            .await
+            .iter()
+            .filter(|e| !e.name().starts_with("dryrun-"))
+            .map(|e| (e.name().to_string(), e.status().as_str().to_string()))
+            .collect()
+    }
+}
+
+fn manual(command: &str, reason: &str, extra: Value) -> Value {
+    let mut c = json!({"command": command, "dry_run": false, "reason": reason});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn is_lock_loss(d: &Decision) -> bool {
+    d.outcome == Outcome::Skipped && d.reason.contains("flow already running")
+}
+
+/// 20 rounds, each from a fresh state machine and lock table: 50 deliveries of both alarms in every shape, a manual
+/// failover, a forced failback and a dry-run, all at once. Exactly one real flow runs and holds the lock; every
+/// other real trigger is told "flow already running" (or is a duplicate of the winner); the dry-run runs beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_flow_at_a_time_under_concurrent_alarms_a_manual_failover_and_a_forced_failback() {
+    for round in 0..20 {
+        let s = Arc::new(setup(&[], (100, 0)).await);
+        s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
+        s.set_alarm(&s.alarms[1], StateValue::Alarm).await;
+        let mut events: Vec<Value> = (0..50)
+            .map(|i| ours(ALARM_SHAPES[i % 3], &s.alarms[i % 2]))
+            .collect();
+        let failover = manual("failover", &format!("round {round}: INC-1"), json!({}));
+        let failback = manual(
+            "failback",
+            &format!("round {round}: forced home"),
+            json!({"force": true, "mode": "ungraceful"}),
+        );
+        let dry = manual("failover", "rehearsal", json!({"dry_run": true}));
+        // The manual ones at a different place in the crowd each round.
+        events.insert(round % 50, failover);
+        events.insert((round * 7 + 3) % 51, failback);
+        events.insert((round * 13 + 5) % 52, dry);
+        let tasks: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                let s = s.clone();
+                tokio::spawn(async move { s.decide(&e).await.unwrap() })
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        for t in tasks {
+            decisions.push(t.await.unwrap());
+        }
+
+        let real = s.real_executions().await;
+        assert_eq!(
+            real.len(),
+            1,
+            "round {round}: one real execution, got {real:?}"
+        );
+        let (winner, status) = &real[0];
+        assert_eq!(status, "RUNNING", "round {round}");
+        assert_eq!(
+            s.lock_holder().await.as_deref(),
+            Some(winner.as_str()),
+            "round {round}"
+        );
+        let mut dry_started = 0;
+        for d in &decisions {
+            if d.dry_run {
+                assert_eq!(
+                    d.outcome,
+                    Outcome::Started,
+                    "round {round}: dry-run beside the lock: {}",
+                    d.reason
+                );
+                dry_started += 1;
+                continue;
+            }
+            match d.outcome {
+                Outcome::Started => {
+                    assert_eq!(d.execution_name.as_ref(), Some(winner), "round {round}")
+                }
+                Outcome::Skipped if d.reason.contains("duplicate delivery") => {
+                    assert_eq!(d.execution_name.as_ref(), Some(winner), "round {round}")
+                }
+                _ => assert!(
+                    is_lock_loss(d),
+                    "round {round}: unexpected {:?}: {}",
+                    d.outcome,
+                    d.reason
+                ),
+            }
+        }
+        assert_eq!(dry_started, 1, "round {round}");
+        let lock_losers = decisions.iter().filter(|d| is_lock_loss(d)).count();
+        assert!(lock_losers >= 1, "round {round}: somebody lost");
+        assert!(
+            decisions
+                .iter()
+                .any(|d| d.reason.contains(&format!("(lock {})", s.lock_table))),
+            "round {round}: at least one loser was stopped by the lock itself"
+        );
+    }
+}
+
+/// A lock whose holder was stopped (ABORTED: its release states never ran) is stale: of 25 different manual
+/// failovers that all see it at once, exactly one takes it over and starts; the others lose to the new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_lock_is_taken_over_exactly_once_under_concurrency() {
+    for round in 0..3 {
+        let s = Arc::new(setup(&[], (100, 0)).await);
+        let first = s
+            .decide(&manual(
+                "failover",
+                &format!("round {round}: first"),
+                json!({}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(first.outcome, Outcome::Started, "{}", first.reason);
+        let stale = first.execution_name.clone().unwrap();
+        s.ctx
+            .aws
+            .sfn
+            .stop_execution()
+            .execution_arn(first.execution_arn.as_deref().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            s.lock_holder().await.as_deref(),
+            Some(stale.as_str()),
+            "a stopped run leaves its lock"
+        );
+
+        let tasks: Vec<_> = (0..25)
+            .map(|i| {
+                let s = s.clone();
+                let cmd = manual(
+                    "failover",
+                    &format!("round {round}: operator {i}"),
+                    json!({}),
+                );
+                tokio::spawn(async move { s.decide(&cmd).await.unwrap() })
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        for t in tasks {
+            decisions.push(t.await.unwrap());
+        }
+        let started: Vec<&Decision> = decisions
+            .iter()
+            .filter(|d| d.outcome == Outcome::Started)
+            .collect();
+        assert_eq!(
+            started.len(),
+            1,
+            "round {round}: {:?}",
+            decisions.iter().map(|d| &d.reason).collect::<Vec<_>>()
+        );
+        assert!(
+            started[0]
+                .reason
+                .contains(&format!("took over the stale flow lock of {stale}")),
+            "{}",
+            started[0].reason
+        );
+        assert!(
+            started[0].reason.contains("ABORTED"),
+            "{}",
+            started[0].reason
+        );
+        for d in decisions.iter().filter(|d| d.outcome != Outcome::Started) {
+            assert!(
+                is_lock_loss(d),
+                "round {round}: {:?}: {}",
+                d.outcome,
+                d.reason
+            );
+        }
+        let winner = started[0].execution_name.clone().unwrap();
+        assert_eq!(s.lock_holder().await, Some(winner.clone()));
+        let running: Vec<_> = s
+            .real_executions()
+            .await
+            .into_iter()
+            .filter(|(_, st)| st == "RUNNING")
+            .collect();
+        assert_eq!(running, vec![(winner, "RUNNING".to_string())]);
+    }
+}
+
+/// A lock whose holder does not exist is being started (its detect is between PutItem and StartExecution) until
+/// the grace ends; then it is stale.
+#[tokio::test]
+async fn a_lock_without_its_execution_is_kept_during_the_grace_then_taken_over() {
+    use pilotlight::steps::detect::lock::START_GRACE;
+    let s = setup(&[], (100, 0)).await;
+    let now = chrono::Utc::now();
+    s.put_lock("failover-20270101T000000Z-0000000000000001", now)
+        .await;
+    let d = s
+        .decide(&manual("failover", "too early", json!({})))
+        .await
+        .unwrap();
+    assert!(is_lock_loss(&d), "{}", d.reason);
+    assert!(d.reason.contains("being started"), "{}", d.reason);
+    assert!(s.executions().await.is_empty());
+
+    let long_ago =
+        now - chrono::Duration::from_std(START_GRACE).unwrap() - chrono::Duration::seconds(5);
+    s.put_lock("failover-20270101T000000Z-0000000000000002", long_ago)
+        .await;
+    let d = s
+        .decide(&manual("failover", "after the grace", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(d.outcome, Outcome::Started, "{}", d.reason);
+    assert!(d.reason.contains("never started"), "{}", d.reason);
+    assert_eq!(s.lock_holder().await, d.execution_name);
+
+    // Dry-runs never touch the lock: still the real holder afterwards.
+    let dry = s
+        .decide(&manual("failover", "rehearsal", json!({"dry_run": true})))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Started, "{}", dry.reason);
+    assert_eq!(s.lock_holder().await, d.execution_name);
 }

@@ -40,6 +40,8 @@ def endpoint_environment(d):
         "AWS_ENDPOINT_URL_CLOUDWATCH": d.args.ministack_url,
         "AWS_ENDPOINT_URL_SFN": d.args.ministack_url,
         "AWS_ENDPOINT_URL_SNS": d.args.ministack_url,
+        # The flow lock: the table the template creates lives in ministack, where the state machine releases it.
+        "AWS_ENDPOINT_URL_DYNAMODB": d.args.ministack_url,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
 

@@ -33,10 +33,19 @@ def check_report_dials(d, execution, check, side, graceful):
     check(dials == steps, f"the report lists every {side} dial step: {dials} (expected {steps}; {history})")
 
 
+def flow_lock_released(d):
+    """(ok, what): the run released the flow lock detect took (docs/contract.md "One flow at a time")."""
+    table = d.plan.get("lock_table")
+    item = d.client("dynamodb", d.dr, "ministack").get_item(
+        TableName=table, Key={"lock": {"S": "flow"}}, ConsistentRead=True).get("Item")
+    return item is None, f"flow lock {table} released ({'held by ' + item['holder']['S'] if item else 'no item'})"
+
+
 def verify(d, before, after, execution, inbox):
     phase("verify")
     checks = Checks()
     check = checks.check
+    check(*flow_lock_released(d))
 
     if d.outages:
         kv("calls into the failed region", f"{sum(o.blocked for o in d.outages.values())} "
@@ -112,6 +121,7 @@ def verify_failback(d, original, after, execution, inbox):
     check = checks.check
 
     check(execution["status"] == "SUCCEEDED", f"failback execution {execution['status']}")
+    check(*flow_lock_released(d))
     kv("notifications", f"{len(inbox)} on the operators' queue since the failback started")
     for s, _ in inbox:
         say(f"      - {s or '(no subject)'}")

@@ -5,6 +5,7 @@ pub mod autoscaling;
 pub mod backup;
 pub mod clients;
 pub mod cloudwatch;
+pub mod dynamodb;
 pub mod elbv2;
 pub mod globalaccelerator;
 pub mod rds;

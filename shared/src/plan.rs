@@ -273,6 +273,8 @@ pub struct FailoverPlan {
     pub dns: DnsPlan,
     pub sns_topic_arn: String,
     pub state_machine_arn: Option<String>,
+    /// The flow lock's DynamoDB table (detect only): one non-dry-run flow at a time.
+    pub lock_table: Option<String>,
     /// Alarm-triggered executions run in dry-run (rehearsal with real alarms).
     pub dry_run: bool,
     /// Executions pause for an operator's approval before the first mutating step (PILOTLIGHT_APPROVAL=required).
@@ -477,6 +479,7 @@ impl FailoverPlan {
                 Some(_) => Some(v.arn("PILOTLIGHT_STATE_MACHINE_ARN", "states")?),
                 None => None,
             },
+            lock_table: v.table_name("PILOTLIGHT_LOCK_TABLE")?,
             dry_run: v.boolean("PILOTLIGHT_DRY_RUN", false)?,
             approval_required: match v.optional("PILOTLIGHT_APPROVAL").as_deref() {
                 None | Some("none") => false,
@@ -628,6 +631,18 @@ pub fn is_region(r: &str) -> bool {
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+impl FailoverPlan {
+    /// The flow lock's table, required by detect to start a non-dry-run execution.
+    pub fn lock_table(&self) -> Result<&str> {
+        self.lock_table.as_deref().ok_or_else(|| {
+            Error::config(
+                "PILOTLIGHT_LOCK_TABLE",
+                "required for detect: the DynamoDB table of the flow lock (one flow at a time)",
+            )
+        })
+    }
+}
+
 /// The region field of an ARN (`arn:partition:service:region:account:resource`).
 pub fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|r| !r.is_empty())
@@ -683,6 +698,23 @@ impl Vars<'_> {
             Err(Error::config(
                 name,
                 format!("expected an AWS region name like ap-northeast-1, got {r:?}"),
+            ))
+        }
+    }
+    /// An optional DynamoDB table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+    fn table_name(&self, name: &str) -> Result<Option<String>> {
+        let Some(t) = self.optional(name) else {
+            return Ok(None);
+        };
+        let ok = (3..=255).contains(&t.len())
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(Some(t))
+        } else {
+            Err(Error::config(
+                name,
+                format!("expected a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -), got {t:?}"),
             ))
         }
     }

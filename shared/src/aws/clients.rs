@@ -63,6 +63,8 @@ pub struct AwsClients {
     pub sns: aws_sdk_sns::Client,
     /// Step Functions in the state machine's region (the DR region in the reference setup).
     pub sfn: aws_sdk_sfn::Client,
+    /// DynamoDB beside the state machine (the stack's flow lock table, detect's lock).
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl AwsClients {
@@ -115,6 +117,7 @@ impl AwsClients {
             route53: regional!(aws_sdk_route53, base, "us-east-1", dr_t, dr_retries),
             sns: regional!(aws_sdk_sns, base, sns_region, dr_t, dr_retries),
             sfn: regional!(aws_sdk_sfn, base, sfn_region, dr_t, dr_retries),
+            dynamodb: regional!(aws_sdk_dynamodb, base, sfn_region, dr_t, dr_retries),
         }
     }
 

@@ -81,6 +81,38 @@ pub async fn start_execution(
     }
 }
 
+/// The status of one execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...); None when Step Functions
+/// does not know it (`ExecutionDoesNotExist`).
+pub async fn execution_status(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<Option<String>> {
+    match sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+    {
+        Ok(resp) => Ok(Some(resp.status().as_str().to_string())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_execution_does_not_exist()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws("DescribeExecution", execution_arn, e)),
+    }
+}
+
+/// The ARN an execution of `state_machine_arn` named `name` has (known before it is started):
+/// `arn:<partition>:states:<region>:<account>:execution:<state machine name>:<name>`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
 /// Answers an approval request. An unknown, expired or already-answered token is the operator's input problem:
 /// InvalidInput with what to check, and nothing else happens.
 pub async fn answer_task(

@@ -16,13 +16,41 @@ use crate::plan::{Direction, Mode};
 /// The last-resort net only: every loop and the approval wait have their own, smaller bounds.
 pub const EXECUTION_TIMEOUT_SECONDS: u64 = 86_400;
 
-/// Lambda service errors: the function never ran (or its answer was lost), so a retry is safe for every task.
+/// Lambda service errors where the function never ran (or its answer was lost before it was sent): a retry is
+/// safe for every task, the approval request too.
 const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ];
+
+/// Lambda errors after which the function may have run (timed out, crashed, the invoke timed out on the client
+/// side): retried for the idempotent step tasks only, never for the approval request (a second token).
+const LAMBDA_MAY_HAVE_RUN_ERRORS: [&str; 3] = [
+    "Lambda.Unknown",
+    "Lambda.ClientExecutionTimeoutException",
+    "Sandbox.Timedout",
+];
+
+/// DynamoDB errors of the lock release (optimized integration: `DynamoDB.<exception>`) worth another try.
+const DYNAMODB_TRANSIENT_ERRORS: [&str; 4] = [
+    "DynamoDB.InternalServerError",
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "DynamoDB.RequestLimitExceeded",
+    "DynamoDB.ThrottlingException",
+];
+
+/// The retry budget of every task: 2 s, doubling, at most 60 s apart, full jitter (concurrent retries of one
+/// throttled API spread out), 8 attempts: about 4 minutes of retries before the Catch (2+4+8+16+32+60+60+60 s at
+/// most). Step tasks have no TimeoutSeconds: the function's own timeout bounds each attempt (`Sandbox.Timedout`).
+const RETRY_INTERVAL_SECONDS: u32 = 2;
+const RETRY_BACKOFF_RATE: u32 = 2;
+const RETRY_MAX_ATTEMPTS: u32 = 8;
+const RETRY_MAX_DELAY_SECONDS: u32 = 60;
+
+/// The DefinitionSubstitutions name of the flow lock table's ARN (DynamoDB accepts a table ARN as TableName).
+pub const LOCK_TABLE_PLACEHOLDER: &str = "LockTableArn";
 
 /// A JSON value whose objects keep the order they are built in, so the generated file reads top to bottom.
 enum J {
@@ -72,20 +100,97 @@ impl J {
     }
 }
 
-/// The retry policy of every task, in one place: transient errors (`pilotlight.Transient`) and Lambda service
-/// errors. A callback task retries only the latter: once notify ran, a retry would send a second approval request.
-fn retry(transient: bool) -> J {
-    let mut errors: Vec<Value> = Vec::new();
-    if transient {
-        errors.push(json!(ErrorKind::Transient.error_type()));
-    }
-    errors.extend(LAMBDA_SERVICE_ERRORS.iter().map(|e| json!(e)));
+/// What a task may retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retried {
+    /// Step and notify tasks (idempotent): `pilotlight.Transient` and every Lambda error that is not the
+    /// function's answer.
+    Step,
+    /// The approval request: only Lambda errors where notify never ran (once it ran, a retry would send a second
+    /// approval request).
+    Callback,
+    /// The lock release (DynamoDB): throttling and internal errors.
+    Lock,
+}
+
+/// The retry policy of every task, in one place: one backoff, the errors by kind of task.
+fn retry(kind: Retried) -> J {
+    let errors: Vec<&str> = match kind {
+        Retried::Step => std::iter::once(ErrorKind::Transient.error_type())
+            .chain(LAMBDA_SERVICE_ERRORS)
+            .chain(LAMBDA_MAY_HAVE_RUN_ERRORS)
+            .collect(),
+        Retried::Callback => LAMBDA_SERVICE_ERRORS.to_vec(),
+        Retried::Lock => DYNAMODB_TRANSIENT_ERRORS.to_vec(),
+    };
     J::A(vec![o([
-        ("ErrorEquals", v(Value::Array(errors))),
-        ("IntervalSeconds", v(json!(2))),
-        ("MaxAttempts", v(json!(4))),
-        ("BackoffRate", v(json!(2))),
+        ("ErrorEquals", v(json!(errors))),
+        ("IntervalSeconds", v(json!(RETRY_INTERVAL_SECONDS))),
+        ("BackoffRate", v(json!(RETRY_BACKOFF_RATE))),
+        ("MaxAttempts", v(json!(RETRY_MAX_ATTEMPTS))),
+        ("MaxDelaySeconds", v(json!(RETRY_MAX_DELAY_SECONDS))),
+        ("JitterStrategy", s("FULL")),
     ])])
+}
+
+/// Releases the flow lock on the way to `end` (Succeeded or Failed): a Choice that skips it for dry-runs (they
+/// never take it), then the conditional DeleteItem. `holder = $$.Execution.Name`: a lock taken over meanwhile is
+/// not ours and stays. A failed release never changes the outcome (its Catch goes on to `end`); the lock is
+/// then stale and a later detect takes it over.
+fn release_states(name: &str, end: &str, out: &mut States) {
+    out.add(
+        format!("{name}?"),
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("Dry-runs never take the flow lock: nothing to release."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([
+                    ("Variable", s("$.dry_run")),
+                    ("BooleanEquals", v(json!(true))),
+                    ("Next", s(end)),
+                ])]),
+            ),
+            ("Default", s(name)),
+        ]),
+    );
+    out.add(
+        name,
+        o([
+            ("Type", s("Task")),
+            (
+                "Comment",
+                s("Release the flow lock detect took for this execution (only if this execution still holds it). A failed release does not change the outcome: a later detect takes the stale lock over."),
+            ),
+            ("Resource", s("arn:aws:states:::dynamodb:deleteItem")),
+            (
+                "Parameters",
+                o([
+                    ("TableName", s(format!("${{{LOCK_TABLE_PLACEHOLDER}}}"))),
+                    (
+                        "Key",
+                        o([(
+                            crate::steps::detect::lock::KEY_ATTRIBUTE,
+                            o([("S", s(crate::steps::detect::lock::KEY))]),
+                        )]),
+                    ),
+                    ("ConditionExpression", s("#holder = :me")),
+                    ("ExpressionAttributeNames", o([("#holder", s("holder"))])),
+                    (
+                        "ExpressionAttributeValues",
+                        o([(":me", o([("S.$", s("$$.Execution.Name"))]))]),
+                    ),
+                ]),
+            ),
+            ("ResultPath", v(Value::Null)),
+            ("Retry", retry(Retried::Lock)),
+            ("Catch", catch_all("$.lock_error", end)),
+            ("Next", s(end)),
+        ]),
+    );
 }
 
 fn catch_all(result_path: &str, next: &str) -> J {
@@ -143,7 +248,7 @@ fn notify_task(comment: &str, kind: &str, milestone: &str, detail: (&str, J)) ->
 fn milestone_task(comment: &str, milestone: &str, detail: &str, next: &str) -> J {
     notify_task(comment, "milestone", milestone, ("detail.$", s(detail)))
         .with("ResultPath", v(Value::Null))
-        .with("Retry", retry(true))
+        .with("Retry", retry(Retried::Step))
         .with("Catch", catch_all("$.notify_error", next))
         .with("Next", s(next))
 }
@@ -199,7 +304,7 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
             ("Resource", arn(call.function)),
             ("Parameters", params),
             ("ResultPath", s(result_path)),
-            ("Retry", retry(true)),
+            ("Retry", retry(Retried::Step)),
         ]);
         let state = match scope {
             Scope::Top => state.with("Catch", catch_all("$.error", "NotifyFailure")),
@@ -599,7 +704,7 @@ fn approval_states(out: &mut States) {
             ),
             ("TimeoutSecondsPath", s("$.timing.approval_timeout_seconds")),
             ("ResultPath", s("$.approval.decision")),
-            ("Retry", retry(false)),
+            ("Retry", retry(Retried::Callback)),
             (
                 "Catch",
                 J::A(vec![
@@ -700,10 +805,11 @@ fn definition() -> J {
             ("detail.$", s("$")),
         )
         .with("ResultPath", s("$"))
-        .with("Retry", retry(true))
-        .with("Catch", catch_all("$.report_error", "Succeeded"))
-        .with("Next", s("Succeeded")),
+        .with("Retry", retry(Retried::Step))
+        .with("Catch", catch_all("$.report_error", "ReleaseLock?"))
+        .with("Next", s("ReleaseLock?")),
     );
+    release_states("ReleaseLock", "Succeeded", &mut states);
     states.add("Succeeded", o([("Type", s("Succeed"))]));
     states.add(
         "NotifyFailure",
@@ -714,10 +820,11 @@ fn definition() -> J {
             ("detail.$", s("$")),
         )
         .with("ResultPath", v(Value::Null))
-        .with("Retry", retry(true))
-        .with("Catch", catch_all("$.notify_error", "Failed"))
-        .with("Next", s("Failed")),
+        .with("Retry", retry(Retried::Step))
+        .with("Catch", catch_all("$.notify_error", "ReleaseLockOnFailure?"))
+        .with("Next", s("ReleaseLockOnFailure?")),
     );
+    release_states("ReleaseLockOnFailure", "Failed", &mut states);
     states.add(
         "Failed",
         o([
@@ -833,14 +940,21 @@ mod tests {
         let def = definition_value();
         let mut states = Vec::new();
         all_states(&def, &mut states);
-        let policy = serde_json::to_value(retry(true)).unwrap();
+        let policy = |kind| serde_json::to_value(retry(kind)).unwrap();
         let mut tasks = 0;
         for (name, state) in &states {
             if state["Type"] == "Task" {
                 tasks += 1;
-                if name != "RequestApproval" {
-                    assert_eq!(state["Retry"], policy, "{name}");
-                }
+                let kind = match name.as_str() {
+                    "RequestApproval" => Retried::Callback,
+                    "ReleaseLock" | "ReleaseLockOnFailure" => Retried::Lock,
+                    _ => Retried::Step,
+                };
+                assert_eq!(state["Retry"], policy(kind), "{name}");
+                let r = &state["Retry"][0];
+                assert_eq!(r["JitterStrategy"], "FULL", "{name}");
+                assert_eq!(r["MaxDelaySeconds"], 60, "{name}");
+                assert_eq!(r["MaxAttempts"], 8, "{name}");
             }
             if state["Type"] == "Wait" {
                 assert!(
@@ -882,7 +996,126 @@ mod tests {
         ]
         .iter()
         .map(|f| f.arn_placeholder())
+        .chain([LOCK_TABLE_PLACEHOLDER])
         .collect();
         assert_eq!(placeholders, expected);
+    }
+
+    #[test]
+    fn step_tasks_retry_lambda_errors_the_approval_request_only_those_before_it_ran() {
+        let step = serde_json::to_value(retry(Retried::Step)).unwrap();
+        let errors = step[0]["ErrorEquals"].as_array().unwrap();
+        for e in [
+            "pilotlight.Transient",
+            "Lambda.ServiceException",
+            "Lambda.Unknown",
+            "Lambda.ClientExecutionTimeoutException",
+            "Sandbox.Timedout",
+        ] {
+            assert!(errors.contains(&json!(e)), "{e}");
+        }
+        let callback = serde_json::to_value(retry(Retried::Callback)).unwrap();
+        let errors = callback[0]["ErrorEquals"].as_array().unwrap();
+        for e in LAMBDA_MAY_HAVE_RUN_ERRORS {
+            assert!(!errors.contains(&json!(e)), "{e}");
+        }
+    }
+
+    /// Follows the generated graph from a state, taking `Next` / a Choice's Default / the first Catch, and returns
+    /// the states passed until a terminal one.
+    fn path_from(states: &Value, start: &str, via_catch: bool) -> Vec<String> {
+        let mut path = vec![start.to_string()];
+        let mut at = start.to_string();
+        while let Some(state) = states.get(&at) {
+            let next = if via_catch && state.get("Catch").is_some() && path.len() == 1 {
+                state["Catch"][0]["Next"].as_str()
+            } else if state["Type"] == "Choice" {
+                state["Default"].as_str()
+            } else {
+                state["Next"].as_str()
+            };
+            match next {
+                Some(n) => {
+                    path.push(n.to_string());
+                    at = n.to_string();
+                }
+                None => break,
+            }
+        }
+        path
+    }
+
+    #[test]
+    fn the_lock_is_released_on_the_way_to_succeeded_and_to_failed() {
+        let def = definition_value();
+        let states = &def["States"];
+        let releases = |path: &[String]| {
+            path.iter()
+                .any(|n| n.starts_with("ReleaseLock") && !n.ends_with('?'))
+        };
+        for (from, via_catch, end) in [
+            ("Report", false, "Succeeded"),
+            ("Report", true, "Succeeded"),
+            ("NotifyFailure", false, "Failed"),
+            ("NotifyFailure", true, "Failed"),
+        ] {
+            let path = path_from(states, from, via_catch);
+            assert_eq!(path.last().map(String::as_str), Some(end), "{path:?}");
+            assert!(
+                releases(&path),
+                "{from} (catch: {via_catch}) skips the release: {path:?}"
+            );
+        }
+        // Every way into Succeeded / Failed at the top level passes a release first.
+        for (name, state) in states.as_object().unwrap() {
+            let mut targets: Vec<&str> = vec![];
+            targets.extend(state["Next"].as_str());
+            targets.extend(state["Default"].as_str());
+            for c in state["Catch"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(state["Choices"].as_array().into_iter().flatten())
+            {
+                targets.extend(c["Next"].as_str());
+            }
+            if targets.iter().any(|t| *t == "Succeeded" || *t == "Failed") {
+                assert!(
+                    name.starts_with("ReleaseLock"),
+                    "{name} ends the run without releasing the lock"
+                );
+            }
+        }
+        for (name, end) in [
+            ("ReleaseLock", "Succeeded"),
+            ("ReleaseLockOnFailure", "Failed"),
+        ] {
+            let task = &states[name];
+            assert_eq!(task["Resource"], "arn:aws:states:::dynamodb:deleteItem");
+            let p = &task["Parameters"];
+            assert_eq!(p["TableName"], format!("${{{LOCK_TABLE_PLACEHOLDER}}}"));
+            assert_eq!(p["Key"], json!({"lock": {"S": "flow"}}));
+            assert_eq!(p["ConditionExpression"], "#holder = :me");
+            assert_eq!(p["ExpressionAttributeNames"], json!({"#holder": "holder"}));
+            assert_eq!(
+                p["ExpressionAttributeValues"],
+                json!({":me": {"S.$": "$$.Execution.Name"}})
+            );
+            assert_eq!(
+                task["ResultPath"],
+                Value::Null,
+                "the release never changes the state"
+            );
+            assert_eq!(task["Catch"][0]["ErrorEquals"], json!(["States.ALL"]));
+            assert_eq!(
+                task["Catch"][0]["Next"], end,
+                "a failed release keeps the outcome"
+            );
+            // Dry-runs skip it.
+            let choice = &states[format!("{name}?")];
+            assert_eq!(choice["Choices"][0]["Variable"], "$.dry_run");
+            assert_eq!(choice["Choices"][0]["Next"], end);
+            assert_eq!(choice["Default"], name);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! fails before the first AWS call, so it cannot change anything.
 
 pub mod decision;
+pub mod lock;
 
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -10,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::aws::cloudwatch::describe_alarms;
 use crate::aws::globalaccelerator::read_dials;
-use crate::aws::stepfunctions::{Started, answer_task, recent_executions, start_execution};
+use crate::aws::stepfunctions::{
+    Started, answer_task, execution_arn, recent_executions, start_execution,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Direction;
 use crate::routing::Dials;
@@ -20,6 +23,7 @@ use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trig
 use decision::{
     ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_manual,
 };
+use lock::{Acquired, LockRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -243,10 +247,48 @@ async fn act(
                     format!("cannot encode execution input: {e}"),
                 )
             })?;
-            match start_execution(&ctx.aws.sfn, sm, &name, &body).await? {
+            // One flow at a time: the lock first (dry-runs never take it), naming the execution about to start.
+            let mut took_over = None;
+            let mut locked = None;
+            if !dry_run {
+                let table = ctx.plan.lock_table()?;
+                let me = LockRecord {
+                    holder: name.clone(),
+                    holder_arn: execution_arn(sm, &name),
+                    direction: direction.as_str().to_string(),
+                    started_at: chrono::Utc::now(),
+                };
+                match lock::acquire(ctx, table, &me).await? {
+                    Acquired::Held { by, reason } => {
+                        d.reason = lock::held_reason(table, &by, &reason);
+                        return Ok(d);
+                    }
+                    Acquired::AlreadyOurs => {}
+                    Acquired::Taken { took_over: stale } => {
+                        took_over = stale;
+                        locked = Some((table, me));
+                    }
+                }
+            }
+            let started = match start_execution(&ctx.aws.sfn, sm, &name, &body).await {
+                Ok(started) => started,
+                Err(e) => {
+                    if let Some((table, me)) = &locked {
+                        lock::release_unless_started(ctx, table, me).await;
+                    }
+                    return Err(e);
+                }
+            };
+            match started {
                 Started::New { arn } => {
                     d.outcome = Outcome::Started;
-                    d.reason = reason;
+                    d.reason = match took_over {
+                        Some((stale, why)) => format!(
+                            "{reason}; took over the stale flow lock of {}: {why}",
+                            stale.holder
+                        ),
+                        None => reason,
+                    };
                     d.execution_arn = Some(arn);
                 }
                 Started::AlreadyExists => {

@@ -329,7 +329,7 @@ fn blocked_by_executions(
     for e in relevant {
         if e.status == "RUNNING" {
             return Some(format!(
-                "execution {} is already running (started {})",
+                "flow already running: {} (started {}, ListExecutions)",
                 e.name,
                 rfc3339(e.started_at, SecondsFormat::Millis)
             ));
