@@ -17,6 +17,7 @@ use pilotlight::trigger::{
     REASON_MAX_CHARS, Trigger, parse_trigger,
 };
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 
@@ -1062,4 +1063,37 @@ fn deeply_nested_payloads_are_refused_not_overflowed() {
     let text = format!("{}1{}", "{\"command\":".repeat(100), "}".repeat(100));
     let p = Payload::parse(&text).unwrap();
     assert!(parse_trigger(&p.value).is_err());
+}
+
+/// The mutation generator is not vacuous: a fair share of mutated samples is still accepted (so the round-trip and
+/// forged-ARN checks run), of every alarm shape and of commands, and a fair share is refused.
+#[test]
+fn mutated_samples_are_accepted_often_enough_to_test_the_round_trip() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = arb_mutated_sample();
+    let (mut shapes, mut commands, mut refusals) = (Vec::new(), 0, 0);
+    let n = 1000;
+    for _ in 0..n {
+        let e = strategy.new_tree(&mut runner).unwrap().current();
+        match parse_trigger(&e) {
+            Ok(Trigger::Alarm(t)) => shapes.push(t.shape),
+            Ok(Trigger::Manual(_)) => commands += 1,
+            Err(_) => refusals += 1,
+        }
+    }
+    for shape in [
+        AlarmShape::LambdaAction,
+        AlarmShape::Sns,
+        AlarmShape::EventBridge,
+    ] {
+        let k = shapes.iter().filter(|s| **s == shape).count();
+        eprintln!("{shape:?} accepted {k} times in {n}");
+        assert!(k >= n / 50, "{shape:?} accepted {k} times in {n}");
+    }
+    eprintln!("commands accepted {commands} times, refused {refusals} times in {n}");
+    assert!(
+        commands >= n / 20,
+        "commands accepted {commands} times in {n}"
+    );
+    assert!(refusals >= n / 5, "refused {refusals} times in {n}");
 }
