@@ -36,8 +36,13 @@ KEY_OPERATIONS = {
 WITHIN_TIMES = 2
 WITHIN_BEYOND_SDK = ("globalaccelerator", "UpdateEndpointGroup", "shift-traffic")
 STOP_AFTER_FAILURES = 3  # `<step>`: stop once the step failed this often (the state machine retried twice)
+# `<step>` excludes promote-db: it tags the replica (its promotion record) before PromoteReadReplica, and on AWS a
+# retry still sees a replica (its "read replication" status info) and promotes again; moto reports no status info,
+# so the retry takes the record for a finished promotion ("already the writer") and the execution succeeds with
+# PromoteReadReplica never answered (docs/emulators.md). Nothing to drill there on moto.
+BEYOND_STEPS = ("scale-compute", "shift-traffic", "update-dns")
 # What the throttled step leaves unchanged (snapshot keys), for `<step>`.
-UNCHANGED = {"promote-db": "db", "scale-compute": "dr", "shift-traffic": "dials", "update-dns": "dns"}
+UNCHANGED = {"scale-compute": "dr", "shift-traffic": "dials", "update-dns": "dns"}
 
 
 class FaultProxy:
@@ -92,7 +97,7 @@ def arm(d):
                   "times": WITHIN_TIMES + ((s, op) == WITHIN_BEYOND_SDK[:2])}
                  for ops in KEY_OPERATIONS.values() for s, op in ops]
     else:
-        ops = KEY_OPERATIONS[mode][:1] if mode == "promote-db" else KEY_OPERATIONS[mode]
+        ops = KEY_OPERATIONS[mode]
         rules = [{"service": s, "operation": op, "fault": "throttle"} for s, op in ops]
         d.hooks.append(stop_when_retried)
         d.stopped = None
@@ -201,14 +206,14 @@ def verify_beyond(d, before, after, execution):
         det = f["taskFailedEventDetails"]
         say(f"      {f['timestamp'].strftime('%H:%M:%S.%f')[:-3]}  {step} failed: {det.get('error')}  "
             f"{(det.get('cause') or '')[:200]}")
-    ops = [op for _, op in (KEY_OPERATIONS[step][:1] if step == "promote-db" else KEY_OPERATIONS[step])]
+    ops = [op for _, op in KEY_OPERATIONS[step]]
     check(failures and all(f["taskFailedEventDetails"].get("error") == "pilotlight.Transient" for f in failures)
           and any(any(op in (f["taskFailedEventDetails"].get("cause") or "") for op in ops) for f in failures),
           f"every {step} failure is pilotlight.Transient naming {'/'.join(ops)} (the state machine retries it)")
     by_op = calls_by_operation(d.faults.requests())
     for s, op in KEY_OPERATIONS[step]:
         calls = by_op.get((s, op), [])
-        if op not in ops or not calls:
+        if not calls:
             continue
         groups = describe_calls(calls)
         kv(f"  {op}", " ".join(f"[{' '.join(g)}]" for g in groups))
