@@ -132,11 +132,10 @@ class Contract:
                 found["topic"] = arn
             elif isinstance(value, dict) and value.get("Ref") in alarms and arn:
                 found["alarms"][value["Ref"]] = arn  # the alarm's name (Ref of an alarm), e.g. ProbeAlarm
-        # A function with a Condition (the probe: UseProbe) exists only when its condition holds; its output has
-        # the same condition, so it is required only when the stack has it.
-        conditional = {binary_of[name] for name, r in self.resources_of_type("AWS::Serverless::Function").items()
+        # A function under a Condition (the probe, deployed only with targets) has an output only when deployed.
+        conditional = {logical for logical, r in self.resources_of_type("AWS::Serverless::Function").items()
                        if r.get("Condition")}
-        missing = [b for b in binary_of.values() if not found["functions"].get(b) and b not in conditional]
+        missing = [b for logical, b in binary_of.items() if not found["functions"].get(b) and logical not in conditional]
         if missing or not found["state_machine"] or not found["topic"]:
             raise DrillError(f"template.yaml Outputs: the drill needs every function's ARN (missing: {missing}), the "
                              "state machine's and the operators' topic's; add the missing outputs")
