@@ -20,53 +20,29 @@ const DR: &str = "ap-northeast-1";
 struct Setup {
     ctx: Arc<Context>,
     alarms: [String; 2],
+    regions: [&'static str; 2],
     state_machine_arn: String,
     lock_table: String,
 }
 
-/// The flow lock's table as template.yaml declares it (partition key `lock`, on demand), in moto's DynamoDB.
-async fn create_lock_table(cfg: &aws_config::SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(cfg)
-            .region(aws_config::Region::new(DR))
-            .build(),
-    );
-    let name = common::unique("pilotlight-lock");
-    ddb.create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lock")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lock")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    name
+async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
+    setup_in(extra, dials, [DR, DR]).await
 }
 
-async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
+/// Like `setup`, with each of the two alarms in the region given (the quorum may span regions).
+async fn setup_in(
+    extra: &[(&str, String)],
+    dials: (i32, i32),
+    regions: [&'static str; 2],
+) -> Setup {
     let cfg = common::sdk_config().await;
     let alarms = [common::unique("web-5xx"), common::unique("web-unhealthy")];
-    let cw = aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::config::Builder::from(&cfg)
-            .region(aws_config::Region::new(DR))
-            .build(),
-    );
-    for name in &alarms {
+    for (name, region) in alarms.iter().zip(regions) {
+        let cw = aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(&cfg)
+                .region(aws_config::Region::new(region))
+                .build(),
+        );
         cw.put_metric_alarm()
             .alarm_name(name)
             .namespace("AWS/ApplicationELB")
@@ -97,10 +73,13 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
         .await
         .unwrap();
     let (primary_eg, dr_eg) = common::seed_endpoint_groups(&cfg, PRIMARY, DR, dials).await;
-    let lock_table = create_lock_table(&cfg).await;
+    let lock_table = common::create_lock_table(&cfg, DR).await;
     let mut vars: Vec<(&str, String)> = vec![
         ("PILOTLIGHT_LOCK_TABLE", lock_table.clone()),
-        ("PILOTLIGHT_ALARM_NAMES", alarms.join(",")),
+        (
+            "PILOTLIGHT_ALARM_NAMES",
+            format!("{}@{},{}@{}", alarms[0], regions[0], alarms[1], regions[1]),
+        ),
         (
             "PILOTLIGHT_STATE_MACHINE_ARN",
             sm.state_machine_arn().to_string(),
@@ -113,16 +92,32 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
     Setup {
         ctx,
         alarms,
+        regions,
         state_machine_arn: sm.state_machine_arn().to_string(),
         lock_table,
     }
 }
 
 impl Setup {
+    fn region_of(&self, alarm: &str) -> &'static str {
+        let i = self
+            .alarms
+            .iter()
+            .position(|a| a == alarm)
+            .expect("one of this setup's alarms");
+        self.regions[i]
+    }
+
     async fn set_alarm(&self, name: &str, state: StateValue) {
-        self.ctx.aws.alarms[0]
-            .1
-            .set_alarm_state()
+        let region = self.region_of(name);
+        let (_, cw) = self
+            .ctx
+            .aws
+            .alarms
+            .iter()
+            .find(|(r, _)| r == region)
+            .expect("a client per alarm region");
+        cw.set_alarm_state()
             .alarm_name(name)
             .state_value(state)
             .state_reason("test")
@@ -646,17 +641,26 @@ fn is_lock_loss(d: &Decision) -> bool {
     d.outcome == Outcome::Skipped && d.reason.contains("flow already running")
 }
 
-/// 20 rounds, each from a fresh state machine and lock table: 50 deliveries of both alarms in every shape, a manual
-/// failover, a forced failback and a dry-run, all at once. Exactly one real flow runs and holds the lock; every
+/// 20 rounds, each from a fresh state machine and lock table: 50 deliveries of both alarms (one in the DR region,
+/// one in the primary, as SNS, direct action and EventBridge shapes carry them), a manual failover, a forced
+/// failback and a dry-run, all at once. Exactly one real flow runs and holds the lock; every
 /// other real trigger is told "flow already running" (or is a duplicate of the winner); the dry-run runs beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_flow_at_a_time_under_concurrent_alarms_a_manual_failover_and_a_forced_failback() {
     for round in 0..20 {
-        let s = Arc::new(setup(&[], (100, 0)).await);
+        let s = Arc::new(setup_in(&[], (100, 0), [DR, PRIMARY]).await);
         s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
         s.set_alarm(&s.alarms[1], StateValue::Alarm).await;
         let mut events: Vec<Value> = (0..50)
-            .map(|i| ours(ALARM_SHAPES[i % 3], &s.alarms[i % 2]))
+            .map(|i| {
+                let alarm = &s.alarms[i % 2];
+                for_alarm(
+                    ALARM_SHAPES[i % 3],
+                    alarm,
+                    common::ACCOUNT,
+                    s.region_of(alarm),
+                )
+            })
             .collect();
         let failover = manual("failover", &format!("round {round}: INC-1"), json!({}));
         let failback = manual(

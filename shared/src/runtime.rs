@@ -91,8 +91,10 @@ where
         }
     };
     let (handler, ctx) = (&handler, &ctx);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
+    let service = service_fn(move |event: LambdaEvent<Payload>| async move {
+        let trailing = take_refusal(&event.context.request_id);
         let result = match (ctx, event.payload.duplicate_key) {
+            _ if trailing.is_some() => Err(Error::invalid_input(trailing.unwrap_or_default())),
             (_, Some(key)) => Err(crate::Error::invalid_input(format!(
                 "the payload has the key {key:?} more than once: refused, nothing was called (a JSON parser keeps \
                  only one of them, so {{\"dry_run\": true, \"dry_run\": false}} would run for real); send each key once"
@@ -120,8 +122,66 @@ where
             tracing::error!(error_type = e.kind.error_type(), error = %e, "invocation failed");
         }
         result.map_err(Diagnostic::from)
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(service)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(OneDocumentLayer)
+        .run()
+        .await
+}
+
+/// Invocations refused before their payload is parsed, by request id (see [`OneDocumentLayer`]).
+static REFUSED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn take_refusal(request_id: &str) -> Option<String> {
+    let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+    let i = refused.iter().position(|(id, _)| id == request_id)?;
+    Some(refused.swap_remove(i).1)
+}
+
+/// The runtime parses the first JSON document of a payload and ignores what follows it, so
+/// `{"command": "failover"} {"dry_run": true}` would run a real failover. This layer sees the raw body first and
+/// marks such an invocation refused; the handler then answers `pilotlight.InvalidInput` without calling anything.
+struct OneDocumentLayer;
+
+impl<S> lambda_runtime::tower::Layer<S> for OneDocumentLayer {
+    type Service = OneDocument<S>;
+    fn layer(&self, inner: S) -> OneDocument<S> {
+        OneDocument(inner)
+    }
+}
+
+struct OneDocument<S>(S);
+
+impl<S> lambda_runtime::tower::Service<lambda_runtime::LambdaInvocation> for OneDocument<S>
+where
+    S: lambda_runtime::tower::Service<lambda_runtime::LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> S::Future {
+        if has_trailing_content(&invocation.body) {
+            REFUSED.lock().unwrap_or_else(|e| e.into_inner()).push((
+                invocation.context.request_id.clone(),
+                "the payload has more after its first JSON document: refused, nothing was called (the runtime would \
+                 read the first one only); send one JSON object"
+                    .to_string(),
+            ));
+        }
+        self.0.call(invocation)
+    }
+}
+
+/// One JSON value, then something other than white space.
+pub fn has_trailing_content(body: &[u8]) -> bool {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_err()
 }
 
 /// How long before Lambda's own timeout an invocation gives up: enough to log and post a classified error, so the
@@ -232,6 +292,14 @@ fn plain(value: Value) -> Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_document_after_the_first_is_trailing_content() {
+        assert!(has_trailing_content(br#"{"command": "failover"} {"dry_run": true}"#));
+        assert!(has_trailing_content(br#"{"a": 1}x"#));
+        assert!(!has_trailing_content(b"{\"a\": 1}\n  "));
+        assert!(!has_trailing_content(b"not json")); // the runtime refuses that itself
+    }
 
     #[test]
     fn duplicate_keys_are_found_at_any_depth() {

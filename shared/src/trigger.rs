@@ -142,9 +142,18 @@ impl ManualCommand {
             (None, true) => Err(Error::invalid_input(
                 "approve/reject need the \"token\" from the approval request",
             )),
-            (Some(t), true) if t.trim().is_empty() || t.len() > 2048 => Err(Error::invalid_input(
-                "the approval token must be 1 to 2048 characters, as in the approval request",
-            )),
+            // A task token is opaque but printable: a space or control character means it was mangled in transit
+            // (refused here, before SendTaskSuccess/Failure would be called with it).
+            (Some(t), true)
+                if t.trim().is_empty()
+                    || t.len() > 2048
+                    || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Err(Error::invalid_input(
+                    "the approval token must be 1 to 2048 characters without spaces or control characters, as in \
+                     the approval request",
+                ))
+            }
             (Some(_), false) => Err(Error::invalid_input(
                 "\"token\" belongs to approve/reject commands only",
             )),
@@ -593,6 +602,10 @@ mod approval_command_tests {
     fn tokens_only_where_they_belong() {
         assert!(rejected(json!({"command": "approve"})).contains("need the \"token\""));
         assert!(rejected(json!({"command": "approve", "token": " "})).contains("1 to 2048"));
+        assert!(
+            rejected(json!({"command": "approve", "token": "tok en"})).contains("without spaces")
+        );
+        assert!(rejected(json!({"command": "reject", "token": "tok\u{1b}"})).contains("control"));
         assert!(
             rejected(json!({"command": "approve", "token": "x".repeat(2049)}))
                 .contains("1 to 2048")
