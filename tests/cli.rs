@@ -97,6 +97,39 @@ fn parse_event_applies_the_plans_origin_checks() {
     assert!(!ok && stderr.contains("not JSON"), "{stderr}");
 }
 
+/// events/detect-alarm-primary-region.json: the primary ALB's alarm, in the primary region, SNS-wrapped (a topic
+/// detect subscribes to: a direct alarm -> Lambda action cannot cross regions). A plan lists it as
+/// `name@<primary region>`; with the bare name (AlarmRegion = DR) the same event is refused.
+#[test]
+fn parse_event_takes_a_primary_region_alarm_listed_as_name_at_region() {
+    let plan = std::env::temp_dir().join(format!(
+        "pilotlight-primary-region-plan-{}.env",
+        std::process::id()
+    ));
+    let text = std::fs::read_to_string("plans/reference.env")
+        .unwrap()
+        .replace(
+            "PILOTLIGHT_ALARM_NAMES=web-primary-5xx,",
+            "PILOTLIGHT_ALARM_NAMES=web-primary-5xx@ap-northeast-2,",
+        );
+    assert!(text.contains("web-primary-5xx@ap-northeast-2"));
+    std::fs::write(&plan, text).unwrap();
+    let event = "events/detect-alarm-primary-region.json";
+    let (ok, stdout, stderr) = run(&["parse-event", event, "--plan", plan.to_str().unwrap()]);
+    std::fs::remove_file(&plan).unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"shape\": \"sns\""), "{stdout}");
+    assert!(
+        stdout.contains("\"region\": \"ap-northeast-2\""),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(&["parse-event", event, "--plan", "plans/reference.env"]);
+    assert!(
+        !ok && stderr.contains("not one of the plan's alarms"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bench_prints_figures() {
     let (ok, stdout, _) = run(&["bench", "--iterations", "50"]);

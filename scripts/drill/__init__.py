@@ -14,6 +14,9 @@ One module per job, in the order a run uses them:
   report     the execution output (the report)
   snapshot   the live topology read back from the emulators
   verify     the end-state checks: the exit status
+  probe      --probe: the primary's health path (a loopback server), the probe rounds, the probe checks
+  throttle   --throttle: the fault proxy in front of moto and gapfill, its rules, the stop, the checks
 Support: console (output, DrillError), context (one run's endpoints, names, clients), outage (the failed region's
-proxy), operators (the operators' queue and the approval answer).
+proxy), operators (the operators' queue and the approval answer), alarm_model (CloudWatch's alarm evaluation and
+Lambda action, which ministack lacks: test support).
 """

@@ -7,6 +7,8 @@ import sys
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# --throttle <step>: throttle.KEY_OPERATIONS but promote-db, which moto cannot show stuck (throttle.BEYOND_STEPS)
+THROTTLE_STEPS = ("scale-compute", "shift-traffic", "update-dns")
 
 
 def parse_args(argv):
@@ -29,6 +31,15 @@ def parse_args(argv):
     p.add_argument("--primary-outage", action="store_true",
                    help="from the moment the alarm fires, every call the functions make to the primary region (moto, "
                         "gapfill) hangs, as in a regional outage: the failover must not depend on it")
+    p.add_argument("--probe", action="store_true",
+                   help="the primary's health path (a loopback server) stops answering and the only signal is the "
+                        "probe's alarm in the DR region: probe -> alarm (modelled, scripts/drill/alarm_model.py) -> "
+                        "detect -> failover")
+    p.add_argument("--throttle", choices=("within",) + THROTTLE_STEPS, default=None,
+                   help="the functions reach moto and gapfill through tests/support/faultproxy.py: `within` throttles "
+                        "the first 2 calls of every step's key operation (the execution must succeed); a step name "
+                        "throttles that step's operation every time (the drill stops the execution once the state "
+                        "machine has retried it; the operators must get the ABORTED notice)")
     p.add_argument("--failback", action="store_true",
                    help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
@@ -53,6 +64,10 @@ def parse_args(argv):
     if a.primary_region == a.dr_region:
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
+    special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle")
+               if getattr(a, o)]
+    if (a.probe or a.throttle) and len(special) > 1:
+        p.error(f"--probe and --throttle run on their own (not with {', '.join('--' + o.replace('_', '-') for o in special)})")
     if a.failback and a.primary_outage:
         p.error("--failback needs the primary region back: not with --primary-outage")
     if a.failback and (a.dry_run or a.approval in ("reject", "timeout")):
@@ -64,7 +79,7 @@ def main(argv):
     args = parse_args(argv)
     try:  # boto3 and PyYAML: the pinned moto venv has both (scripts/install-tools.sh moto)
         from botocore.exceptions import ClientError
-        from . import topology
+        from . import probe, throttle, topology
         from .console import DrillError, elapsed, kv, phase, say
         from .contract import Contract
         from .context import Drill
@@ -78,6 +93,7 @@ def main(argv):
     except ImportError as e:
         sys.exit(f"the drill needs boto3 and PyYAML ({e}): run it with .tools/moto/bin/python (scripts/drill.sh does)")
 
+    d = None
     try:
         d = Drill(args, Contract(ROOT, args.binaries))
         say(f"pilotlight drill {d.run_id}: {'DRY RUN, ' if args.dry_run else ''}primary {d.primary}, DR {d.dr}, "
@@ -97,12 +113,21 @@ def main(argv):
 
         before = snapshot(d)
         print_topology(d, before, "topology before")
+        if args.probe:
+            d.template_parameters.update(probe.template_parameters(d))
+        if args.throttle:
+            d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
+        if args.throttle:
+            throttle.arm(d)
         execution = follow(d, trigger(d))
         show(d, execution)
         after = snapshot(d)
         print_topology(d, after, "topology after")
-        ok = verify(d, before, after, execution, notifications(d))
+        if args.throttle and args.throttle != "within":
+            ok = throttle.verify_beyond(d, before, after, execution)
+        else:
+            ok = verify(d, before, after, execution, notifications(d))
         if ok and args.failback:
             d.direction, d.drained, d.approval_answered = "failback", False, False
             since = len(d.inbox)
@@ -118,6 +143,9 @@ def main(argv):
         say(f"\nDRILL FAILED (emulator call): {e}")
         traceback.print_exc()
         return 1
+    finally:
+        if d is not None and d.faults:
+            d.faults.stop()
     say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} ({'dry run, ' if args.dry_run else ''}drill {elapsed():.1f}s)")
     return 0 if ok else 1
 

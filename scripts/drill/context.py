@@ -35,6 +35,10 @@ class Drill:
         if args.primary_outage:
             self.outages = {"moto": RegionOutage(args.moto_url, args.primary_region),
                             "gapfill": RegionOutage(args.gapfill_url, args.primary_region)}
+        self.health = None  # --probe: the primary ALB's health path (probe.HealthServer)
+        self.faults = None  # --throttle: the fault proxy in front of moto and gapfill (throttle.FaultProxy)
+        self.template_parameters = {}  # template parameters beside the plan's (--probe: ProbeUrls, M of N)
+        self.hooks = []  # called by follow() with each batch of new history events: hook(d, execution_arn, events)
         self.direction = "failover"
         self.drained = False
         self.decision = None

@@ -113,20 +113,25 @@ class Contract:
         return values, sorted(k for k in variables if k not in mapping)
 
     def outputs(self, stack_outputs):
-        """The stack's outputs by what they name: {"functions": {binary: arn}, "state_machine": arn, "topic": arn},
+        """The stack's outputs by what they name: {"functions": {binary: arn}, "state_machine": arn, "topic": arn,
+        "alarms": {logical id: alarm name}} (a function or alarm whose Condition is false has no output),
         read from the template's Outputs (`!GetAtt <Function>.Arn`, `!Ref <StateMachine>`, `!Ref <Topic>`)."""
         binary_of = {logical: binary for binary, logical in self.functions().items()}
         topics = self.resources_of_type("AWS::SNS::Topic")
-        found = {"functions": {}, "state_machine": None, "topic": None}
+        alarms = self.resources_of_type("AWS::CloudWatch::Alarm")
+        found = {"functions": {}, "state_machine": None, "topic": None, "alarms": {}}
         for key, out in self.template.get("Outputs", {}).items():
             value, arn = out.get("Value", {}), stack_outputs.get(key)
             target = value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
             if target in binary_of:
-                found["functions"][binary_of[target]] = arn
+                if arn:  # a conditional function the stack does not have: no output
+                    found["functions"][binary_of[target]] = arn
             elif isinstance(value, dict) and value.get("Ref") == self.state_machine():
                 found["state_machine"] = arn
             elif isinstance(value, dict) and value.get("Ref") in topics:
                 found["topic"] = arn
+            elif isinstance(value, dict) and value.get("Ref") in alarms and arn:
+                found["alarms"][value["Ref"]] = arn  # the alarm's name (Ref of an alarm), e.g. ProbeAlarm
         # A function under a Condition (the probe, deployed only with targets) has an output only when deployed.
         conditional = {logical for logical, r in self.resources_of_type("AWS::Serverless::Function").items()
                        if r.get("Condition")}

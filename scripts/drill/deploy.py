@@ -33,6 +33,8 @@ def endpoint_environment(d):
     moto, gapfill = d.args.moto_url, d.args.gapfill_url
     if d.outages:  # --primary-outage: the functions reach moto and gapfill through the outage proxies
         moto, gapfill = d.outages["moto"].url, d.outages["gapfill"].url
+    if d.faults:  # --throttle: one fault proxy in front of both (it routes globalaccelerator/backup to gapfill)
+        moto = gapfill = d.faults.url
     return {
         "AWS_ENDPOINT_URL": moto,
         "AWS_ENDPOINT_URL_GLOBAL_ACCELERATOR": gapfill,
@@ -111,10 +113,13 @@ def deploy(d, variables, emulator_made):
     code_uris, definition_uri = upload_artifacts(d, s3, bucket)
 
     parameters, not_taken = d.contract.parameter_values(variables)
+    parameters.update(d.template_parameters)
     parameter_of = d.contract.variable_parameters()
     made = {parameter_of[k] for k in emulator_made if k in parameter_of}
     kv("parameters", f"{len(parameters)} from the plan (template.yaml maps them)"
-       + (f"; not template parameters: {', '.join(not_taken)}" if not_taken else ""))
+       + (f"; not template parameters: {', '.join(not_taken)}" if not_taken else "")
+       + (f"; this drill's: {', '.join(f'{k}={v}' for k, v in d.template_parameters.items())}"
+          if d.template_parameters else ""))
     cfn = d.client("cloudformation", region, "ministack")
     stack = d.name("pilotlight")
     cfn.create_stack(StackName=stack, TemplateBody=packaged_template(d, code_uris, definition_uri, parameters, made),
@@ -126,6 +131,9 @@ def deploy(d, variables, emulator_made):
 
     outputs = d.contract.outputs({o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])})
     d.seeded["functions"], d.seeded["state_machine"] = outputs["functions"], outputs["state_machine"]
+    if "ProbeAlarm" in outputs["alarms"]:
+        d.seeded["probe_alarm"] = outputs["alarms"]["ProbeAlarm"]
+        kv("probe alarm", d.seeded["probe_alarm"])
     for binary, arn in d.seeded["functions"].items():
         kv(binary, arn)
     kv("state machine", d.seeded["state_machine"])

@@ -123,6 +123,8 @@ def follow(d, execution_arn):
         for ev in events[seen:]:
             printer.line(ev)
         react(d, events[seen:])
+        for hook in d.hooks:
+            hook(d, execution_arn, events[seen:])
         answer_approval(d)
         seen = len(events)
         if desc["status"] != "RUNNING":

@@ -59,6 +59,9 @@ def trigger(d):
         phase("failback: manual command to detect")
         say(f"  invoke detect {json.dumps(command)}")
         decision = invoke(d, detect, command)
+    elif d.args.probe:
+        from .probe import trigger_probe
+        return trigger_probe(d)
     elif d.args.dry_run or d.args.graceful:
         command = {"command": "failover", "dry_run": d.args.dry_run,
                    "reason": f"pilotlight drill {d.run_id}" + (" (dry run)" if d.args.dry_run else "")}

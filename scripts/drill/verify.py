@@ -107,6 +107,12 @@ def verify(d, before, after, execution, inbox):
             check(isinstance(overlap, (int, float)) and overlap > 0,
                   f"the report shows promote-db and scale-compute overlapping in time ({overlap} s)")
         check_report_dials(d, execution, check, "dr", graceful=d.args.graceful)
+    if d.args.probe:
+        from .probe import verify_probe
+        verify_probe(d, execution, check)
+    if d.args.throttle:
+        from .throttle import verify_within
+        verify_within(d, execution, check)
     if rejected:
         check(any("fail" in s.lower() or "reject" in s.lower() for s, _ in inbox),
               "a failure/rejection notification reached the operators' topic")

@@ -366,7 +366,10 @@ class Handler(BaseHTTPRequestHandler):
         fault = rule["fault"] if rule else None
         entry = {"time": round(time.time(), 3), "method": self.command, "path": split.path,
                  "service": ident["service"], "region": ident["region"], "operation": ident["operation"],
-                 "protocol": ident["protocol"], "mutating": mutating, "fault": fault, "status": None}
+                 "protocol": ident["protocol"], "mutating": mutating, "fault": fault, "status": None,
+                 # the SDKs' retry headers: the same invocation id on every attempt of one operation call
+                 "sdk_invocation": self.headers.get("amz-sdk-invocation-id"),
+                 "sdk_request": self.headers.get("amz-sdk-request")}
         STATE.log(entry)
         started = time.monotonic()
         status = self._apply(fault, rule, ident, body)
