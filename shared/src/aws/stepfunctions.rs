@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::to_chrono;
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 use crate::step::StepReport;
 
 /// An execution as ListExecutions shows it.
@@ -21,6 +22,16 @@ pub struct RecentExecution {
     pub status: String,
     pub started_at: DateTime<Utc>,
 }
+
+/// IAM: what [`recent_executions`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const RECENT_EXECUTIONS: Call = Call {
+    adapter: "stepfunctions::recent_executions",
+    operations: &["list_executions"],
+    needs: &[Permission::new(
+        "states:ListExecutions",
+        Resource::StateMachine,
+    )],
+};
 
 /// The most recent executions (running and finished) of the state machine, newest first.
 pub async fn recent_executions(
@@ -55,6 +66,16 @@ pub enum Started {
     AlreadyExists,
 }
 
+/// IAM: what [`start_execution`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const START_EXECUTION: Call = Call {
+    adapter: "stepfunctions::start_execution",
+    operations: &["start_execution"],
+    needs: &[Permission::new(
+        "states:StartExecution",
+        Resource::StateMachine,
+    )],
+};
+
 pub async fn start_execution(
     sfn: &aws_sdk_sfn::Client,
     state_machine_arn: &str,
@@ -80,6 +101,16 @@ pub async fn start_execution(
         Err(e) => Err(Error::aws("StartExecution", state_machine_arn, e)),
     }
 }
+
+/// IAM: what [`execution_status`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const EXECUTION_STATUS: Call = Call {
+    adapter: "stepfunctions::execution_status",
+    operations: &["describe_execution"],
+    needs: &[Permission::new(
+        "states:DescribeExecution",
+        Resource::Execution,
+    )],
+};
 
 /// The status of one execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...); None when Step Functions
 /// does not know it (`ExecutionDoesNotExist`).
@@ -112,6 +143,16 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
         state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     )
 }
+
+/// IAM: what [`answer_task`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const ANSWER_TASK: Call = Call {
+    adapter: "stepfunctions::answer_task",
+    operations: &["send_task_success", "send_task_failure"],
+    needs: &[
+        Permission::new("states:SendTaskSuccess", Resource::Any),
+        Permission::new("states:SendTaskFailure", Resource::Any),
+    ],
+};
 
 /// Answers an approval request. An unknown, expired or already-answered token is the operator's input problem:
 /// InvalidInput with what to check, and nothing else happens.
@@ -183,6 +224,16 @@ pub async fn step_reports(
     step_reports_paged(sfn, execution_arn, HISTORY_PAGE_SIZE, HISTORY_MAX_PAGES).await
 }
 
+/// IAM: what [`step_reports_paged`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const STEP_REPORTS_PAGED: Call = Call {
+    adapter: "stepfunctions::step_reports_paged",
+    operations: &["get_execution_history"],
+    needs: &[Permission::new(
+        "states:GetExecutionHistory",
+        Resource::Execution,
+    )],
+};
+
 /// [`step_reports`] with the page size and the page bound given; past `max_pages` the reports read so far are
 /// returned (and a warning logged).
 pub async fn step_reports_paged(
@@ -244,6 +295,15 @@ pub fn step_report_in_output(output: &str) -> Option<StepReport> {
     };
     serde_json::from_value(payload).ok()
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[
+    &RECENT_EXECUTIONS,
+    &START_EXECUTION,
+    &EXECUTION_STATUS,
+    &ANSWER_TASK,
+    &STEP_REPORTS_PAGED,
+];
 
 #[cfg(test)]
 mod tests {

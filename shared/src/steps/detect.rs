@@ -14,7 +14,9 @@ use crate::aws::globalaccelerator::read_dials;
 use crate::aws::stepfunctions::{
     Started, answer_task, execution_arn, recent_executions, start_execution,
 };
+use crate::aws::{cloudwatch, dynamodb, globalaccelerator, stepfunctions};
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::Direction;
 use crate::routing::Dials;
 use crate::runtime::{Context, StepEvent};
@@ -24,6 +26,43 @@ use decision::{
     ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_manual,
 };
 use lock::{Acquired, LockRecord};
+
+/// IAM: the adapter calls detect makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &cloudwatch::DESCRIBE_ALARMS,
+        "the alarm quorum (each alarm region)",
+    ),
+    Use::always(
+        &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
+        "which region takes traffic (the dials)",
+    ),
+    Use::always(
+        &stepfunctions::RECENT_EXECUTIONS,
+        "cooldown and running executions",
+    ),
+    Use::always(
+        &stepfunctions::START_EXECUTION,
+        "starts the failover/failback execution",
+    ),
+    Use::always(
+        &stepfunctions::EXECUTION_STATUS,
+        "flow lock takeover: is the holder still RUNNING?",
+    ),
+    Use::always(
+        &stepfunctions::ANSWER_TASK,
+        "approve / reject a paused execution",
+    ),
+    Use::always(
+        &dynamodb::PUT_ITEM_IF,
+        "takes the flow lock (conditional put)",
+    ),
+    Use::always(&dynamodb::GET_ITEM, "reads the flow lock's holder"),
+    Use::always(
+        &dynamodb::DELETE_ITEM_IF,
+        "releases the lock after a failed start",
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
