@@ -208,6 +208,76 @@ where
     }
 }
 
+/// IAM: what [`pending_task_token`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PENDING_TASK_TOKEN: Call = Call {
+    adapter: "stepfunctions::pending_task_token",
+    operations: &["get_execution_history"],
+    needs: &[Permission::new(
+        "states:GetExecutionHistory",
+        Resource::Execution,
+    )],
+};
+
+/// The task token of the newest callback task of `execution_arn` whose Lambda payload has `kind` (`approval`), read
+/// from its `TaskScheduled` event (the task's resolved parameters: `Payload.detail.task_token`). None when the
+/// history holds no such task; an unknown execution is the operator's input problem (InvalidInput).
+pub async fn pending_task_token(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    kind: &str,
+) -> Result<Option<String>> {
+    let mut next_token = None;
+    for _ in 0..HISTORY_MAX_PAGES {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(true)
+            .reverse_order(true)
+            .max_results(HISTORY_PAGE_SIZE)
+            .set_next_token(next_token.take())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist() || s.is_invalid_arn()) =>
+            {
+                return Err(Error::invalid_input(format!(
+                    "no execution {execution_arn}: name the execution as the approval request does ({})",
+                    Error::aws("GetExecutionHistory", execution_arn, e)
+                )));
+            }
+            Err(e) => return Err(Error::aws("GetExecutionHistory", execution_arn, e)),
+        };
+        if let Some(token) = page
+            .events()
+            .iter()
+            .find_map(|e| scheduled_task_token(e, kind))
+        {
+            return Ok(Some(token));
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The task token in a `TaskScheduled` event of a `lambda:invoke.waitForTaskToken` task whose payload has `kind`.
+pub fn scheduled_task_token(event: &HistoryEvent, kind: &str) -> Option<String> {
+    let d = event.task_scheduled_event_details()?;
+    if !d.resource().ends_with(".waitForTaskToken") {
+        return None;
+    }
+    let params: Value = serde_json::from_str(d.parameters()).ok()?;
+    let payload = &params["Payload"];
+    (payload["kind"] == kind)
+        .then(|| payload["detail"]["task_token"].as_str().map(str::to_string))
+        .flatten()
+}
+
 /// GetExecutionHistory returns at most 1000 events a page; an execution holds at most 25,000 events (Step Functions
 /// quota), so this many pages read any history whole and a runaway one stays bounded.
 pub const HISTORY_MAX_PAGES: usize = 25;
@@ -302,6 +372,7 @@ pub const CALLS: &[&Call] = &[
     &START_EXECUTION,
     &EXECUTION_STATUS,
     &ANSWER_TASK,
+    &PENDING_TASK_TOKEN,
     &STEP_REPORTS_PAGED,
 ];
 
