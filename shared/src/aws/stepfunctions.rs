@@ -439,6 +439,45 @@ mod tests {
     }
 
     #[test]
+    fn the_approval_token_is_read_from_its_scheduled_task() {
+        use aws_sdk_sfn::types::TaskScheduledEventDetails;
+        let scheduled = |resource: &str, payload: Value| {
+            event(HistoryEventType::TaskScheduled)
+                .task_scheduled_event_details(
+                    TaskScheduledEventDetails::builder()
+                        .resource_type("lambda")
+                        .resource(resource)
+                        .region("ap-northeast-1")
+                        .parameters(
+                            json!({"FunctionName": "notify", "Payload": payload}).to_string(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        let approval = json!({"kind": "approval", "detail": {"task_token": "AQCE-token"}});
+        assert_eq!(
+            scheduled_task_token(
+                &scheduled("invoke.waitForTaskToken", approval.clone()),
+                "approval"
+            )
+            .as_deref(),
+            Some("AQCE-token")
+        );
+        assert_eq!(
+            scheduled_task_token(&scheduled("invoke", approval), "approval"),
+            None
+        );
+        let milestone = json!({"kind": "milestone", "detail": {"task_token": "x"}});
+        assert_eq!(
+            scheduled_task_token(&scheduled("invoke.waitForTaskToken", milestone), "approval"),
+            None
+        );
+    }
+
+    #[test]
     fn other_results_are_left_out() {
         for output in [
             json!({"step": "notify", "kind": "milestone", "message": "published"}).to_string(),

@@ -525,7 +525,7 @@ mod tests {
             (empty_token, "task_token"),
             (no_input, "detail.input"),
             (other_direction, "differs"),
-            (huge, "never shortened"),
+            (huge, "more than the"),
         ] {
             let e = parse_input(bad).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
