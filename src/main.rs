@@ -38,6 +38,11 @@ fn main() -> ExitCode {
             .ok_or_else(usage)
             .and_then(|f| parse_event(Path::new(f), flag(&args, "--plan"))),
         Some("statemachine") => statemachine(args.iter().any(|a| a == "--check")),
+        // The "Permissions" table of docs/security.md, from the permissions declared in the code.
+        Some("permissions") => {
+            print!("{}", pilotlight::permissions::markdown());
+            Ok(())
+        }
         Some("bench") => bench(
             flag(&args, "--iterations")
                 .map(|n| n.to_string_lossy().parse().unwrap_or(20_000))
@@ -56,7 +61,7 @@ fn main() -> ExitCode {
 
 fn usage() -> String {
     "usage: pilotlight check-plan [--json] <file> | parse-event <event.json> [--plan <file>] | statemachine [--check] \
-     | bench [--iterations N]"
+     | permissions | bench [--iterations N]"
         .into()
 }
 

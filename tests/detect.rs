@@ -521,6 +521,20 @@ async fn approve_and_reject_answer_a_paused_execution() {
             aws: pilotlight::aws::clients::AwsClients::from_sdk_config(&cfg, &plan),
             plan,
         };
+        // By execution: this gate is an activity, not notify's approval request, so its history holds no approval
+        // token to answer: a clear error, and the execution still waits.
+        let by_execution = json!({"command": "approve", "execution": exec.execution_arn()});
+        let err = decide(&ctx, parse_trigger(&by_execution).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        assert!(err.message.contains("has not asked for approval"), "{err}");
+        let unknown = json!({"command": "approve", "execution": "no-such-execution"});
+        let err = decide(&ctx, parse_trigger(&unknown).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+
         let command = json!({"command": if approve { "approve" } else { "reject" }, "token": token, "reason": "on-call says so"});
         let d = decide(&ctx, parse_trigger(&command).unwrap())
             .await

@@ -243,7 +243,7 @@ async fn a_missing_topic_is_named() {
 // ---- approval gate and failure reports --------------------------------------------------------------------------
 
 #[tokio::test]
-async fn approval_request_publishes_what_will_happen_and_both_answers_with_the_whole_token() {
+async fn approval_request_publishes_what_will_happen_and_both_answers_without_the_token() {
     let t = topic().await;
     let event = common::event("notify-approval.json");
     let token = event["detail"]["task_token"].as_str().unwrap().to_string();
@@ -264,17 +264,17 @@ async fn approval_request_publishes_what_will_happen_and_both_answers_with_the_w
         (Some("ap-northeast-2"), Some("ap-northeast-1"))
     );
     assert_eq!(b["mode"], "ungraceful");
-    // Exactly the two commands detect takes, each with the token unchanged.
+    // Exactly the two commands detect takes, each naming the execution; the token stays out of the mail.
     assert_eq!(
         b["how_to_answer"]["approve"],
-        json!({"command": "approve", "token": token, "reason": "<who approves, and why>"})
+        json!({"command": "approve", "execution": event["execution"], "reason": "<who approves, and why>"})
     );
     assert_eq!(
         b["how_to_answer"]["reject"],
-        json!({"command": "reject", "token": token, "reason": "<who rejects, and why>"})
+        json!({"command": "reject", "execution": event["execution"], "reason": "<who rejects, and why>"})
     );
-    // The raw delivered text holds the token verbatim (JSON escapes nothing in a base64 token).
-    assert!(envelope["Message"].as_str().unwrap().contains(&token));
+    let message = envelope["Message"].as_str().unwrap();
+    assert!(!message.contains(&token[..24]) && !message.contains(&token[token.len() - 24..]));
     // Why: the trigger as detect recorded it.
     assert_eq!(b["why"]["trigger"], event["detail"]["input"]["trigger"]);
     assert!(

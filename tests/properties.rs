@@ -499,7 +499,13 @@ fn check_trigger(e: &Value) -> Result<(), TestCaseError> {
 
 fn check_command_rules(c: &ManualCommand) -> Result<(), TestCaseError> {
     let answering = matches!(c.command, CommandName::Approve | CommandName::Reject);
-    prop_assert_eq!(c.token.is_some(), answering, "{:?}", c);
+    prop_assert_eq!(
+        c.token.is_some() || c.execution.is_some(),
+        answering,
+        "{:?}",
+        c
+    );
+    prop_assert!(!(c.token.is_some() && c.execution.is_some()), "{:?}", c);
     if answering {
         prop_assert!(
             !c.dry_run && !c.force && c.mode.is_none() && c.approval.is_none(),
@@ -620,7 +626,14 @@ fn arb_command_object() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 const COMMAND_FIELDS: &[&str] = &[
-    "command", "dry_run", "mode", "reason", "force", "approval", "token",
+    "command",
+    "dry_run",
+    "mode",
+    "reason",
+    "force",
+    "approval",
+    "token",
+    "execution",
 ];
 
 /// What a manual command must be, written down independently of trigger.rs: Some(command) when it is acceptable.
@@ -667,22 +680,24 @@ fn model(m: &Map<String, Value>) -> Option<ManualCommand> {
         None => None,
         Some(v) => Some(v.as_str()?.to_string()),
     };
+    let execution = match optional("execution")? {
+        None => None,
+        Some(v) => Some(v.as_str()?.to_string()),
+    };
     if let Some(r) = &reason
         && (r.chars().count() > REASON_MAX_CHARS || r.chars().any(|c| c.is_control() && c != '\n'))
     {
         return None;
     }
     let answering = matches!(command, CommandName::Approve | CommandName::Reject);
-    match &token {
-        None if answering => return None,
-        Some(_) if !answering => return None,
-        Some(t)
-            if t.is_empty()
-                || t.len() > 2048
-                || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            return None;
-        }
+    let bad = |t: &str| {
+        t.is_empty() || t.len() > 2048 || t.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    match (&execution, &token) {
+        (None, None) if answering => return None,
+        (Some(_), Some(_)) => return None,
+        (Some(_), _) | (_, Some(_)) if !answering => return None,
+        (Some(t), None) | (None, Some(t)) if bad(t) => return None,
         _ => {}
     }
     if answering && (dry_run || force || mode.is_some() || approval.is_some()) {
@@ -696,6 +711,7 @@ fn model(m: &Map<String, Value>) -> Option<ManualCommand> {
         force,
         approval,
         token,
+        execution,
     })
 }
 

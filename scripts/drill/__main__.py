@@ -45,7 +45,7 @@ def parse_args(argv):
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
     p.add_argument("--approval", choices=("approve", "reject", "timeout"), default=None,
                    help="deploy with PILOTLIGHT_APPROVAL=required and answer the approval request the execution "
-                        "publishes (its task token, read from the operators' queue) through detect")
+                        "publishes (the execution it names, read from the operators' queue) through detect")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")

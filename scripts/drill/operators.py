@@ -1,7 +1,6 @@
 """The operators' side: their topic read back through a queue, and the answer to an approval request."""
 
 import json
-import re
 import time
 
 from .console import clock, say
@@ -34,45 +33,29 @@ def notifications(d, since=0, wait_seconds=5.0):
             return d.inbox[since:]
 
 
-def find_key(value, names):
-    """The first string under one of `names` anywhere in a JSON value."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k in names and isinstance(v, str) and v:
-                return v
-            found = find_key(v, names)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for v in value:
-            found = find_key(v, names)
-            if found:
-                return found
-    return None
-
-
 def answer_approval(d):
-    """The operator's part of the approval gate: take the task token from the approval request on the operators'
-    queue and answer it through detect, as the notification tells operators to."""
+    """The operator's part of the approval gate: take the execution the approval request on the operators' queue
+    names and answer it through detect, as the notification tells operators to (the mail carries no task token:
+    detect reads it from the execution's history)."""
     if not d.args.approval or d.approval_answered:
         return
     read_queue(d, wait=0)
     for subject, body in d.inbox:
-        token = find_key(body, ("task_token", "token", "taskToken")) if isinstance(body, (dict, list)) else None
-        if token is None and isinstance(body, str):
-            m = re.search(r'"?(?:task_token|token)"?\s*[:=]\s*"([^"]+)"', body)
-            token = m.group(1) if m else None
-        if token and token not in d.used_tokens:
-            d.used_tokens.add(token)
+        if not isinstance(body, dict) or body.get("kind") != "approval":
+            continue
+        answer = (body.get("how_to_answer") or {}).get(d.args.approval if d.args.approval != "timeout" else "approve")
+        execution = (answer or {}).get("execution") or body.get("execution")
+        if execution and execution not in d.used_tokens:
+            d.used_tokens.add(execution)
             d.approval_requested = True
             if d.args.approval == "timeout":
                 say(f"  {clock()}  drill: approval request received ({subject}); nobody answers "
                     f"(the gate times out after {d.approval_timeout()} s)")
                 return
             d.approval_answered = True
-            command = {"command": d.args.approval, "token": token, "reason": f"pilotlight drill {d.run_id}"}
+            command = {"command": d.args.approval, "execution": execution, "reason": f"pilotlight drill {d.run_id}"}
             say(f"  {clock()}  drill: approval request received ({subject}); operator answers detect "
-                f"{json.dumps({**command, 'token': token[:12] + '...'})}")
+                f"{json.dumps(command)}")
             decision = invoke(d, d.seeded["functions"]["detect"], command)
             say(f"  {clock()}  drill: detect -> {decision.get('outcome')}: {decision.get('reason')}")
             return

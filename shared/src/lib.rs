@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod error;
 pub mod flow;
+pub mod permissions;
 pub mod plan;
 pub mod routing;
 pub mod runtime;

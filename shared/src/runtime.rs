@@ -161,7 +161,10 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), S::Error>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), S::Error>> {
         self.0.poll_ready(cx)
     }
 
@@ -295,7 +298,9 @@ mod tests {
 
     #[test]
     fn a_second_document_after_the_first_is_trailing_content() {
-        assert!(has_trailing_content(br#"{"command": "failover"} {"dry_run": true}"#));
+        assert!(has_trailing_content(
+            br#"{"command": "failover"} {"dry_run": true}"#
+        ));
         assert!(has_trailing_content(br#"{"a": 1}x"#));
         assert!(!has_trailing_content(b"{\"a\": 1}\n  "));
         assert!(!has_trailing_content(b"not json")); // the runtime refuses that itself

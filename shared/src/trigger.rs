@@ -107,7 +107,11 @@ pub struct ManualCommand {
     /// Pause for approval before the first mutating step (overrides the plan's PILOTLIGHT_APPROVAL).
     #[serde(default)]
     pub approval: Option<bool>,
-    /// approve / reject only: the task token from the approval request.
+    /// approve / reject only: the execution waiting for the answer (its ARN, or its name), as the approval request
+    /// names it. detect reads the pending task token from the execution's history.
+    #[serde(default)]
+    pub execution: Option<String>,
+    /// approve / reject only, instead of `execution` (kept for compatibility): the task token itself.
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -138,24 +142,28 @@ impl ManualCommand {
             }
         }
         let answering = matches!(self.command, CommandName::Approve | CommandName::Reject);
-        match (&self.token, answering) {
-            (None, true) => Err(Error::invalid_input(
-                "approve/reject need the \"token\" from the approval request",
+        match (&self.execution, &self.token, answering) {
+            (None, None, true) => Err(Error::invalid_input(
+                "approve/reject need the \"execution\" the approval request names",
             )),
+            (Some(_), Some(_), true) => Err(Error::invalid_input(
+                "approve/reject take \"execution\" or \"token\", not both",
+            )),
+            (Some(e), None, true) if e.trim().is_empty() || e.len() > 2048 || !printable(e) => {
+                Err(Error::invalid_input(
+                    "\"execution\" must be the execution's ARN or name, as in the approval request",
+                ))
+            }
             // A task token is opaque but printable: a space or control character means it was mangled in transit
             // (refused here, before SendTaskSuccess/Failure would be called with it).
-            (Some(t), true)
-                if t.trim().is_empty()
-                    || t.len() > 2048
-                    || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-            {
+            (None, Some(t), true) if t.trim().is_empty() || t.len() > 2048 || !printable(t) => {
                 Err(Error::invalid_input(
                     "the approval token must be 1 to 2048 characters without spaces or control characters, as in \
                      the approval request",
                 ))
             }
-            (Some(_), false) => Err(Error::invalid_input(
-                "\"token\" belongs to approve/reject commands only",
+            (Some(_), _, false) | (_, Some(_), false) => Err(Error::invalid_input(
+                "\"execution\" and \"token\" belong to approve/reject commands only",
             )),
             _ if answering
                 && (self.dry_run
@@ -164,7 +172,7 @@ impl ManualCommand {
                     || self.approval.is_some()) =>
             {
                 Err(Error::invalid_input(
-                    "approve/reject take only \"token\" and \"reason\"",
+                    "approve/reject take only \"execution\" (or \"token\") and \"reason\"",
                 ))
             }
             _ => Ok(()),
@@ -191,6 +199,11 @@ struct SnsAlarmMessage {
     alarm_arn: String,
 }
 
+/// No white space or control character: execution names, ARNs and task tokens never have one.
+fn printable(s: &str) -> bool {
+    !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// The longest `reason` a manual command may give (it travels in the execution input, logs and mail).
 pub const REASON_MAX_CHARS: usize = 1024;
 
@@ -212,7 +225,7 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
     if obj.contains_key("command") {
         let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
             Error::invalid_input(format!(
-                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"token\": \"...\", \"reason\": \"...\"}}"
+                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\"}}"
             ))
         })?;
         cmd.check()?;
@@ -585,22 +598,43 @@ mod approval_command_tests {
     }
 
     #[test]
-    fn approve_and_reject_carry_a_token() {
+    fn approve_and_reject_name_the_execution() {
         let Trigger::Manual(c) = parse_trigger(&load("detect-manual-approve.json")).unwrap() else {
             panic!()
         };
         assert_eq!(c.command, CommandName::Approve);
-        assert!(c.token.as_deref().is_some_and(|t| t.len() > 100));
+        assert!(
+            c.execution
+                .as_deref()
+                .is_some_and(|e| e.contains(":execution:"))
+        );
+        assert_eq!(c.token, None);
         assert_eq!(c.direction(), None);
         let Trigger::Manual(c) = parse_trigger(&load("detect-manual-reject.json")).unwrap() else {
             panic!()
         };
         assert_eq!(c.command, CommandName::Reject);
+        // The token form is still taken (compatibility).
+        let Trigger::Manual(c) =
+            parse_trigger(&json!({"command": "approve", "token": "AQCE"})).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.token.as_deref(), Some("AQCE"));
     }
 
     #[test]
     fn tokens_only_where_they_belong() {
-        assert!(rejected(json!({"command": "approve"})).contains("need the \"token\""));
+        assert!(rejected(json!({"command": "approve"})).contains("need the \"execution\""));
+        assert!(
+            rejected(json!({"command": "approve", "execution": "e", "token": "t"}))
+                .contains("not both")
+        );
+        assert!(rejected(json!({"command": "reject", "execution": " "})).contains("ARN or name"));
+        assert!(
+            rejected(json!({"command": "status", "execution": "e"}))
+                .contains("approve/reject commands only")
+        );
         assert!(rejected(json!({"command": "approve", "token": " "})).contains("1 to 2048"));
         assert!(
             rejected(json!({"command": "approve", "token": "tok en"})).contains("without spaces")

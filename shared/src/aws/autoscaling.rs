@@ -6,6 +6,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::{Call, Permission, Resource};
 use crate::plan::Capacity;
 
 /// An Auto Scaling group as DescribeAutoScalingGroups shows it.
@@ -43,6 +44,16 @@ impl GroupState {
         counts
     }
 }
+
+/// IAM: what [`describe_group`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_GROUP: Call = Call {
+    adapter: "autoscaling::describe_group",
+    operations: &["describe_auto_scaling_groups"],
+    needs: &[Permission::new(
+        "autoscaling:DescribeAutoScalingGroups",
+        Resource::Any,
+    )],
+};
 
 /// Reads one group; None when it does not exist.
 pub async fn describe_group(
@@ -89,6 +100,16 @@ pub async fn describe_group(
         }))
 }
 
+/// IAM: what [`update_group`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const UPDATE_GROUP: Call = Call {
+    adapter: "autoscaling::update_group",
+    operations: &["update_auto_scaling_group"],
+    needs: &[Permission::new(
+        "autoscaling:UpdateAutoScalingGroup",
+        Resource::AutoScalingGroup,
+    )],
+};
+
 pub async fn update_group(
     asg: &aws_sdk_autoscaling::Client,
     name: &str,
@@ -127,6 +148,9 @@ pub async fn update_group(
     })?;
     Ok(())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&DESCRIBE_GROUP, &UPDATE_GROUP];
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::to_chrono;
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::{Call, Permission, Resource};
 
 /// An EC2 recovery point as ListRecoveryPointsByBackupVault shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -14,6 +15,16 @@ pub struct RecoveryPoint {
     pub status: String,
     pub created_at: Option<DateTime<Utc>>,
 }
+
+/// IAM: what [`list_ec2_recovery_points`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const LIST_EC2_RECOVERY_POINTS: Call = Call {
+    adapter: "backup::list_ec2_recovery_points",
+    operations: &["list_recovery_points_by_backup_vault"],
+    needs: &[Permission::new(
+        "backup:ListRecoveryPointsByBackupVault",
+        Resource::BackupVault,
+    )],
+};
 
 /// Lists every EC2 recovery point in `vault` (all pages). A missing vault is NotFound with what to check.
 pub async fn list_ec2_recovery_points(
@@ -56,3 +67,6 @@ pub async fn list_ec2_recovery_points(
     }
     Ok(out)
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&LIST_EC2_RECOVERY_POINTS];

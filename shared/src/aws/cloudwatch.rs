@@ -10,6 +10,14 @@ use serde::Serialize;
 
 use super::{to_chrono, to_smithy};
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
+
+/// IAM: what [`describe_alarms`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_ALARMS: Call = Call {
+    adapter: "cloudwatch::describe_alarms",
+    operations: &["describe_alarms"],
+    needs: &[Permission::new("cloudwatch:DescribeAlarms", Resource::Any)],
+};
 
 /// Reads metric and composite alarms by name in the client's region (DescribeAlarms takes at most 100 names per
 /// call).
@@ -76,6 +84,13 @@ pub struct Datapoint {
     pub at: DateTime<Utc>,
 }
 
+/// IAM: what [`replica_lag`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const REPLICA_LAG: Call = Call {
+    adapter: "cloudwatch::replica_lag",
+    operations: &["get_metric_data"],
+    needs: &[Permission::new("cloudwatch:GetMetricData", Resource::Any)],
+};
+
 /// The newest `AWS/RDS ReplicaLag` datapoint (seconds; the per-minute Maximum) of a read replica within `window`
 /// before `now`. Read from CloudWatch in the replica's own region, so it works while the source region is down.
 /// `None` when there is no datapoint in the window (RDS stops publishing it when replication stops).
@@ -137,6 +152,13 @@ pub struct MetricPoint {
     pub at: DateTime<Utc>,
 }
 
+/// IAM: what [`put_metric_data`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PUT_METRIC_DATA: Call = Call {
+    adapter: "cloudwatch::put_metric_data",
+    operations: &["put_metric_data"],
+    needs: &[Permission::new("cloudwatch:PutMetricData", Resource::Any)],
+};
+
 /// PutMetricData of `points` into `namespace` (at most 1000 per call, as the API takes).
 pub async fn put_metric_data(
     cw: &aws_sdk_cloudwatch::Client,
@@ -171,3 +193,6 @@ pub async fn put_metric_data(
     }
     Ok(())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&DESCRIBE_ALARMS, &REPLICA_LAG, &PUT_METRIC_DATA];

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 
 /// An item whose attributes are all strings (`S`); other attribute types are left out when read.
 pub type Item = BTreeMap<String, String>;
@@ -53,6 +54,13 @@ fn values(c: &Condition) -> Option<HashMap<String, AttributeValue>> {
     })
 }
 
+/// IAM: what [`put_item_if`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PUT_ITEM_IF: Call = Call {
+    adapter: "dynamodb::put_item_if",
+    operations: &["put_item"],
+    needs: &[Permission::new("dynamodb:PutItem", Resource::LockTable)],
+};
+
 /// PutItem with a condition; the replaced item comes back (`ReturnValues ALL_OLD`).
 pub async fn put_item_if(
     ddb: &aws_sdk_dynamodb::Client,
@@ -84,6 +92,13 @@ pub async fn put_item_if(
     }
 }
 
+/// IAM: what [`get_item`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const GET_ITEM: Call = Call {
+    adapter: "dynamodb::get_item",
+    operations: &["get_item"],
+    needs: &[Permission::new("dynamodb:GetItem", Resource::LockTable)],
+};
+
 /// GetItem with a strongly consistent read: the item as the last successful write left it.
 pub async fn get_item(
     ddb: &aws_sdk_dynamodb::Client,
@@ -100,6 +115,13 @@ pub async fn get_item(
         .map_err(|e| Error::aws("GetItem", table, e))?;
     Ok(out.item().map(plain))
 }
+
+/// IAM: what [`delete_item_if`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DELETE_ITEM_IF: Call = Call {
+    adapter: "dynamodb::delete_item_if",
+    operations: &["delete_item"],
+    needs: &[Permission::new("dynamodb:DeleteItem", Resource::LockTable)],
+};
 
 /// DeleteItem with a condition; false when the condition did not hold (nothing deleted).
 pub async fn delete_item_if(
@@ -128,3 +150,6 @@ pub async fn delete_item_if(
         Err(e) => Err(Error::aws("DeleteItem", table, e)),
     }
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&PUT_ITEM_IF, &GET_ITEM, &DELETE_ITEM_IF];

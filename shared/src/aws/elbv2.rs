@@ -3,6 +3,17 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
+
+/// IAM: what [`count_healthy_targets`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const COUNT_HEALTHY_TARGETS: Call = Call {
+    adapter: "elbv2::count_healthy_targets",
+    operations: &["describe_target_health"],
+    needs: &[Permission::new(
+        "elasticloadbalancing:DescribeTargetHealth",
+        Resource::Any,
+    )],
+};
 
 /// Healthy targets in `target_group_arn` that are instances of the group (other registrations do not count).
 pub async fn count_healthy_targets(
@@ -37,3 +48,6 @@ pub async fn count_healthy_targets(
         })
         .count())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&COUNT_HEALTHY_TARGETS];

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 use crate::plan::FailoverPlan;
 use crate::routing::Dials;
 
@@ -30,6 +31,16 @@ impl EndpointGroupState {
             .count()
     }
 }
+
+/// IAM: what [`describe_endpoint_group`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_ENDPOINT_GROUP: Call = Call {
+    adapter: "globalaccelerator::describe_endpoint_group",
+    operations: &["describe_endpoint_group"],
+    needs: &[Permission::new(
+        "globalaccelerator:DescribeEndpointGroup",
+        Resource::EndpointGroup,
+    )],
+};
 
 pub async fn describe_endpoint_group(
     ga: &aws_sdk_globalaccelerator::Client,
@@ -90,6 +101,16 @@ pub async fn read_dials(
     })
 }
 
+/// IAM: what [`set_dial`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const SET_DIAL: Call = Call {
+    adapter: "globalaccelerator::set_dial",
+    operations: &["update_endpoint_group"],
+    needs: &[Permission::new(
+        "globalaccelerator:UpdateEndpointGroup",
+        Resource::EndpointGroup,
+    )],
+};
+
 pub async fn set_dial(
     ga: &aws_sdk_globalaccelerator::Client,
     endpoint_group_arn: &str,
@@ -104,3 +125,6 @@ pub async fn set_dial(
         .map_err(|e| Error::aws("UpdateEndpointGroup", endpoint_group_arn, e))?;
     Ok(())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&DESCRIBE_ENDPOINT_GROUP, &SET_DIAL];

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::to_chrono;
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 
 // The promotion record pilotlight keeps on a DB instance as tags (why: see steps::promote_db).
 
@@ -158,6 +159,16 @@ pub struct ReplicaSpec {
     pub placement_from: Option<String>,
 }
 
+/// IAM: what [`describe_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_DB_INSTANCE: Call = Call {
+    adapter: "rds::describe_db_instance",
+    operations: &["describe_db_instances"],
+    needs: &[Permission::new(
+        "rds:DescribeDBInstances",
+        Resource::DbInstance,
+    )],
+};
+
 /// One DB instance (DescribeDBInstances returns its tags too); None when the answer lists none.
 pub async fn describe_db_instance(
     rds: &aws_sdk_rds::Client,
@@ -175,6 +186,16 @@ pub async fn describe_db_instance(
         .first()
         .map(|db| InstanceView::from_db(db, region, instance)))
 }
+
+/// IAM: what [`list_db_instances`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const LIST_DB_INSTANCES: Call = Call {
+    adapter: "rds::list_db_instances",
+    operations: &["describe_db_instances"],
+    needs: &[Permission::new(
+        "rds:DescribeDBInstances",
+        Resource::DbInstance,
+    )],
+};
 
 /// Every DB instance of the region (all pages). `listing` names what is looked for in an error.
 pub async fn list_db_instances(
@@ -194,6 +215,16 @@ pub async fn list_db_instances(
     Ok(out)
 }
 
+/// IAM: what [`add_tags`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const ADD_TAGS: Call = Call {
+    adapter: "rds::add_tags",
+    operations: &["add_tags_to_resource"],
+    needs: &[Permission::new(
+        "rds:AddTagsToResource",
+        Resource::DbInstance,
+    )],
+};
+
 /// AddTagsToResource with `tags` (key, value) on the resource `arn`.
 pub async fn add_tags(rds: &aws_sdk_rds::Client, arn: &str, tags: &[(&str, &str)]) -> Result<()> {
     let mut call = rds.add_tags_to_resource().resource_name(arn);
@@ -206,6 +237,16 @@ pub async fn add_tags(rds: &aws_sdk_rds::Client, arn: &str, tags: &[(&str, &str)
         .map_err(|e| Error::aws("AddTagsToResource", arn, e))
 }
 
+/// IAM: what [`promote_read_replica`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PROMOTE_READ_REPLICA: Call = Call {
+    adapter: "rds::promote_read_replica",
+    operations: &["promote_read_replica"],
+    needs: &[Permission::new(
+        "rds:PromoteReadReplica",
+        Resource::DbInstance,
+    )],
+};
+
 pub async fn promote_read_replica(rds: &aws_sdk_rds::Client, instance: &str) -> Result<()> {
     rds.promote_read_replica()
         .db_instance_identifier(instance)
@@ -214,6 +255,16 @@ pub async fn promote_read_replica(rds: &aws_sdk_rds::Client, instance: &str) -> 
         .map(|_| ())
         .map_err(|e| Error::aws("PromoteReadReplica", instance, e))
 }
+
+/// IAM: what [`rename_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const RENAME_DB_INSTANCE: Call = Call {
+    adapter: "rds::rename_db_instance",
+    operations: &["modify_db_instance"],
+    needs: &[Permission::new(
+        "rds:ModifyDBInstance",
+        Resource::DbInstance,
+    )],
+};
 
 /// ModifyDBInstance with NewDBInstanceIdentifier, applied immediately.
 pub async fn rename_db_instance(
@@ -230,6 +281,19 @@ pub async fn rename_db_instance(
         .map(|_| ())
         .map_err(|e| Error::aws("ModifyDBInstance (NewDBInstanceIdentifier)", instance, e))
 }
+
+/// IAM: what [`create_read_replica`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const CREATE_READ_REPLICA: Call = Call {
+    adapter: "rds::create_read_replica",
+    operations: &["create_db_instance_read_replica"],
+    needs: &[
+        Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbInstance),
+        Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbSubnetGroup),
+        Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbOptionGroup),
+        Permission::new("kms:CreateGrant", Resource::KmsKey),
+        Permission::new("kms:DescribeKey", Resource::KmsKey),
+    ],
+};
 
 /// CreateDBInstanceReadReplica as `spec` says; the new instance as the answer shows it.
 pub async fn create_read_replica(
@@ -273,6 +337,16 @@ pub async fn create_read_replica(
         }))
 }
 
+/// IAM: what [`describe_global_cluster`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_GLOBAL_CLUSTER: Call = Call {
+    adapter: "rds::describe_global_cluster",
+    operations: &["describe_global_clusters"],
+    needs: &[Permission::new(
+        "rds:DescribeGlobalClusters",
+        Resource::GlobalCluster,
+    )],
+};
+
 /// One global cluster; None when the answer lists none.
 pub async fn describe_global_cluster(
     rds: &aws_sdk_rds::Client,
@@ -307,6 +381,16 @@ pub async fn describe_global_cluster(
     }))
 }
 
+/// IAM: what [`switchover_global_cluster`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const SWITCHOVER_GLOBAL_CLUSTER: Call = Call {
+    adapter: "rds::switchover_global_cluster",
+    operations: &["switchover_global_cluster"],
+    needs: &[
+        Permission::new("rds:SwitchoverGlobalCluster", Resource::GlobalCluster),
+        Permission::new("rds:SwitchoverGlobalCluster", Resource::DbCluster),
+    ],
+};
+
 /// SwitchoverGlobalCluster (graceful: no data loss) to `target_arn`.
 pub async fn switchover_global_cluster(
     rds: &aws_sdk_rds::Client,
@@ -321,6 +405,16 @@ pub async fn switchover_global_cluster(
         .map(|_| ())
         .map_err(|e| Error::aws("SwitchoverGlobalCluster", global_cluster, e))
 }
+
+/// IAM: what [`failover_global_cluster`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const FAILOVER_GLOBAL_CLUSTER: Call = Call {
+    adapter: "rds::failover_global_cluster",
+    operations: &["failover_global_cluster"],
+    needs: &[
+        Permission::new("rds:FailoverGlobalCluster", Resource::GlobalCluster),
+        Permission::new("rds:FailoverGlobalCluster", Resource::DbCluster),
+    ],
+};
 
 /// FailoverGlobalCluster with AllowDataLoss to `target_arn`.
 pub async fn failover_global_cluster(
@@ -337,3 +431,16 @@ pub async fn failover_global_cluster(
         .map(|_| ())
         .map_err(|e| Error::aws("FailoverGlobalCluster", global_cluster, e))
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[
+    &DESCRIBE_DB_INSTANCE,
+    &LIST_DB_INSTANCES,
+    &ADD_TAGS,
+    &PROMOTE_READ_REPLICA,
+    &RENAME_DB_INSTANCE,
+    &CREATE_READ_REPLICA,
+    &DESCRIBE_GLOBAL_CLUSTER,
+    &SWITCHOVER_GLOBAL_CLUSTER,
+    &FAILOVER_GLOBAL_CLUSTER,
+];

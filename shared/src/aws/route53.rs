@@ -7,6 +7,7 @@ use aws_sdk_route53::types::{
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::{Call, Permission, Resource};
 use crate::routing::CheckFlags;
 
 /// A health check as GetHealthCheck returns it.
@@ -19,6 +20,16 @@ pub struct HealthCheckState {
     pub check_type: String,
     pub flags: CheckFlags,
 }
+
+/// IAM: what [`get_health_check`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const GET_HEALTH_CHECK: Call = Call {
+    adapter: "route53::get_health_check",
+    operations: &["get_health_check"],
+    needs: &[Permission::new(
+        "route53:GetHealthCheck",
+        Resource::HealthCheck,
+    )],
+};
 
 pub async fn get_health_check(r53: &aws_sdk_route53::Client, id: &str) -> Result<HealthCheckState> {
     let resp = r53
@@ -43,6 +54,16 @@ pub async fn get_health_check(r53: &aws_sdk_route53::Client, id: &str) -> Result
         },
     })
 }
+
+/// IAM: what [`set_health_check_flags`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const SET_HEALTH_CHECK_FLAGS: Call = Call {
+    adapter: "route53::set_health_check_flags",
+    operations: &["update_health_check"],
+    needs: &[Permission::new(
+        "route53:UpdateHealthCheck",
+        Resource::HealthCheck,
+    )],
+};
 
 /// UpdateHealthCheck of the two flags only, conditional on `version` (optimistic concurrency).
 pub async fn set_health_check_flags(
@@ -99,6 +120,16 @@ pub struct CnameRecordSet {
     pub routing_policy_or_alias: bool,
 }
 
+/// IAM: what [`cname_record_sets`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const CNAME_RECORD_SETS: Call = Call {
+    adapter: "route53::cname_record_sets",
+    operations: &["list_resource_record_sets"],
+    needs: &[Permission::new(
+        "route53:ListResourceRecordSets",
+        Resource::HostedZone,
+    )],
+};
+
 /// The CNAME record sets named `name` in `zone` (ListResourceRecordSets from that name on).
 pub async fn cname_record_sets(
     r53: &aws_sdk_route53::Client,
@@ -133,6 +164,16 @@ pub async fn cname_record_sets(
         })
         .collect())
 }
+
+/// IAM: what [`upsert_cname`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const UPSERT_CNAME: Call = Call {
+    adapter: "route53::upsert_cname",
+    operations: &["change_resource_record_sets"],
+    needs: &[Permission::new(
+        "route53:ChangeResourceRecordSets",
+        Resource::HostedZone,
+    )],
+};
 
 /// UPSERTs the CNAME; returns ChangeInfo's id and status.
 pub async fn upsert_cname(
@@ -185,6 +226,13 @@ pub async fn upsert_cname(
     Ok((info.id().to_string(), info.status().as_str().to_string()))
 }
 
+/// IAM: what [`change_status`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const CHANGE_STATUS: Call = Call {
+    adapter: "route53::change_status",
+    operations: &["get_change"],
+    needs: &[Permission::new("route53:GetChange", Resource::Change)],
+};
+
 pub async fn change_status(r53: &aws_sdk_route53::Client, change_id: &str) -> Result<String> {
     let resp = r53
         .get_change()
@@ -197,3 +245,12 @@ pub async fn change_status(r53: &aws_sdk_route53::Client, change_id: &str) -> Re
         .ok_or_else(|| Error::not_found(format!("change {change_id}: GetChange returned none")))?;
     Ok(info.status().as_str().to_string())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[
+    &GET_HEALTH_CHECK,
+    &SET_HEALTH_CHECK_FLAGS,
+    &CNAME_RECORD_SETS,
+    &UPSERT_CNAME,
+    &CHANGE_STATUS,
+];

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::{Call, Permission, Resource};
 
 /// The topic as GetTopicAttributes shows it: whether anyone will read the notice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -11,6 +12,13 @@ pub struct TopicState {
     pub subscriptions_confirmed: Option<u64>,
     pub subscriptions_pending: Option<u64>,
 }
+
+/// IAM: what [`describe_topic`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_TOPIC: Call = Call {
+    adapter: "sns::describe_topic",
+    operations: &["get_topic_attributes"],
+    needs: &[Permission::new("sns:GetTopicAttributes", Resource::Topic)],
+};
 
 pub async fn describe_topic(sns: &aws_sdk_sns::Client, topic_arn: &str) -> Result<TopicState> {
     let resp = sns
@@ -30,6 +38,13 @@ pub async fn describe_topic(sns: &aws_sdk_sns::Client, topic_arn: &str) -> Resul
         subscriptions_pending: count("SubscriptionsPending"),
     })
 }
+
+/// IAM: what [`publish`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PUBLISH: Call = Call {
+    adapter: "sns::publish",
+    operations: &["publish"],
+    needs: &[Permission::new("sns:Publish", Resource::Topic)],
+};
 
 /// Publishes one message; returns its MessageId.
 pub async fn publish(
@@ -53,3 +68,6 @@ pub async fn publish(
         )
     })
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&DESCRIBE_TOPIC, &PUBLISH];

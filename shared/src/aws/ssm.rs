@@ -4,6 +4,7 @@ use aws_sdk_ssm::types::ParameterType;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 
 /// The SSM data type EC2 validates as an AMI id; required for `resolve:ssm:` in a launch template's ImageId.
 pub const AMI_DATA_TYPE: &str = "aws:ec2:image";
@@ -15,6 +16,13 @@ pub struct AmiParameter {
     pub value: Option<String>,
     pub data_type: Option<String>,
 }
+
+/// IAM: what [`read_parameter`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const READ_PARAMETER: Call = Call {
+    adapter: "ssm::read_parameter",
+    operations: &["get_parameter"],
+    needs: &[Permission::new("ssm:GetParameter", Resource::Parameter)],
+};
 
 pub async fn read_parameter(
     ssm: &aws_sdk_ssm::Client,
@@ -49,6 +57,13 @@ pub async fn read_parameter(
     }
 }
 
+/// IAM: what [`put_parameter`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PUT_PARAMETER: Call = Call {
+    adapter: "ssm::put_parameter",
+    operations: &["put_parameter"],
+    needs: &[Permission::new("ssm:PutParameter", Resource::Parameter)],
+};
+
 pub async fn put_parameter(
     ssm: &aws_sdk_ssm::Client,
     name: &str,
@@ -69,3 +84,6 @@ pub async fn put_parameter(
         })?;
     Ok(())
 }
+
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[&READ_PARAMETER, &PUT_PARAMETER];

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::to_chrono;
 use crate::error::{Error, Result};
+use crate::permissions::{Call, Permission, Resource};
 use crate::step::StepReport;
 
 /// An execution as ListExecutions shows it.
@@ -21,6 +22,16 @@ pub struct RecentExecution {
     pub status: String,
     pub started_at: DateTime<Utc>,
 }
+
+/// IAM: what [`recent_executions`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const RECENT_EXECUTIONS: Call = Call {
+    adapter: "stepfunctions::recent_executions",
+    operations: &["list_executions"],
+    needs: &[Permission::new(
+        "states:ListExecutions",
+        Resource::StateMachine,
+    )],
+};
 
 /// The most recent executions (running and finished) of the state machine, newest first.
 pub async fn recent_executions(
@@ -55,6 +66,16 @@ pub enum Started {
     AlreadyExists,
 }
 
+/// IAM: what [`start_execution`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const START_EXECUTION: Call = Call {
+    adapter: "stepfunctions::start_execution",
+    operations: &["start_execution"],
+    needs: &[Permission::new(
+        "states:StartExecution",
+        Resource::StateMachine,
+    )],
+};
+
 pub async fn start_execution(
     sfn: &aws_sdk_sfn::Client,
     state_machine_arn: &str,
@@ -80,6 +101,16 @@ pub async fn start_execution(
         Err(e) => Err(Error::aws("StartExecution", state_machine_arn, e)),
     }
 }
+
+/// IAM: what [`execution_status`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const EXECUTION_STATUS: Call = Call {
+    adapter: "stepfunctions::execution_status",
+    operations: &["describe_execution"],
+    needs: &[Permission::new(
+        "states:DescribeExecution",
+        Resource::Execution,
+    )],
+};
 
 /// The status of one execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...); None when Step Functions
 /// does not know it (`ExecutionDoesNotExist`).
@@ -112,6 +143,16 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
         state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     )
 }
+
+/// IAM: what [`answer_task`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const ANSWER_TASK: Call = Call {
+    adapter: "stepfunctions::answer_task",
+    operations: &["send_task_success", "send_task_failure"],
+    needs: &[
+        Permission::new("states:SendTaskSuccess", Resource::Any),
+        Permission::new("states:SendTaskFailure", Resource::Any),
+    ],
+};
 
 /// Answers an approval request. An unknown, expired or already-answered token is the operator's input problem:
 /// InvalidInput with what to check, and nothing else happens.
@@ -167,6 +208,76 @@ where
     }
 }
 
+/// IAM: what [`pending_task_token`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const PENDING_TASK_TOKEN: Call = Call {
+    adapter: "stepfunctions::pending_task_token",
+    operations: &["get_execution_history"],
+    needs: &[Permission::new(
+        "states:GetExecutionHistory",
+        Resource::Execution,
+    )],
+};
+
+/// The task token of the newest callback task of `execution_arn` whose Lambda payload has `kind` (`approval`), read
+/// from its `TaskScheduled` event (the task's resolved parameters: `Payload.detail.task_token`). None when the
+/// history holds no such task; an unknown execution is the operator's input problem (InvalidInput).
+pub async fn pending_task_token(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    kind: &str,
+) -> Result<Option<String>> {
+    let mut next_token = None;
+    for _ in 0..HISTORY_MAX_PAGES {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(true)
+            .reverse_order(true)
+            .max_results(HISTORY_PAGE_SIZE)
+            .set_next_token(next_token.take())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist() || s.is_invalid_arn()) =>
+            {
+                return Err(Error::invalid_input(format!(
+                    "no execution {execution_arn}: name the execution as the approval request does ({})",
+                    Error::aws("GetExecutionHistory", execution_arn, e)
+                )));
+            }
+            Err(e) => return Err(Error::aws("GetExecutionHistory", execution_arn, e)),
+        };
+        if let Some(token) = page
+            .events()
+            .iter()
+            .find_map(|e| scheduled_task_token(e, kind))
+        {
+            return Ok(Some(token));
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The task token in a `TaskScheduled` event of a `lambda:invoke.waitForTaskToken` task whose payload has `kind`.
+pub fn scheduled_task_token(event: &HistoryEvent, kind: &str) -> Option<String> {
+    let d = event.task_scheduled_event_details()?;
+    if !d.resource().ends_with(".waitForTaskToken") {
+        return None;
+    }
+    let params: Value = serde_json::from_str(d.parameters()).ok()?;
+    let payload = &params["Payload"];
+    (payload["kind"] == kind)
+        .then(|| payload["detail"]["task_token"].as_str().map(str::to_string))
+        .flatten()
+}
+
 /// GetExecutionHistory returns at most 1000 events a page; an execution holds at most 25,000 events (Step Functions
 /// quota), so this many pages read any history whole and a runaway one stays bounded.
 pub const HISTORY_MAX_PAGES: usize = 25;
@@ -182,6 +293,16 @@ pub async fn step_reports(
 ) -> Result<Vec<StepReport>> {
     step_reports_paged(sfn, execution_arn, HISTORY_PAGE_SIZE, HISTORY_MAX_PAGES).await
 }
+
+/// IAM: what [`step_reports_paged`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const STEP_REPORTS_PAGED: Call = Call {
+    adapter: "stepfunctions::step_reports_paged",
+    operations: &["get_execution_history"],
+    needs: &[Permission::new(
+        "states:GetExecutionHistory",
+        Resource::Execution,
+    )],
+};
 
 /// [`step_reports`] with the page size and the page bound given; past `max_pages` the reports read so far are
 /// returned (and a warning logged).
@@ -245,6 +366,16 @@ pub fn step_report_in_output(output: &str) -> Option<StepReport> {
     serde_json::from_value(payload).ok()
 }
 
+/// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
+pub const CALLS: &[&Call] = &[
+    &RECENT_EXECUTIONS,
+    &START_EXECUTION,
+    &EXECUTION_STATUS,
+    &ANSWER_TASK,
+    &PENDING_TASK_TOKEN,
+    &STEP_REPORTS_PAGED,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +435,45 @@ mod tests {
                 .unwrap()
                 .step,
             "update-dns"
+        );
+    }
+
+    #[test]
+    fn the_approval_token_is_read_from_its_scheduled_task() {
+        use aws_sdk_sfn::types::TaskScheduledEventDetails;
+        let scheduled = |resource: &str, payload: Value| {
+            event(HistoryEventType::TaskScheduled)
+                .task_scheduled_event_details(
+                    TaskScheduledEventDetails::builder()
+                        .resource_type("lambda")
+                        .resource(resource)
+                        .region("ap-northeast-1")
+                        .parameters(
+                            json!({"FunctionName": "notify", "Payload": payload}).to_string(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        let approval = json!({"kind": "approval", "detail": {"task_token": "AQCE-token"}});
+        assert_eq!(
+            scheduled_task_token(
+                &scheduled("invoke.waitForTaskToken", approval.clone()),
+                "approval"
+            )
+            .as_deref(),
+            Some("AQCE-token")
+        );
+        assert_eq!(
+            scheduled_task_token(&scheduled("invoke", approval), "approval"),
+            None
+        );
+        let milestone = json!({"kind": "milestone", "detail": {"task_token": "x"}});
+        assert_eq!(
+            scheduled_task_token(&scheduled("invoke.waitForTaskToken", milestone), "approval"),
+            None
         );
     }
 

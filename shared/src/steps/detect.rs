@@ -12,9 +12,11 @@ use serde_json::{Value, json};
 use crate::aws::cloudwatch::describe_alarms;
 use crate::aws::globalaccelerator::read_dials;
 use crate::aws::stepfunctions::{
-    Started, answer_task, execution_arn, recent_executions, start_execution,
+    Started, answer_task, execution_arn, pending_task_token, recent_executions, start_execution,
 };
+use crate::aws::{cloudwatch, dynamodb, globalaccelerator, stepfunctions};
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::Direction;
 use crate::routing::Dials;
 use crate::runtime::{Context, StepEvent};
@@ -24,6 +26,47 @@ use decision::{
     ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_manual,
 };
 use lock::{Acquired, LockRecord};
+
+/// IAM: the adapter calls detect makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &cloudwatch::DESCRIBE_ALARMS,
+        "the alarm quorum (each alarm region)",
+    ),
+    Use::always(
+        &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
+        "which region takes traffic (the dials)",
+    ),
+    Use::always(
+        &stepfunctions::RECENT_EXECUTIONS,
+        "cooldown and running executions",
+    ),
+    Use::always(
+        &stepfunctions::START_EXECUTION,
+        "starts the failover/failback execution",
+    ),
+    Use::always(
+        &stepfunctions::EXECUTION_STATUS,
+        "flow lock takeover: is the holder still RUNNING?",
+    ),
+    Use::always(
+        &stepfunctions::ANSWER_TASK,
+        "approve / reject a paused execution",
+    ),
+    Use::always(
+        &stepfunctions::PENDING_TASK_TOKEN,
+        "approve / reject by execution: the pending approval's token from its history",
+    ),
+    Use::always(
+        &dynamodb::PUT_ITEM_IF,
+        "takes the flow lock (conditional put)",
+    ),
+    Use::always(&dynamodb::GET_ITEM, "reads the flow lock's holder"),
+    Use::always(
+        &dynamodb::DELETE_ITEM_IF,
+        "releases the lock after a failed start",
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,7 +161,9 @@ pub async fn decide(ctx: &Context, trigger: Trigger) -> Result<Decision> {
     }
 }
 
-/// Sends the operator's answer to the paused execution. Needs no other AWS call: the token names the execution.
+/// Sends the operator's answer to the paused execution. The command names the execution (its ARN, or its name in
+/// this state machine): the pending approval's task token is read from its history (the `TaskScheduled` event of
+/// the approval task carries it), so operators never handle tokens. A `token` is still taken as it is.
 async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision> {
     let approved = cmd.command == CommandName::Approve;
     let reason = cmd
@@ -126,8 +171,27 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
         .clone()
         .unwrap_or_else(|| if approved { "approved" } else { "rejected" }.to_string());
     let output = json!({"approved": approved, "reason": reason, "at": rfc3339(chrono::Utc::now(), SecondsFormat::Millis)});
-    let token = cmd.token.as_deref().unwrap_or_default();
-    answer_task(&ctx.aws.sfn, token, approved, &output.to_string(), &reason).await?;
+    let (token, execution) = match (&cmd.token, &cmd.execution) {
+        (Some(token), _) => (token.clone(), None),
+        (None, Some(named)) => {
+            let arn = if named.starts_with("arn:") {
+                named.clone()
+            } else {
+                execution_arn(ctx.plan.state_machine_arn()?, named)
+            };
+            let token = pending_task_token(&ctx.aws.sfn, &arn, "approval")
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "execution {arn} has not asked for approval (no approval request in its history): check \
+                         the execution named in the approval request"
+                    ))
+                })?;
+            (token, Some(arn))
+        }
+        (None, None) => return Err(Error::invalid_input("approve/reject need \"execution\"")),
+    };
+    answer_task(&ctx.aws.sfn, &token, approved, &output.to_string(), &reason).await?;
     Ok(Decision {
         outcome: if approved {
             Outcome::Approved
@@ -136,7 +200,7 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
         },
         reason,
         execution_name: None,
-        execution_arn: None,
+        execution_arn: execution,
         direction: None,
         dry_run: false,
         observed: None,

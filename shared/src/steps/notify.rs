@@ -21,7 +21,9 @@ use serde_json::Value;
 
 use crate::aws::sns::{TopicState, describe_topic, publish};
 use crate::aws::stepfunctions::step_reports;
+use crate::aws::{sns, stepfunctions};
 use crate::error::{Error, Result};
+use crate::permissions::Use;
 use crate::plan::{Direction, arn_region};
 use crate::runtime::{Context, StepEvent};
 use approval::approval_request;
@@ -29,6 +31,19 @@ use message::compose;
 use report::StepHistory;
 
 pub use message::{MESSAGE_MAX_BYTES, SUBJECT_MAX_CHARS};
+
+/// IAM: the adapter calls notify makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &sns::DESCRIBE_TOPIC,
+        "does anyone subscribe? (read before publishing)",
+    ),
+    Use::always(&sns::PUBLISH, "the notice"),
+    Use::always(
+        &stepfunctions::STEP_REPORTS_PAGED,
+        "the report reads every step result of its execution",
+    ),
+];
 
 pub const STEP: &str = "notify";
 

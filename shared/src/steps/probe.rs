@@ -25,13 +25,21 @@ pub mod verdict;
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::aws::cloudwatch;
 use crate::aws::cloudwatch::put_metric_data;
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::ProbePlan;
 use crate::runtime::{Context, StepEvent};
 
 pub use check::run_one;
 pub use verdict::{ProbeReport, Target};
+
+/// IAM: the adapter calls the probe makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[Use::always(
+    &cloudwatch::PUT_METRIC_DATA,
+    "one metric per target, and Target=all",
+)];
 
 pub const STEP: &str = "probe";
 

@@ -53,12 +53,66 @@ use serde_json::Value;
 
 use crate::aws::cloudwatch::Datapoint;
 use crate::aws::rds::{GlobalClusterView, InstanceView, describe_db_instance};
+use crate::aws::{cloudwatch, rds};
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::{DatabasePlan, Side};
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 
 pub use crate::aws::rds::{PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG};
+
+/// IAM: the adapter calls promote-db makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &cloudwatch::REPLICA_LAG,
+        "replica lag before promoting / catching up",
+    ),
+    Use::always(
+        &rds::DESCRIBE_DB_INSTANCE,
+        "reads the replica and the writer (aurora-global: the member instances)",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::LIST_DB_INSTANCES,
+        "finds the retired instance whose placement a new replica takes",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::ADD_TAGS,
+        "records the promotion on the instance before promoting",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::PROMOTE_READ_REPLICA,
+        "promotes the target region's replica",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::RENAME_DB_INSTANCE,
+        "renames a stale old primary <id>-retired-<timestamp>",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::CREATE_READ_REPLICA,
+        "creates the cross-region replica of the writer",
+    ),
+    Use::when(
+        "IsAuroraGlobal",
+        &rds::DESCRIBE_GLOBAL_CLUSTER,
+        "reads the global cluster's members",
+    ),
+    Use::when(
+        "IsAuroraGlobal",
+        &rds::SWITCHOVER_GLOBAL_CLUSTER,
+        "graceful: switchover without data loss",
+    ),
+    Use::when(
+        "IsAuroraGlobal",
+        &rds::FAILOVER_GLOBAL_CLUSTER,
+        "ungraceful: failover with AllowDataLoss",
+    ),
+];
 
 pub const STEP: &str = "promote-db";
 /// A promotion record older than this is from an earlier failover (an execution lasts minutes; a day leaves room

@@ -39,7 +39,9 @@ use crate::aws::backup::list_ec2_recovery_points;
 use crate::aws::elbv2::count_healthy_targets;
 use crate::aws::globalaccelerator::read_dial;
 use crate::aws::ssm::{AmiParameter, put_parameter, read_parameter};
+use crate::aws::{autoscaling, backup, elbv2, globalaccelerator, ssm};
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::{Capacity, Direction, RegionPlan, Side};
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
@@ -48,6 +50,38 @@ use capacity::{
     PILOT_LIGHT, Readiness, capacity_changes, parameter_changes, readiness, reprotect_blocker,
     scale_up_only, wanted_capacity,
 };
+
+/// IAM: the adapter calls scale-compute makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &backup::LIST_EC2_RECOVERY_POINTS,
+        "the newest AMI recovery point of the region's vault",
+    ),
+    Use::always(
+        &ssm::READ_PARAMETER,
+        "the launch template's AMI parameter as it is",
+    ),
+    Use::always(
+        &ssm::PUT_PARAMETER,
+        "points the AMI parameter at the recovery point",
+    ),
+    Use::always(
+        &autoscaling::DESCRIBE_GROUP,
+        "the groups' capacity and instances",
+    ),
+    Use::always(
+        &autoscaling::UPDATE_GROUP,
+        "restores capacity (reprotect: the old region to 0/0/0)",
+    ),
+    Use::always(
+        &elbv2::COUNT_HEALTHY_TARGETS,
+        "healthy targets of the plan's target group",
+    ),
+    Use::always(
+        &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
+        "reprotect never scales down a region that takes traffic",
+    ),
+];
 
 pub const STEP: &str = "scale-compute";
 

@@ -13,15 +13,26 @@ pub mod ramp;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::aws::globalaccelerator;
 use crate::aws::globalaccelerator::{
     EndpointGroupState, describe_endpoint_group, read_dial, set_dial,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::Use;
 use crate::plan::{BySide, Mode, Side};
 use crate::routing::Dials;
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 use ramp::{dial_path, drained_dials, next_dials};
+
+/// IAM: the adapter calls shift-traffic makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::always(
+        &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
+        "reads both dials",
+    ),
+    Use::always(&globalaccelerator::SET_DIAL, "turns a dial one step"),
+];
 
 pub const STEP: &str = "shift-traffic";
 

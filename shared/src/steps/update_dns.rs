@@ -13,12 +13,43 @@ mod records;
 
 use serde_json::Value;
 
+use crate::aws::route53;
 use crate::error::{Error, Result};
+use crate::permissions::Use;
 use crate::plan::DnsPlan;
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 
 pub use records::{RecordProgress, read_cname, record_progress};
+
+/// IAM: the adapter calls update-dns makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
+pub const PERMISSIONS: &[Use] = &[
+    Use::when(
+        "IsHealthCheckDns",
+        &route53::GET_HEALTH_CHECK,
+        "reads the health checks' flags",
+    ),
+    Use::when(
+        "IsHealthCheckDns",
+        &route53::SET_HEALTH_CHECK_FLAGS,
+        "flips Disabled/Inverted",
+    ),
+    Use::when(
+        "IsRecordsDns",
+        &route53::CNAME_RECORD_SETS,
+        "reads the CNAME record",
+    ),
+    Use::when(
+        "IsRecordsDns",
+        &route53::UPSERT_CNAME,
+        "UPSERTs the CNAME to the target region",
+    ),
+    Use::when(
+        "IsRecordsDns",
+        &route53::CHANGE_STATUS,
+        "waits for the change to be INSYNC",
+    ),
+];
 
 pub const STEP: &str = "update-dns";
 

@@ -13,9 +13,8 @@ use crate::routing::wanted_flags;
 use crate::step::{Action, ExecutionInput};
 use crate::timestamp::rfc3339;
 
-/// Task tokens are opaque and AWS keeps them to a few kilobytes; this bound only guarantees that the two answer
-/// commands, each carrying the whole token, fit in one SNS message with the rest of the notice. A token is never
-/// shortened: one that does not fit is refused.
+/// Task tokens are opaque and AWS keeps them to a few kilobytes; a request with a larger one is refused as not
+/// Step Functions'. The notice never carries the token (only [`token_fingerprint`]): whoever holds it can answer.
 pub const TASK_TOKEN_MAX_BYTES: usize = 64 * 1024;
 
 /// What an approval request carries in `detail`.
@@ -41,8 +40,8 @@ pub fn approval_request(input: &NotifyInput) -> Result<ApprovalRequest> {
     };
     if task_token.len() > TASK_TOKEN_MAX_BYTES {
         return Err(Error::invalid_input(format!(
-            "{STEP}: detail.task_token is {} bytes, more than the {TASK_TOKEN_MAX_BYTES} that fit twice in one SNS \
-             message; it is never shortened, so nothing was published",
+            "{STEP}: detail.task_token is {} bytes, more than the {TASK_TOKEN_MAX_BYTES} a Step Functions task token \
+             has; nothing was published",
             task_token.len()
         )));
     }
@@ -73,8 +72,20 @@ pub fn approval_request(input: &NotifyInput) -> Result<ApprovalRequest> {
     })
 }
 
+/// A short fingerprint of a task token (FNV-1a, 8 hex digits): enough to tell two requests apart in mail and logs,
+/// useless as the token. The token itself is never mailed or logged.
+pub fn token_fingerprint(token: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in token.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", h >> 32)
+}
+
 /// The approval notice (pure): what the execution will do with the plan's resources, why it was started, and the
-/// two commands that answer it, each with the whole task token.
+/// two commands that answer it. The commands name the execution, not the task token: detect reads the pending
+/// token from the execution's history, so the token never travels by mail.
 pub fn approval_body(
     plan: &FailoverPlan,
     input: &NotifyInput,
@@ -267,7 +278,7 @@ pub fn approval_body(
         (source, reason) => format!("{source}{at}: {reason}"),
     };
 
-    let token = &request.task_token;
+    let fingerprint = token_fingerprint(&request.task_token);
     let summary = format!(
         "{}{} {} -> {} ({} path{}), waiting for approval; nothing has been changed yet",
         if input.dry_run { "[DRY RUN] " } else { "" },
@@ -307,9 +318,11 @@ pub fn approval_body(
         },
         "how_to_answer": {
             "send_to": "the detect function of this pilotlight stack (invoke it with one of these JSON payloads)",
-            "approve": {"command": "approve", "token": token, "reason": "<who approves, and why>"},
-            "reject": {"command": "reject", "token": token, "reason": "<who rejects, and why>"},
-            "note": "Send exactly one, with the token unchanged. Until an answer arrives the execution waits; when the \
+            "approve": {"command": "approve", "execution": input.execution, "reason": "<who approves, and why>"},
+            "reject": {"command": "reject", "execution": input.execution, "reason": "<who rejects, and why>"},
+            "token_fingerprint": fingerprint,
+            "note": "Send exactly one. detect finds this execution's pending approval itself (from its history); the \
+                     task token is not in this message. Until an answer arrives the execution waits; when the \
                      approval timeout passes first, it stops (States.Timeout) without changing anything.",
         },
         "execution_input": request.input,

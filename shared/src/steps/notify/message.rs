@@ -353,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn approval_says_what_will_happen_and_how_to_answer_with_the_whole_token() {
+    fn approval_says_what_will_happen_and_how_to_answer_without_the_token() {
         let token = format!("AQCEAAAAKgAAAAMAAAAAAAAAA{}+/=", "x9Z".repeat(400));
         let n = compose(
             &plan(),
@@ -372,10 +372,21 @@ mod tests {
         assert_eq!(b["mode"], "ungraceful");
         assert_eq!(
             b["how_to_answer"]["approve"],
-            json!({"command": "approve", "token": token, "reason": "<who approves, and why>"})
+            json!({"command": "approve", "execution": EXEC, "reason": "<who approves, and why>"})
         );
-        assert_eq!(b["how_to_answer"]["reject"]["command"], "reject");
-        assert_eq!(b["how_to_answer"]["reject"]["token"], token.as_str());
+        assert_eq!(
+            b["how_to_answer"]["reject"],
+            json!({"command": "reject", "execution": EXEC, "reason": "<who rejects, and why>"})
+        );
+        assert_eq!(
+            b["how_to_answer"]["token_fingerprint"],
+            super::super::approval::token_fingerprint(&token)
+        );
+        // Not the token, nor any long piece of it, anywhere in the mail.
+        for text in [n.body.to_string(), n.subject.clone()] {
+            assert!(!text.contains(&token[..24]), "{text}");
+            assert!(!text.contains(&token[token.len() - 24..]));
+        }
         assert!(
             b["why"]["summary"].as_str().unwrap().contains("drill"),
             "{b}"
@@ -514,7 +525,7 @@ mod tests {
             (empty_token, "task_token"),
             (no_input, "detail.input"),
             (other_direction, "differs"),
-            (huge, "never shortened"),
+            (huge, "more than the"),
         ] {
             let e = parse_input(bad).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
@@ -523,14 +534,14 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_approval_keeps_the_commands_and_the_whole_token() {
+    fn an_oversized_approval_keeps_the_commands_and_no_token() {
         let token = "T".repeat(TASK_TOKEN_MAX_BYTES);
         let mut event = approval_event(&token, "failover", "graceful");
         event["detail"]["input"]["trigger"]["reason"] = json!("r".repeat(MESSAGE_MAX_BYTES));
         let n = compose(&plan(), &input(event), &StepHistory::NotRead, Utc::now());
         assert!(n.body.to_string().len() < MESSAGE_MAX_BYTES);
-        assert_eq!(n.body["how_to_answer"]["approve"]["token"], token.as_str());
-        assert_eq!(n.body["how_to_answer"]["reject"]["token"], token.as_str());
+        assert_eq!(n.body["how_to_answer"]["approve"]["execution"], EXEC);
+        assert!(!n.body.to_string().contains(&token[..64]));
     }
 
     #[test]
