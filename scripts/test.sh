@@ -36,9 +36,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build the Lambda binaries"
 cargo build --workspace --bins --locked
 
+step "the fuzz targets still build (fuzz/, its own workspace; run with cargo-fuzz, see fuzz/README.md)"
+CARGO_TARGET_DIR="$ROOT/target" cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
+
 step "tests"
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

@@ -661,6 +661,7 @@ fn is_lock_loss(d: &Decision) -> bool {
 /// other real trigger is told "flow already running" (or is a duplicate of the winner); the dry-run runs beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_flow_at_a_time_under_concurrent_alarms_a_manual_failover_and_a_forced_failback() {
+    let mut stopped_by_lock = 0;
     for round in 0..20 {
         let s = Arc::new(setup_in(&[], (100, 0), [DR, PRIMARY]).await);
         s.set_alarm(&s.alarms[0], StateValue::Alarm).await;
@@ -742,13 +743,17 @@ async fn one_flow_at_a_time_under_concurrent_alarms_a_manual_failover_and_a_forc
         assert_eq!(dry_started, 1, "round {round}");
         let lock_losers = decisions.iter().filter(|d| is_lock_loss(d)).count();
         assert!(lock_losers >= 1, "round {round}: somebody lost");
-        assert!(
-            decisions
-                .iter()
-                .any(|d| d.reason.contains(&format!("(lock {})", s.lock_table))),
-            "round {round}: at least one loser was stopped by the lock itself"
-        );
+        // Which check stops a loser (the execution list, or the lock when the list did not show the winner yet)
+        // depends on timing; over the rounds the lock must have done it.
+        stopped_by_lock += decisions
+            .iter()
+            .filter(|d| d.reason.contains(&format!("(lock {})", s.lock_table)))
+            .count();
     }
+    assert!(
+        stopped_by_lock > 0,
+        "no loser in 20 rounds was stopped by the lock itself"
+    );
 }
 
 /// A lock whose holder was stopped (ABORTED: its release states never ran) is stale: of 25 different manual
