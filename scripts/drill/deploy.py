@@ -122,7 +122,12 @@ def deploy(d, variables, emulator_made):
           if d.template_parameters else ""))
     cfn = d.client("cloudformation", region, "ministack")
     stack = d.name("pilotlight")
-    cfn.create_stack(StackName=stack, TemplateBody=packaged_template(d, code_uris, definition_uri, parameters, made),
+    # As `sam deploy` does: the packaged template through S3 (TemplateURL takes up to 1 MB; a TemplateBody only
+    # 51,200 bytes, which template.yaml outgrew).
+    s3.put_object(Bucket=bucket, Key="template.json",
+                  Body=packaged_template(d, code_uris, definition_uri, parameters, made).encode())
+    template_url = f"{d.args.ministack_url.rstrip('/')}/{bucket}/template.json"
+    cfn.create_stack(StackName=stack, TemplateURL=template_url,
                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                      Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
     st = wait_for_stack(cfn, stack)
