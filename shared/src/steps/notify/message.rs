@@ -153,6 +153,8 @@ pub fn compose(
             "dry_run": input.dry_run,
             "milestone": milestone,
             "step": text(detail.get("step")),
+            // The phase the state machine recorded on its way to NotifyFailure.
+            "failed_at": text(detail.get("failed_at")),
             "result": if input.kind == NotifyKind::Failure { "failed" } else { "succeeded" },
             "message": text(detail.get("message")),
             "error": error,
