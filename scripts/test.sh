@@ -62,6 +62,7 @@ drills=(
   "--probe"               # the primary's health path stops answering: probe -> its alarm (modelled) -> failover
   "--throttle within"     # the first calls of every step's API throttled: the SDK and the state machine retry
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)
+  "--throttle update-dns --until-failed"  # the retry budget (~4 min) runs out: FAILED, the notice names the step
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

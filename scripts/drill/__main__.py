@@ -40,6 +40,10 @@ def parse_args(argv):
                         "the first 2 calls of every step's key operation (the execution must succeed); a step name "
                         "throttles that step's operation every time (the drill stops the execution once the state "
                         "machine has retried it; the operators must get the ABORTED notice)")
+    p.add_argument("--until-failed", action="store_true",
+                   help="with --throttle <step>: do not stop the execution; let the state machine's retries run out "
+                        "(about 3 minutes) and check the failure notice names the step, the lock is released and the "
+                        "status rule's FAILED notice arrives")
     p.add_argument("--failback", action="store_true",
                    help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")

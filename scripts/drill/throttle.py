@@ -99,8 +99,9 @@ def arm(d):
     else:
         ops = KEY_OPERATIONS[mode]
         rules = [{"service": s, "operation": op, "fault": "throttle"} for s, op in ops]
-        d.hooks.append(stop_when_retried)
         d.stopped = None
+        if not d.args.until_failed:
+            d.hooks.append(stop_when_retried)
     d.faults.admin("POST", "rules", {"rules": rules})
     for r in rules:
         kv("rule", f"{r['service']} {r['operation']}: throttle "
@@ -193,12 +194,53 @@ def abort_notice(d, execution_arn, wait_seconds=10.0):
         read_queue(d)
 
 
+def status_notice(d, execution_arn, status, wait_seconds=10.0):
+    """The FailoverExecutionEndedRule notice for this execution and status on the operators' queue, if it arrives."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for subject, body in d.inbox:
+            text = body if isinstance(body, str) else json.dumps(body)
+            if execution_arn in text and status in text and "ended" in text:
+                return subject, text
+        if time.monotonic() > deadline:
+            return None
+        read_queue(d)
+
+
+def verify_exhausted(d, execution, check):
+    """`<step> --until-failed`: the state machine's retries ran out; the execution FAILED through NotifyFailure, whose
+    notice names the step, released the flow lock, and the status rule told the operators too."""
+    step, arn = d.args.throttle, execution["executionArn"]
+    check(execution["status"] == "FAILED", f"execution {execution['status']} (expected FAILED: the retry budget ran out)")
+    failures = step_failures(d, history(d.sfn(), arn), step)
+    check(len(failures) >= 8, f"{step} failed {len(failures)} times: the generated Retry's 8 attempts, then the Catch")
+    # The status rule's notice comes last (after NotifyFailure published): read the queue until it is there.
+    notice = status_notice(d, arn, "FAILED", wait_seconds=20.0)
+    named = [(s, b) for s, b in d.inbox if s and "FAILED" in s and step in s]
+    check(bool(named), f"the failure notification names the step: "
+          f"{named[0][0] if named else [s for s, _ in d.inbox]}")
+    body = next((b for _, b in named if isinstance(b, dict)), {})
+    check(body.get("failed_at") == step and (body.get("report") or {}).get("outcome") == "failed",
+          f"its body carries the failed phase and the report (failed_at={body.get('failed_at')!r}, "
+          f"report outcome {(body.get('report') or {}).get('outcome')!r})")
+    check(notice is not None, "FailoverExecutionEndedRule: the FAILED notice reached the operators' queue")
+    table = d.plan.get("lock_table")
+    item = d.client("dynamodb", d.dr, "ministack").get_item(
+        TableName=table, Key={"lock": {"S": "flow"}}, ConsistentRead=True).get("Item")
+    check(item is None, f"flow lock {table} released on the failure path ({'held by ' + item['holder']['S'] if item else 'no item'})")
+
+
 def verify_beyond(d, before, after, execution):
     step = d.args.throttle
     phase(f"verify (throttle {step}: beyond the retry budget)")
     checks = Checks()
     check = checks.check
     arn = execution["executionArn"]
+    if d.args.until_failed:
+        verify_exhausted(d, execution, check)
+        key = UNCHANGED[step]
+        check(before[key] == after[key] if key != "dr" else True, f"{step} changed nothing ({key})")
+        return checks.passed()
     check(d.stopped is not None, f"the drill stopped the execution after {STOP_AFTER_FAILURES} failed {step} attempts")
     check(execution["status"] == "ABORTED", f"execution {execution['status']} (expected ABORTED)")
     failures = step_failures(d, history(d.sfn(), arn), step)

@@ -307,11 +307,14 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
             ("Retry", retry(Retried::Step)),
         ]);
         let state = match scope {
-            Scope::Top => state.with("Catch", catch_all("$.error", "NotifyFailure")),
+            Scope::Top => state.with("Catch", catch_all("$.error", &format!("{base} failed"))),
             Scope::Branch => state,
         };
         state.with("Next", s(next))
     };
+    if scope == Scope::Top {
+        failed_at(out, &base, &call.phase());
+    }
 
     if let Some(mode) = call.skip_in_mode {
         let mode = serde_json::to_value(mode).unwrap_or(Value::Null);
@@ -473,7 +476,7 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
                 ),
                 ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
                 ("ResultPath", s("$.error")),
-                ("Next", s("NotifyFailure")),
+                ("Next", s(format!("{base} failed"))),
             ]),
             Scope::Branch => o([
                 ("Type", s("Fail")),
@@ -497,6 +500,24 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
             ),
         );
     }
+}
+
+/// `<state> failed`: records which phase failed (`$.failed_at`) on the way to NotifyFailure, so the operators'
+/// failure notice names it.
+fn failed_at(out: &mut States, state: &str, phase: &str) {
+    out.add(
+        format!("{state} failed"),
+        o([
+            ("Type", s("Pass")),
+            (
+                "Comment",
+                s(format!("{phase} failed: say so in the failure notice.")),
+            ),
+            ("Result", s(phase)),
+            ("ResultPath", s("$.failed_at")),
+            ("Next", s("NotifyFailure")),
+        ]),
+    );
 }
 
 fn first_action(call: &Call) -> String {
@@ -578,9 +599,15 @@ fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
             ),
             ("Branches", J::A(branches)),
             ("ResultPath", s(result.clone())),
-            ("Catch", catch_all("$.error", "NotifyFailure")),
+            ("Catch", catch_all("$.error", &format!("{name} failed"))),
             ("Next", s(after.clone())),
         ]),
+    );
+    let steps: Vec<String> = phase.calls.iter().map(|c| c.phase()).collect();
+    failed_at(
+        out,
+        &name,
+        &format!("{} ({})", phase.name, steps.join(" | ")),
     );
     if let Some(milestone) = phase.milestone {
         out.add(
@@ -879,6 +906,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_failure_path_says_which_phase_failed() {
+        let def = definition_value();
+        let states = def["States"].as_object().unwrap();
+        for (name, state) in states {
+            let catches = state["Catch"].as_array().into_iter().flatten();
+            let nexts = catches
+                .map(|c| c["Next"].as_str().unwrap())
+                .chain(state["Next"].as_str());
+            for next in nexts {
+                let flow_state = ["Failover ", "Graceful ", "Failback "]
+                    .iter()
+                    .any(|p| name.starts_with(p));
+                if next == "NotifyFailure" && flow_state {
+                    assert!(
+                        name.ends_with(" failed"),
+                        "{name} goes to NotifyFailure without recording the phase"
+                    );
+                    assert_eq!(state["ResultPath"], "$.failed_at", "{name}");
+                    assert!(state["Result"].is_string(), "{name}");
+                }
+            }
+        }
+        assert_eq!(
+            states["Failover shift-traffic failed"]["Result"],
+            "shift-traffic"
+        );
+        assert_eq!(
+            states["Failover recover failed"]["Result"],
+            "recover (promote-db | scale-compute)"
+        );
     }
 
     #[test]

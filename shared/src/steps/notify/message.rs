@@ -105,7 +105,9 @@ pub fn compose(
         NotifyKind::Milestone => milestone.unwrap_or("milestone").to_string(),
         NotifyKind::Failure => {
             let mut s = "FAILED".to_string();
-            if let Some(m) = milestone.filter(|m| !m.eq_ignore_ascii_case("failed")) {
+            // The state machine records which phase failed (`$.failed_at`); the milestone otherwise.
+            let failed_at = text(detail.get("failed_at"));
+            if let Some(m) = failed_at.or(milestone.filter(|m| !m.eq_ignore_ascii_case("failed"))) {
                 s.push_str(&format!(": {m}"));
             }
             if let Some(name) = text(error.get("Error")) {
@@ -151,6 +153,8 @@ pub fn compose(
             "dry_run": input.dry_run,
             "milestone": milestone,
             "step": text(detail.get("step")),
+            // The phase the state machine recorded on its way to NotifyFailure.
+            "failed_at": text(detail.get("failed_at")),
             "result": if input.kind == NotifyKind::Failure { "failed" } else { "succeeded" },
             "message": text(detail.get("message")),
             "error": error,
@@ -318,6 +322,22 @@ mod tests {
         );
         assert_eq!(n.body["error"]["Cause"], "not in sync");
         assert!(n.body["error"].get("message").is_none());
+        // The generated machine records the phase that failed: the subject names it.
+        let n = compose(
+            &plan(),
+            &input(
+                json!({"kind": "failure", "milestone": "failed", "execution": EXEC,
+                          "detail": {"failed_at": "shift-traffic",
+                                     "error": {"Error": "pilotlight.Transient", "Cause": cause}}}),
+            ),
+            &StepHistory::NotRead,
+            Utc::now(),
+        );
+        assert!(
+            n.subject.ends_with("FAILED: shift-traffic (Transient)"),
+            "{}",
+            n.subject
+        );
     }
 
     #[test]
