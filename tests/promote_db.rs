@@ -240,7 +240,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
         err.message.contains(&pair.replica) && err.message.contains("900"),
         "{err}"
     );
-    assert!(err.message.contains("force=true"), "{err}");
+    assert!(err.message.contains("allow_replica_lag"), "{err}");
     assert_eq!(
         instance(&config, DR_REGION, &pair.replica).await,
         before,
@@ -250,13 +250,13 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     let forced = invoke(
         handle,
         &ctx,
-        event("promote-db-start.json", &[("force", json!(true))]),
+        event("promote-db-start.json", &[("overrides", json!({"allow_replica_lag": true}))]),
     )
     .await
     .unwrap();
     assert_eq!(forced["saw"]["decision"], json!("promote"), "{forced:#}");
     assert_eq!(forced["rpo_seconds"], json!(900.0));
-    assert!(forced["message"].as_str().unwrap().contains("forced"));
+    assert!(forced["message"].as_str().unwrap().contains("allow_replica_lag"));
     let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
@@ -298,7 +298,7 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
         &ctx,
         event(
             "promote-db-start.json",
-            &[("direction", json!("failback")), ("force", json!(true))],
+            &[("direction", json!("failback")), ("overrides", json!({"allow_stale_writer": true}))],
         ),
     )
     .await

@@ -181,7 +181,7 @@ async fn events_are_accepted_by_the_step_input() {
             "{name}"
         );
         assert_eq!(serde_json::to_value(input.mode).unwrap(), json!("graceful"));
-        assert!(!input.dry_run && !input.force, "{name}");
+        assert!(!input.dry_run && input.overrides == Default::default(), "{name}");
     }
     // The handler admits them; another step's action is refused before anything is read.
     let ctx = rds_context("web-db", "web-db-replica").await;
@@ -550,7 +550,7 @@ async fn standalone_instances_without_promotion_records_need_force() {
     assert!(
         err.message.contains(&dr)
             && err.message.contains("cannot be told")
-            && err.message.contains("force=true"),
+            && err.message.contains("allow_stale_writer"),
         "{err}"
     );
     assert_eq!(identifiers(&config, DR_REGION, &primary).await, before);
@@ -571,7 +571,7 @@ async fn standalone_instances_without_promotion_records_need_force() {
         &ctx,
         event(
             "promote-db-prepare.json",
-            &[("direction", json!("failover")), ("force", json!(true))],
+            &[("direction", json!("failover")), ("overrides", json!({"allow_stale_writer": true}))],
         ),
     )
     .await
@@ -585,7 +585,7 @@ async fn standalone_instances_without_promotion_records_need_force() {
         forced["saw"]["stale_because"]
             .as_str()
             .unwrap()
-            .starts_with("force=true")
+            .starts_with("allow_stale_writer")
     );
     let retired = change(&forced, "ModifyDBInstance")["to"]
         .as_str()
@@ -745,7 +745,7 @@ async fn graceful_start_refuses_a_known_lag_until_it_is_zero() {
     assert!(
         err.message.contains(&pair.replica)
             && err.message.contains("catchup")
-            && err.message.contains("force=true"),
+            && err.message.contains("allow_stale_writer"),
         "{err}"
     );
     assert_eq!(instance(&config, DR_REGION, &pair.replica).await, before);

@@ -480,7 +480,7 @@ async fn too_old_recovery_point_is_refused_unless_forced() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused, "{e}");
-    for part in [dr.vault.as_str(), old.as_str(), "h ago", "72 h", "force"] {
+    for part in [dr.vault.as_str(), old.as_str(), "h ago", "72 h", "allow_stale_ami"] {
         assert!(e.message.contains(part), "{part:?} missing in: {e}");
     }
     assert_eq!(live(&s, &dr).await, before);
@@ -488,7 +488,7 @@ async fn too_old_recovery_point_is_refused_unless_forced() {
     // The operator accepts the risk: an old image beats no image in a real disaster.
     let r = run(
         &ctx,
-        event("scale-compute-start.json", json!({"force": true})),
+        event("scale-compute-start.json", json!({"overrides": {"allow_stale_ami": true}})),
     )
     .await
     .unwrap();
@@ -897,7 +897,7 @@ async fn reprotect_refuses_while_the_dr_still_takes_traffic_unless_forced() {
     for part in [
         t.dr_endpoint_group.as_str(),
         "50%",
-        "force",
+        "allow_serving_scale_down",
         t.dr.asg.as_str(),
         "2/2/4",
     ] {
@@ -922,11 +922,11 @@ async fn reprotect_refuses_while_the_dr_still_takes_traffic_unless_forced() {
     // The operator accepts it.
     let r = run(
         &t.ctx,
-        event("scale-compute-reprotect.json", json!({"force": true})),
+        event("scale-compute-reprotect.json", json!({"overrides": {"allow_serving_scale_down": true}})),
     )
     .await
     .unwrap();
-    assert!(r.done && r.message.contains("forced"), "{}", r.message);
+    assert!(r.done && r.message.contains("allow_serving_scale_down"), "{}", r.message);
     assert_eq!(t.dr_live().await.capacity, Some((0, 0, 0)));
 }
 

@@ -16,6 +16,7 @@ pub mod aws;
 pub mod error;
 pub mod flow;
 pub mod plan;
+pub mod preflight;
 pub mod routing;
 pub mod runtime;
 pub mod step;

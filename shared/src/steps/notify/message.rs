@@ -346,10 +346,10 @@ mod tests {
     fn approval_event(token: &str, direction: &str, mode: &str) -> Value {
         json!({"kind": "approval", "milestone": "approval requested", "execution": EXEC, "direction": direction,
                "dry_run": false, "detail": {"task_token": token, "input": {
-                   "direction": direction, "mode": mode, "dry_run": false, "force": false,
+                   "direction": direction, "mode": mode, "dry_run": false, "overrides": {},
                    "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "drill"},
                    "timing": {"poll_seconds": 15, "dial_bake_seconds": 30, "max_polls": 240},
-                   "approval": {"required": true}}}})
+                   "approval": {"required": true, "pause_on_findings": true}}}})
     }
 
     #[test]
