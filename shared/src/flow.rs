@@ -343,8 +343,14 @@ impl Flow {
             "preflight",
             "preflight: check, read only, everything a later step could refuse",
             vec![
-                check(PromoteDb, "check the target database can be promoted (replica, lag)"),
-                check(ScaleCompute, "check the AMI to launch (source, age) and the target Auto Scaling group"),
+                check(
+                    PromoteDb,
+                    "check the target database can be promoted (replica, lag)",
+                ),
+                check(
+                    ScaleCompute,
+                    "check the AMI to launch (source, age) and the target Auto Scaling group",
+                ),
                 check(ShiftTraffic, "check both endpoint groups exist"),
             ],
         )
@@ -417,12 +423,29 @@ mod tests {
     fn the_preflight_checks_every_step_that_can_refuse_and_catchup_reads_the_drain() {
         let p = Flow::preflight();
         let steps: Vec<Function> = p.calls.iter().map(|c| c.function).collect();
-        assert_eq!(steps, [Function::PromoteDb, Function::ScaleCompute, Function::ShiftTraffic]);
-        assert!(p.calls.iter().all(|c| c.action == Action::Preflight && c.poll == Poll::Once));
+        assert_eq!(
+            steps,
+            [
+                Function::PromoteDb,
+                Function::ScaleCompute,
+                Function::ShiftTraffic
+            ]
+        );
+        assert!(
+            p.calls
+                .iter()
+                .all(|c| c.action == Action::Preflight && c.poll == Poll::Once)
+        );
         assert_eq!(p.calls[0].result_key(), "preflight_promote_db");
         let graceful = Flow::of(FlowKind::GracefulFailover);
-        let catchup = graceful.calls().find(|c| c.action == Action::CatchUp).unwrap();
-        assert_eq!(catchup.reads_state, Some(("drained_at", "$.steps.drain.finished_at")));
+        let catchup = graceful
+            .calls()
+            .find(|c| c.action == Action::CatchUp)
+            .unwrap();
+        assert_eq!(
+            catchup.reads_state,
+            Some(("drained_at", "$.steps.drain.finished_at"))
+        );
     }
 
     #[test]

@@ -1135,7 +1135,9 @@ pub(crate) mod tests {
         assert!(error_for("PILOTLIGHT_SNS_TOPIC_ARN", Some("topic")).contains("arn:aws:sns"));
         assert!(error_for("PILOTLIGHT_COOLDOWN_SECONDS", Some("soon")).contains("whole number"));
         assert!(error_for("PILOTLIGHT_DRY_RUN", Some("maybe")).contains("true or false"));
-        assert!(error_for("PILOTLIGHT_APPROVAL", Some("yes")).contains("required, on-findings or none"));
+        assert!(
+            error_for("PILOTLIGHT_APPROVAL", Some("yes")).contains("required, on-findings or none")
+        );
     }
 
     #[test]

@@ -174,15 +174,36 @@ mod tests {
             allow_replica_lag: true,
             ..none
         };
-        let c = Check::fail("ami.age", json!(100.0), json!(72), Some("allow_stale_ami"), &other, "old");
+        let c = Check::fail(
+            "ami.age",
+            json!(100.0),
+            json!(72),
+            Some("allow_stale_ami"),
+            &other,
+            "old",
+        );
         assert!(!c.passed);
         let stale = Overrides {
             allow_stale_ami: true,
             ..none
         };
-        let c = Check::fail("ami.age", json!(100.0), json!(72), Some("allow_stale_ami"), &stale, "old");
+        let c = Check::fail(
+            "ami.age",
+            json!(100.0),
+            json!(72),
+            Some("allow_stale_ami"),
+            &stale,
+            "old",
+        );
         assert!(c.passed && c.overridden && c.message.contains("accepted by allow_stale_ami"));
-        let c = Check::fail("asg.exists", json!(null), json!("exists"), None, &stale, "missing");
+        let c = Check::fail(
+            "asg.exists",
+            json!(null),
+            json!("exists"),
+            None,
+            &stale,
+            "missing",
+        );
         assert!(!c.passed, "no override accepts a missing group");
         let saw = PreflightSaw::of(vec![c.clone(), Check::pass("x", json!(1), json!(2), "ok")]);
         assert_eq!((saw.passed, saw.findings), (false, 1));
@@ -191,8 +212,18 @@ mod tests {
 
     #[test]
     fn findings_are_read_back_from_the_state() {
-        let failed = Check::fail("ami.age", json!(100.0), json!(72), Some("allow_stale_ami"), &Overrides::default(), "old");
-        let saw = PreflightSaw::of(vec![failed, Check::pass("asg.exists", json!("web"), json!("exists"), "ok")]);
+        let failed = Check::fail(
+            "ami.age",
+            json!(100.0),
+            json!(72),
+            Some("allow_stale_ami"),
+            &Overrides::default(),
+            "old",
+        );
+        let saw = PreflightSaw::of(vec![
+            failed,
+            Check::pass("asg.exists", json!("web"), json!("exists"), "ok"),
+        ]);
         let state = json!({"steps": {"preflight": [
             {"preflight_scale_compute": {"saw": saw}},
             {"preflight_promote_db": {"saw": PreflightSaw::of(vec![])}},

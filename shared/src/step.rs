@@ -194,7 +194,12 @@ impl StepInput {
     /// Parses a step input whose action is `start`, `status` or one of `extra`; any other action is refused, so a
     /// step never mistakes an action it does not implement for `start`.
     pub fn parse_with(step: &str, input: Value, extra: &[Action]) -> Result<Self> {
-        if input.get("force").is_some() {
+        // `force: false` (inputs written before the overrides) means no override and is accepted; `true` is refused.
+        let mut input = input;
+        if let Some(obj) = input.as_object_mut()
+            && let Some(force) = obj.remove("force")
+            && force != Value::Bool(false)
+        {
             return Err(Error::invalid_input(format!("{step}: {FORCE_REFUSED}")));
         }
         let parsed: StepInput = serde_json::from_value(input).map_err(|e| {
@@ -310,7 +315,12 @@ mod tests {
         let i = StepInput::parse("promote-db", json!({"action": "start"})).unwrap();
         assert_eq!(
             (i.direction, i.mode, i.dry_run, i.overrides),
-            (Direction::Failover, Mode::Ungraceful, false, Overrides::default())
+            (
+                Direction::Failover,
+                Mode::Ungraceful,
+                false,
+                Overrides::default()
+            )
         );
         let e =
             StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
@@ -318,6 +328,17 @@ mod tests {
         assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
         let e = StepInput::parse("shift-traffic", json!({"action": "reprotect"})).unwrap_err();
         assert!(e.message.contains("not one of this step's actions"), "{e}");
+        let i = StepInput::parse("promote-db", json!({"action": "start", "force": false})).unwrap();
+        assert_eq!(i.overrides, Overrides::default());
+        let e =
+            StepInput::parse("promote-db", json!({"action": "start", "force": true})).unwrap_err();
+        assert!(e.message.contains("allow_stale_ami"), "{e}");
+        let e = StepInput::parse(
+            "promote-db",
+            json!({"action": "start", "drained_at": "2026-11-29T10:00:00Z"}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("catchup only"), "{e}");
         let i = StepInput::parse_with(
             "promote-db",
             json!({"action": "catchup"}),

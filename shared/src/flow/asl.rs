@@ -321,7 +321,12 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
         if let Some(milestone) = call.milestone {
             out.add(
                 after,
-                milestone_task(&format!("Tell the operators: {milestone}."), milestone, &result, next),
+                milestone_task(
+                    &format!("Tell the operators: {milestone}."),
+                    milestone,
+                    &result,
+                    next,
+                ),
             );
         }
         return;
@@ -455,10 +460,7 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
                     ("Next", s(limit.clone())),
                 ])]),
             ),
-            (
-                "Default",
-                s(format!("{base} wait")),
-            ),
+            ("Default", s(format!("{base} wait"))),
         ]),
     );
     if let Poll::Repeat(wait) = call.poll {
@@ -625,7 +627,13 @@ fn flow_states(flow: &Flow, out: &mut States) {
 /// The preflight (as `Check`, before the approval gate) or its recheck after an approval (`Recheck`, with the
 /// overrides the answer added): the side-by-side read-only calls, then a Choice on every report's `saw.passed`.
 /// Returns the name of the Parallel state.
-fn preflight_states(prefix: &str, key: &str, passed: &str, findings: &str, out: &mut States) -> String {
+fn preflight_states(
+    prefix: &str,
+    key: &str,
+    passed: &str,
+    findings: &str,
+    out: &mut States,
+) -> String {
     let phase = Flow::preflight();
     let verdict = format!("{prefix} passed?");
     phase_states_at(prefix, &phase, &format!("$.steps.{key}"), &verdict, out);
@@ -637,7 +645,10 @@ fn preflight_states(prefix: &str, key: &str, passed: &str, findings: &str, out: 
             o([
                 (
                     "Variable",
-                    s(format!("$.steps.{key}[{i}].{}.saw.passed", call.result_key())),
+                    s(format!(
+                        "$.steps.{key}[{i}].{}.saw.passed",
+                        call.result_key()
+                    )),
                 ),
                 ("BooleanEquals", v(json!(false))),
             ])
@@ -920,7 +931,13 @@ fn definition() -> J {
             "Check preflight",
         ),
     );
-    let entry = preflight_states("Check", "preflight", "ApprovalRequired", "PreflightFindings", &mut states);
+    let entry = preflight_states(
+        "Check",
+        "preflight",
+        "ApprovalRequired",
+        "PreflightFindings",
+        &mut states,
+    );
     debug_assert_eq!(entry, "Check preflight");
     states.add(
         "PreflightFindings",

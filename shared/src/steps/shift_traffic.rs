@@ -92,14 +92,23 @@ pub fn check_endpoint_group(
     use serde_json::json;
     let name = format!("endpoint-group.{}", side.as_str());
     match read {
-        Ok(dial) => Check::pass(&name, json!({"arn": arn, "dial": dial}), json!("exists"), format!("{arn} exists, dial {dial}")),
+        Ok(dial) => Check::pass(
+            &name,
+            json!({"arn": arn, "dial": dial}),
+            json!("exists"),
+            format!("{arn} exists, dial {dial}"),
+        ),
         Err(e) => Check::fail(
             &name,
             json!({"arn": arn, "error": e.message}),
             json!("exists"),
             None,
             overrides,
-            format!("endpoint group {arn} could not be read ({}): check {}", e.message, side.variable("ENDPOINT_GROUP_ARN")),
+            format!(
+                "endpoint group {arn} could not be read ({}): check {}",
+                e.message,
+                side.variable("ENDPOINT_GROUP_ARN")
+            ),
         ),
     }
 }

@@ -765,7 +765,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            forced.message.contains("allow_stale_ami") && forced.message.contains("allow_replica_lag"),
+            forced.message.contains("allow_stale_ami")
+                && forced.message.contains("allow_replica_lag"),
             "{forced}"
         );
     }

@@ -298,7 +298,8 @@ pub fn approval_body(
                 .join("; ")
         )
     };
-    let mut approve = json!({"command": "approve", "token": token, "reason": "<who approves, and why>"});
+    let mut approve =
+        json!({"command": "approve", "token": token, "reason": "<who approves, and why>"});
     if !needed.is_empty() {
         approve["overrides"] = Value::Object(
             needed

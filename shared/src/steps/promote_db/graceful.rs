@@ -1350,7 +1350,10 @@ mod tests {
         let drained = at + chrono::TimeDelta::seconds(30);
         let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 0.0, at }), Some(drained));
         assert!(!done && m.contains("before the drain finished"), "{m}");
-        let after = Datapoint { value: 0.0, at: at + chrono::TimeDelta::seconds(60) };
+        let after = Datapoint {
+            value: 0.0,
+            at: at + chrono::TimeDelta::seconds(60),
+        };
         let (done, m) = decide_catchup("web-db", Some(after), Some(drained));
         assert!(done && m.contains("caught up"), "{m}");
     }

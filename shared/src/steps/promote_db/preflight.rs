@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::graceful::{ReplicaVerdict, decide_replica_slot, names_instance};
 use super::{
-    LAG_WINDOW, ReplicaLagSeen, STEP, Verdict, aurora::decide_global_switch, describe_global_cluster,
-    describe_instance, lag_rule, replica::decide_promotion,
+    LAG_WINDOW, ReplicaLagSeen, STEP, Verdict, aurora::decide_global_switch,
+    describe_global_cluster, describe_instance, lag_rule, replica::decide_promotion,
 };
 use crate::aws::cloudwatch::replica_lag;
 use crate::aws::rds::InstanceView;
@@ -36,7 +36,9 @@ pub fn check_target_replica(
     overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Check {
-    let limit = json!(format!("an available read replica of {source_id} ({source_region})"));
+    let limit = json!(format!(
+        "an available read replica of {source_id} ({source_region})"
+    ));
     let Some(v) = target else {
         return Check::fail(
             "db.replica",
@@ -74,7 +76,8 @@ pub fn check_target_replica(
                 allow_stale_writer: true,
                 ..*overrides
             };
-            let name = (!matches!(judge(&with), Verdict::Refuse(_))).then_some("allow_stale_writer");
+            let name =
+                (!matches!(judge(&with), Verdict::Refuse(_))).then_some("allow_stale_writer");
             Check::fail("db.replica", seen, limit, name, overrides, why)
         }
         Verdict::AlreadyWriter => Check::pass(
@@ -121,11 +124,15 @@ pub fn check_replica_slot(
         "writer": {"instance": writer.instance, "status": writer.status, "is_replica": writer.is_replica()},
         "slot": slot.map(|s| json!({"instance": s.instance, "status": s.status, "replica_of": s.replica_source})),
     });
-    let limit = json!(format!("a replica of {} under {slot_id}, or a slot prepare can fill", writer.instance));
+    let limit = json!(format!(
+        "a replica of {} under {slot_id}, or a slot prepare can fill",
+        writer.instance
+    ));
     let verdict = |allow| decide_replica_slot(writer, slot, slot_id, allow, now);
     match verdict(false) {
         ReplicaVerdict::Refuse(why) => {
-            let name = (!matches!(verdict(true), ReplicaVerdict::Refuse(_))).then_some("allow_stale_writer");
+            let name = (!matches!(verdict(true), ReplicaVerdict::Refuse(_)))
+                .then_some("allow_stale_writer");
             Check::fail("db.replica", seen, limit, name, overrides, why)
         }
         v => Check::pass(
@@ -133,7 +140,9 @@ pub fn check_replica_slot(
             seen,
             limit,
             match v {
-                ReplicaVerdict::Ready => format!("{slot_id} is an available replica of {}", writer.instance),
+                ReplicaVerdict::Ready => {
+                    format!("{slot_id} is an available replica of {}", writer.instance)
+                }
                 ReplicaVerdict::Create => format!("{slot_id} is free: prepare creates the replica"),
                 ReplicaVerdict::RetireAndCreate { reason, .. } => {
                     format!("prepare retires the stale {slot_id} and creates the replica: {reason}")
@@ -174,10 +183,20 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
     let mut checks = Vec::new();
     match &ctx.plan.database {
         DatabasePlan::RdsReplica { .. } => {
-            let (tid, sid) = (ctx.plan.database.resource(target), ctx.plan.database.resource(source));
+            let (tid, sid) = (
+                ctx.plan.database.resource(target),
+                ctx.plan.database.resource(source),
+            );
             let sregion = &ctx.plan.region(source).region;
             let clients = ctx.aws.region(target);
-            let found = match describe_instance(&clients.rds, tregion, tid, &target.variable("DB_INSTANCE")).await {
+            let found = match describe_instance(
+                &clients.rds,
+                tregion,
+                tid,
+                &target.variable("DB_INSTANCE"),
+            )
+            .await
+            {
                 Ok(v) => Some(v),
                 Err(e) if e.kind == ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
@@ -192,7 +211,13 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                     &source.variable("DB_INSTANCE"),
                 )
                 .await?;
-                checks.push(check_replica_slot(&writer, found.as_ref(), tid, &input.overrides, now));
+                checks.push(check_replica_slot(
+                    &writer,
+                    found.as_ref(),
+                    tid,
+                    &input.overrides,
+                    now,
+                ));
                 checks.push(Check::pass(
                     "db.lag",
                     json!(null),
@@ -204,7 +229,14 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                     },
                 ));
             } else {
-                checks.push(check_target_replica(found.as_ref(), tid, sid, sregion, &input.overrides, now));
+                checks.push(check_target_replica(
+                    found.as_ref(),
+                    tid,
+                    sid,
+                    sregion,
+                    &input.overrides,
+                    now,
+                ));
                 if found.as_ref().is_some_and(|v| v.is_replica()) {
                     let lag = replica_lag(&clients.cloudwatch, tid, now, LAG_WINDOW).await?;
                     checks.push(check_lag(
@@ -217,8 +249,14 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
         }
         DatabasePlan::AuroraGlobal { global_cluster, .. } => {
             let target_arn = ctx.plan.database.resource(target);
-            let g = describe_global_cluster(&ctx.aws.region(target).rds, tregion, global_cluster).await?;
-            checks.push(check_global_member(&g, target_arn, input.mode, &input.overrides));
+            let g = describe_global_cluster(&ctx.aws.region(target).rds, tregion, global_cluster)
+                .await?;
+            checks.push(check_global_member(
+                &g,
+                target_arn,
+                input.mode,
+                &input.overrides,
+            ));
             checks.push(Check::pass(
                 "db.lag",
                 json!(null),
@@ -244,7 +282,9 @@ mod tests {
     use crate::aws::cloudwatch::Datapoint;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn replica() -> InstanceView {
@@ -271,21 +311,83 @@ mod tests {
     #[test]
     fn the_target_must_be_an_available_replica_of_the_plans_writer() {
         let none = Overrides::default();
-        let ok = check_target_replica(Some(&replica()), "web-db-replica", "web-db", "ap-northeast-2", &none, now());
+        let ok = check_target_replica(
+            Some(&replica()),
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
         assert!(ok.passed, "{ok:?}");
-        let missing = check_target_replica(None, "web-db-replica", "web-db", "ap-northeast-2", &none, now());
-        assert!(!missing.passed && missing.override_name.is_none() && missing.message.contains("not found"));
-        let other = check_target_replica(Some(&replica()), "web-db-replica", "shop-db", "ap-northeast-2", &none, now());
-        assert!(!other.passed && other.message.contains("not the plan's writer"), "{other:?}");
-        let backing_up = InstanceView { status: "backing-up".into(), ..replica() };
-        let c = check_target_replica(Some(&backing_up), "web-db-replica", "web-db", "ap-northeast-2", &none, now());
+        let missing = check_target_replica(
+            None,
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
+        assert!(
+            !missing.passed
+                && missing.override_name.is_none()
+                && missing.message.contains("not found")
+        );
+        let other = check_target_replica(
+            Some(&replica()),
+            "web-db-replica",
+            "shop-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
+        assert!(
+            !other.passed && other.message.contains("not the plan's writer"),
+            "{other:?}"
+        );
+        let backing_up = InstanceView {
+            status: "backing-up".into(),
+            ..replica()
+        };
+        let c = check_target_replica(
+            Some(&backing_up),
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
         assert!(!c.passed && c.override_name.is_none(), "{c:?}");
         // A standalone instance without a promotion record: a stale writer, accepted only by allow_stale_writer.
-        let standalone = InstanceView { replica_source: None, replication_status: None, ..replica() };
-        let c = check_target_replica(Some(&standalone), "web-db-replica", "web-db", "ap-northeast-2", &none, now());
-        assert!(!c.passed && c.override_name.as_deref() == Some("allow_stale_writer"), "{c:?}");
-        let allow = Overrides { allow_stale_writer: true, ..none };
-        let c = check_target_replica(Some(&standalone), "web-db-replica", "web-db", "ap-northeast-2", &allow, now());
+        let standalone = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..replica()
+        };
+        let c = check_target_replica(
+            Some(&standalone),
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
+        assert!(
+            !c.passed && c.override_name.as_deref() == Some("allow_stale_writer"),
+            "{c:?}"
+        );
+        let allow = Overrides {
+            allow_stale_writer: true,
+            ..none
+        };
+        let c = check_target_replica(
+            Some(&standalone),
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &allow,
+            now(),
+        );
         assert!(c.passed && c.overridden, "{c:?}");
     }
 
@@ -293,17 +395,45 @@ mod tests {
     fn the_lag_must_be_fresh_and_within_the_limit() {
         let none = Overrides::default();
         let at = |s: i64| now() - chrono::TimeDelta::seconds(s);
-        let lag = |v: f64, s: i64| ReplicaLagSeen::of(Some(Datapoint { value: v, at: at(s) }), now());
+        let lag = |v: f64, s: i64| {
+            ReplicaLagSeen::of(
+                Some(Datapoint {
+                    value: v,
+                    at: at(s),
+                }),
+                now(),
+            )
+        };
         let c = check_lag(&lag(2.0, 60), 300.0, &none);
         assert!(c.passed && c.seen["age_seconds"] == 60, "{c:?}");
         let c = check_lag(&lag(0.0, 600), 300.0, &none);
-        assert!(!c.passed && c.override_name.as_deref() == Some("allow_unknown_lag"), "{c:?}");
+        assert!(
+            !c.passed && c.override_name.as_deref() == Some("allow_unknown_lag"),
+            "{c:?}"
+        );
         assert_eq!(c.limit["max_age_seconds"], 120);
         let c = check_lag(&lag(900.0, 30), 300.0, &none);
-        assert!(!c.passed && c.override_name.as_deref() == Some("allow_replica_lag"), "{c:?}");
-        let c = check_lag(&lag(900.0, 30), 300.0, &Overrides { allow_replica_lag: true, ..none });
+        assert!(
+            !c.passed && c.override_name.as_deref() == Some("allow_replica_lag"),
+            "{c:?}"
+        );
+        let c = check_lag(
+            &lag(900.0, 30),
+            300.0,
+            &Overrides {
+                allow_replica_lag: true,
+                ..none
+            },
+        );
         assert!(c.passed && c.overridden);
-        let c = check_lag(&ReplicaLagSeen::of(None, now()), 300.0, &Overrides { allow_unknown_lag: true, ..none });
+        let c = check_lag(
+            &ReplicaLagSeen::of(None, now()),
+            300.0,
+            &Overrides {
+                allow_unknown_lag: true,
+                ..none
+            },
+        );
         assert!(c.passed && c.overridden);
     }
 
@@ -319,9 +449,18 @@ mod tests {
         };
         let none = Overrides::default();
         assert!(check_replica_slot(&writer, None, "web-db-replica", &none, now()).passed);
-        assert!(check_replica_slot(&writer, Some(&replica()), "web-db-replica", &none, now()).passed);
-        let stale = InstanceView { replica_source: None, replication_status: None, ..replica() };
+        assert!(
+            check_replica_slot(&writer, Some(&replica()), "web-db-replica", &none, now()).passed
+        );
+        let stale = InstanceView {
+            replica_source: None,
+            replication_status: None,
+            ..replica()
+        };
         let c = check_replica_slot(&writer, Some(&stale), "web-db-replica", &none, now());
-        assert!(!c.passed && c.override_name.as_deref() == Some("allow_stale_writer"), "{c:?}");
+        assert!(
+            !c.passed && c.override_name.as_deref() == Some("allow_stale_writer"),
+            "{c:?}"
+        );
     }
 }

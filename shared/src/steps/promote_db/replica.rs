@@ -6,9 +6,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    AVAILABLE, LAG_MAX_AGE_SECONDS, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG,
-    ReplicaLagSeen, STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint, lag_rule,
-    peek_source_instance,
+    AVAILABLE, LAG_MAX_AGE_SECONDS, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG,
+    RPO_TAG, ReplicaLagSeen, STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint,
+    lag_rule, peek_source_instance,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
@@ -44,21 +44,25 @@ pub fn decide_promotion(
         let source = v.replica_source.as_deref().unwrap_or_default();
         return match status {
             AVAILABLE => match lag {
-                Some(l) if l > 0.0 && mode == Mode::Graceful && !overrides.allow_replica_lag => Verdict::Refuse(format!(
-                    "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
+                Some(l) if l > 0.0 && mode == Mode::Graceful && !overrides.allow_replica_lag => {
+                    Verdict::Refuse(format!(
+                        "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
                      for a lag of 0: stop the writes (shift-traffic drain) and run promote-db catchup until it \
                      reports 0, or re-run with the override allow_replica_lag to accept the loss"
-                )),
+                    ))
+                }
                 Some(l) if l > max_lag && !overrides.allow_replica_lag => Verdict::Refuse(format!(
                     "read replica {id} lags {l}s behind {source}, above the plan's maximum of {max_lag}s \
                      (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): promoting now would lose about {l}s of writes. Wait for \
                      the ReplicaLag metric to fall, or re-run with the override allow_replica_lag to accept the loss"
                 )),
-                None if mode == Mode::Ungraceful && !overrides.allow_unknown_lag => Verdict::Refuse(format!(
-                    "the replica lag of {id} is unknown (no ReplicaLag datapoint younger than \
+                None if mode == Mode::Ungraceful && !overrides.allow_unknown_lag => {
+                    Verdict::Refuse(format!(
+                        "the replica lag of {id} is unknown (no ReplicaLag datapoint younger than \
                      {LAG_MAX_AGE_SECONDS} s, or replication not running): the data loss of promoting now cannot be \
                      stated. Re-run with the override allow_unknown_lag to accept it"
-                )),
+                    ))
+                }
                 _ => Verdict::Promote,
             },
             "backing-up" => Verdict::Refuse(format!(
@@ -229,12 +233,21 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     let seen = ReplicaLagSeen::of(lag, now);
     let estimate = seen.seconds;
     if view.is_replica() {
-        saw.rpo_rule = Some(match (input.mode, lag_rule(&seen, ctx.plan.max_replica_lag_seconds, &input.overrides)) {
-            (Mode::Graceful, _) if estimate == Some(0.0) => "graceful: lag 0 after the drain (catch-up)".to_string(),
-            (Mode::Graceful, _) => "graceful: the catch-up waited for a post-drain lag of 0".to_string(),
-            (Mode::Ungraceful, Ok(rule)) => rule,
-            (Mode::Ungraceful, Err(why)) => format!("refused: {why}"),
-        });
+        saw.rpo_rule = Some(
+            match (
+                input.mode,
+                lag_rule(&seen, ctx.plan.max_replica_lag_seconds, &input.overrides),
+            ) {
+                (Mode::Graceful, _) if estimate == Some(0.0) => {
+                    "graceful: lag 0 after the drain (catch-up)".to_string()
+                }
+                (Mode::Graceful, _) => {
+                    "graceful: the catch-up waited for a post-drain lag of 0".to_string()
+                }
+                (Mode::Ungraceful, Ok(rule)) => rule,
+                (Mode::Ungraceful, Err(why)) => format!("refused: {why}"),
+            },
+        );
         saw.replica_lag = Some(seen);
         saw.max_replica_lag_seconds = Some(ctx.plan.max_replica_lag_seconds);
     }
@@ -400,7 +413,14 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(
-            decide_promotion(&replica(), None, 300.0, Mode::Ungraceful, &unknown_only, now()),
+            decide_promotion(
+                &replica(),
+                None,
+                300.0,
+                Mode::Ungraceful,
+                &unknown_only,
+                now()
+            ),
             Verdict::Promote
         );
         // ...but that override does not accept a known lag above the maximum.
@@ -410,19 +430,83 @@ mod tests {
         ));
         // RDS reports -1 when replication is not running: unknown, not "no lag".
         let at = |secs_ago: i64| now() - chrono::TimeDelta::seconds(secs_ago);
-        assert_eq!(lag_estimate(Some(Datapoint { value: -1.0, at: now() }), now()), None);
-        assert_eq!(lag_estimate(Some(Datapoint { value: 3.5, at: at(60) }), now()), Some(3.5));
-        assert_eq!(lag_estimate(Some(Datapoint { value: 0.0, at: at(120) }), now()), Some(0.0));
+        assert_eq!(
+            lag_estimate(
+                Some(Datapoint {
+                    value: -1.0,
+                    at: now()
+                }),
+                now()
+            ),
+            None
+        );
+        assert_eq!(
+            lag_estimate(
+                Some(Datapoint {
+                    value: 3.5,
+                    at: at(60)
+                }),
+                now()
+            ),
+            Some(3.5)
+        );
+        assert_eq!(
+            lag_estimate(
+                Some(Datapoint {
+                    value: 0.0,
+                    at: at(120)
+                }),
+                now()
+            ),
+            Some(0.0)
+        );
         // A pre-outage 0 older than two periods is not an RPO of 0.
-        let stale = ReplicaLagSeen::of(Some(Datapoint { value: 0.0, at: at(121) }), now());
+        let stale = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 0.0,
+                at: at(121),
+            }),
+            now(),
+        );
         assert_eq!((stale.seconds, stale.age_seconds), (None, Some(121)));
-        assert!(stale.unknown.as_deref().unwrap().contains("121 s old"), "{stale:?}");
-        assert!(lag_rule(&stale, 300.0, &Overrides::default()).unwrap_err().contains("allow_unknown_lag"));
-        assert!(lag_rule(&stale, 300.0, &unknown_only).unwrap().contains("accepted by allow_unknown_lag"));
-        let fresh = ReplicaLagSeen::of(Some(Datapoint { value: 2.0, at: at(30) }), now());
-        assert!(lag_rule(&fresh, 300.0, &Overrides::default()).unwrap().contains("within the plan's maximum"));
-        let high = ReplicaLagSeen::of(Some(Datapoint { value: 900.0, at: at(30) }), now());
-        assert!(lag_rule(&high, 300.0, &Overrides::default()).unwrap_err().contains("allow_replica_lag"));
+        assert!(
+            stale.unknown.as_deref().unwrap().contains("121 s old"),
+            "{stale:?}"
+        );
+        assert!(
+            lag_rule(&stale, 300.0, &Overrides::default())
+                .unwrap_err()
+                .contains("allow_unknown_lag")
+        );
+        assert!(
+            lag_rule(&stale, 300.0, &unknown_only)
+                .unwrap()
+                .contains("accepted by allow_unknown_lag")
+        );
+        let fresh = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 2.0,
+                at: at(30),
+            }),
+            now(),
+        );
+        assert!(
+            lag_rule(&fresh, 300.0, &Overrides::default())
+                .unwrap()
+                .contains("within the plan's maximum")
+        );
+        let high = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 900.0,
+                at: at(30),
+            }),
+            now(),
+        );
+        assert!(
+            lag_rule(&high, 300.0, &Overrides::default())
+                .unwrap_err()
+                .contains("allow_replica_lag")
+        );
         assert_eq!(lag_estimate(None, now()), None);
     }
 
@@ -589,8 +673,9 @@ mod tests {
 
     #[test]
     fn graceful_refuses_any_known_lag_unless_forced_and_unknown_lag_is_left_to_catchup() {
-        let graceful =
-            |lag, force| decide_promotion(&replica(), lag, 300.0, Mode::Graceful, &all(force), now());
+        let graceful = |lag, force| {
+            decide_promotion(&replica(), lag, 300.0, Mode::Graceful, &all(force), now())
+        };
         assert!(
             matches!(graceful(Some(1.0), false), Verdict::Refuse(r) if r.contains("lags 1s") && r.contains("catchup") && r.contains("allow_replica_lag"))
         );

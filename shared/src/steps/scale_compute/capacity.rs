@@ -187,7 +187,9 @@ mod tests {
         assert_eq!(reprotect_blocker(0, "eg-dr"), None);
         let why = reprotect_blocker(25, "eg-dr").unwrap();
         assert!(
-            why.contains("eg-dr") && why.contains("25%") && why.contains("allow_serving_scale_down"),
+            why.contains("eg-dr")
+                && why.contains("25%")
+                && why.contains("allow_serving_scale_down"),
             "{why}"
         );
     }

@@ -57,7 +57,10 @@ pub fn check_ami(
             json!("a COMPLETED EC2 recovery point naming an AMI"),
             None,
             overrides,
-            format!("no COMPLETED AMI recovery point of the source in vault {vault} ({} listed)", points.len()),
+            format!(
+                "no COMPLETED AMI recovery point of the source in vault {vault} ({} listed)",
+                points.len()
+            ),
         )];
     };
     let age_hours = (now - created).num_seconds().max(0) as f64 / 3600.0;
@@ -126,7 +129,10 @@ pub fn check_group(
             "asg.capacity",
             json!({"max_after": after.max, "now": g.capacity}),
             json!({"desired": wanted.desired}),
-            format!("max {} covers the {} instance(s) to restore", after.max, wanted.desired),
+            format!(
+                "max {} covers the {} instance(s) to restore",
+                after.max, wanted.desired
+            ),
         )
     } else {
         Check::fail(
@@ -135,11 +141,19 @@ pub fn check_group(
             json!({"desired": wanted.desired}),
             None,
             overrides,
-            format!("max {} is below the {} instance(s) to restore", after.max, wanted.desired),
+            format!(
+                "max {} is below the {} instance(s) to restore",
+                after.max, wanted.desired
+            ),
         )
     };
     vec![
-        Check::pass("asg.exists", json!(g.name), json!(name), format!("{} exists", g.name)),
+        Check::pass(
+            "asg.exists",
+            json!(g.name),
+            json!(name),
+            format!("{} exists", g.name),
+        ),
         capacity,
     ]
 }
@@ -154,7 +168,12 @@ pub(super) async fn preflight(
     let clients = ctx.aws.region(target);
     let (group, points, source_capacity) = tokio::join!(
         describe_group(&clients.autoscaling, &tp.asg, &tp.region),
-        list_ec2_recovery_points(&clients.backup, &tp.backup_vault, &tp.region, tp.ami_source.as_deref()),
+        list_ec2_recovery_points(
+            &clients.backup,
+            &tp.backup_vault,
+            &tp.region,
+            tp.ami_source.as_deref()
+        ),
         read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
     );
     let group = group?;
@@ -162,7 +181,13 @@ pub(super) async fn preflight(
     let (wanted, _) = wanted_capacity(tp.capacity, source_capacity.capacity());
     let o = &input.overrides;
     let mut checks = vec![check_ami_source(tp.ami_source.as_deref(), target, o)];
-    checks.extend(check_ami(&points, &tp.backup_vault, Utc::now(), ctx.plan.max_ami_age_hours, o));
+    checks.extend(check_ami(
+        &points,
+        &tp.backup_vault,
+        Utc::now(),
+        ctx.plan.max_ami_age_hours,
+        o,
+    ));
     checks.extend(check_group(group.as_ref(), &tp.asg, wanted, o));
     let saw = PreflightSaw::of(checks);
     let message = saw.summary(STEP);
@@ -192,18 +217,48 @@ mod tests {
     #[test]
     fn only_the_sources_recovery_points_count_and_their_age_is_checked() {
         let none = Overrides::default();
-        let points = vec![rp("ami-0000000000000000a", "COMPLETED", 100, WEB), rp("ami-0000000000000000b", "COMPLETED", 1, BATCH)];
+        let points = vec![
+            rp("ami-0000000000000000a", "COMPLETED", 100, WEB),
+            rp("ami-0000000000000000b", "COMPLETED", 1, BATCH),
+        ];
         let web = of_source(points.clone(), Some(WEB));
         assert_eq!(web.len(), 1);
         let checks = check_ami(&web, "v", now(), 72, &none);
         let age = checks.iter().find(|c| c.check == "ami.age").unwrap();
-        assert!(!age.passed && age.seen == 100.0 && age.limit == 72 && age.override_name.as_deref() == Some("allow_stale_ami"), "{age:?}");
-        let allowed = check_ami(&web, "v", now(), 72, &Overrides { allow_stale_ami: true, ..none });
+        assert!(
+            !age.passed
+                && age.seen == 100.0
+                && age.limit == 72
+                && age.override_name.as_deref() == Some("allow_stale_ami"),
+            "{age:?}"
+        );
+        let allowed = check_ami(
+            &web,
+            "v",
+            now(),
+            72,
+            &Overrides {
+                allow_stale_ami: true,
+                ..none
+            },
+        );
         assert!(allowed.iter().all(|c| c.passed));
-        assert!(check_ami(&of_source(points, None), "v", now(), 72, &none).iter().all(|c| c.passed));
+        assert!(
+            check_ami(&of_source(points, None), "v", now(), 72, &none)
+                .iter()
+                .all(|c| c.passed)
+        );
         let empty = check_ami(&[], "v", now(), 72, &none);
-        assert!(!empty[0].passed && empty[0].check == "ami.found" && empty[0].override_name.is_none());
-        let creating = check_ami(&[rp("ami-0000000000000000c", "CREATING", 1, WEB)], "v", now(), 72, &none);
+        assert!(
+            !empty[0].passed && empty[0].check == "ami.found" && empty[0].override_name.is_none()
+        );
+        let creating = check_ami(
+            &[rp("ami-0000000000000000c", "CREATING", 1, WEB)],
+            "v",
+            now(),
+            72,
+            &none,
+        );
         assert!(!creating[0].passed);
     }
 
@@ -213,16 +268,38 @@ mod tests {
         assert!(check_ami_source(Some(WEB), Side::Dr, &none).passed);
         let c = check_ami_source(None, Side::Dr, &none);
         assert!(!c.passed && c.limit == "PILOTLIGHT_DR_AMI_SOURCE", "{c:?}");
-        assert!(check_ami_source(None, Side::Dr, &Overrides { allow_any_ami_source: true, ..none }).passed);
-        let wanted = Capacity { min: 2, desired: 2, max: 4 };
+        assert!(
+            check_ami_source(
+                None,
+                Side::Dr,
+                &Overrides {
+                    allow_any_ami_source: true,
+                    ..none
+                }
+            )
+            .passed
+        );
+        let wanted = Capacity {
+            min: 2,
+            desired: 2,
+            max: 4,
+        };
         let missing = check_group(None, "web-dr", wanted, &none);
         assert!(!missing[0].passed && missing[0].check == "asg.exists");
         let g = GroupState {
             name: "web-dr".into(),
-            capacity: Capacity { min: 0, desired: 0, max: 0 },
+            capacity: Capacity {
+                min: 0,
+                desired: 0,
+                max: 0,
+            },
             instances: vec![],
             target_group_arns: vec![],
         };
-        assert!(check_group(Some(&g), "web-dr", wanted, &none).iter().all(|c| c.passed));
+        assert!(
+            check_group(Some(&g), "web-dr", wanted, &none)
+                .iter()
+                .all(|c| c.passed)
+        );
     }
 }
