@@ -52,6 +52,7 @@ drills=(
   "--approval reject"
   "--approval timeout"
   "--primary-outage"      # every call to the failed region hangs: the failover must not need it
+  "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

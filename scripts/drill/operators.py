@@ -54,7 +54,7 @@ def find_key(value, names):
 def answer_approval(d):
     """The operator's part of the approval gate: take the task token from the approval request on the operators'
     queue and answer it through detect, as the notification tells operators to."""
-    if not d.args.approval or d.approval_answered:
+    if not (d.args.approval or d.args.stale_ami) or d.approval_answered:
         return
     read_queue(d, wait=0)
     for subject, body in d.inbox:
@@ -70,7 +70,10 @@ def answer_approval(d):
                     f"(the gate times out after {d.approval_timeout()} s)")
                 return
             d.approval_answered = True
-            command = {"command": d.args.approval, "token": token, "reason": f"pilotlight drill {d.run_id}"}
+            command = {"command": d.args.approval or "approve", "token": token, "reason": f"pilotlight drill {d.run_id}"}
+            if d.args.stale_ami:
+                from .stale_ami import before_answer
+                command = before_answer(d, body, command)
             say(f"  {clock()}  drill: approval request received ({subject}); operator answers detect "
                 f"{json.dumps({**command, 'token': token[:12] + '...'})}")
             decision = invoke(d, d.seeded["functions"]["detect"], command)

@@ -125,11 +125,14 @@ impl PreflightSaw {
     }
 }
 
-/// The failed checks of every preflight report found in an execution state (`$.steps.preflight` and
-/// `$.steps.recheck`: arrays of branch objects of step reports), and the overrides that would accept them.
+/// The failed checks of the latest preflight in an execution state (`$.steps.recheck` after an approval, else
+/// `$.steps.preflight`: arrays of branch objects of step reports), and the overrides that would accept them.
 pub fn findings_in(state: &Value) -> (Vec<Check>, Vec<String>) {
     let mut failed = Vec::new();
-    for phase in ["preflight", "recheck"] {
+    let latest = ["recheck", "preflight"]
+        .into_iter()
+        .find(|p| state.pointer(&format!("/steps/{p}")).is_some());
+    if let Some(phase) = latest {
         let branches = state
             .pointer(&format!("/steps/{phase}"))
             .and_then(Value::as_array);
