@@ -24,40 +24,6 @@ struct Setup {
     lock_table: String,
 }
 
-/// The flow lock's table as template.yaml declares it (partition key `lock`, on demand), in moto's DynamoDB.
-async fn create_lock_table(cfg: &aws_config::SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(cfg)
-            .region(aws_config::Region::new(DR))
-            .build(),
-    );
-    let name = common::unique("pilotlight-lock");
-    ddb.create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lock")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lock")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    name
-}
-
 async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
     let cfg = common::sdk_config().await;
     let alarms = [common::unique("web-5xx"), common::unique("web-unhealthy")];
@@ -97,7 +63,7 @@ async fn setup(extra: &[(&str, String)], dials: (i32, i32)) -> Setup {
         .await
         .unwrap();
     let (primary_eg, dr_eg) = common::seed_endpoint_groups(&cfg, PRIMARY, DR, dials).await;
-    let lock_table = create_lock_table(&cfg).await;
+    let lock_table = common::create_lock_table(&cfg, DR).await;
     let mut vars: Vec<(&str, String)> = vec![
         ("PILOTLIGHT_LOCK_TABLE", lock_table.clone()),
         ("PILOTLIGHT_ALARM_NAMES", alarms.join(",")),

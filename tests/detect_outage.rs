@@ -68,6 +68,7 @@ async fn detect_starts_one_execution_while_alarms_dials_and_the_execution_list_h
         .unwrap();
     let sm_arn = sm.state_machine_arn().to_string();
     let (primary_eg, dr_eg) = common::seed_endpoint_groups(&cfg, PRIMARY, DR, (100, 0)).await;
+    let lock_table = common::create_lock_table(&cfg, DR).await;
 
     // Every read detect makes before deciding hangs; only StartExecution answers.
     let cloudwatch = FaultProxy::start(&common::ministack_url());
@@ -86,6 +87,7 @@ async fn detect_starts_one_execution_while_alarms_dials_and_the_execution_list_h
             "PILOTLIGHT_OBSERVE_DEADLINE_MS",
             OBSERVE_DEADLINE_MS.to_string(),
         ),
+        ("PILOTLIGHT_LOCK_TABLE", lock_table),
     ]);
     let event = serde_json::to_vec(&alarm_event(&alarm)).unwrap();
     // The same alarm delivered twice (Lambda's async retries do that): still one execution.
@@ -103,6 +105,8 @@ async fn detect_starts_one_execution_while_alarms_dials_and_the_execution_list_h
                 accelerator.url().to_string(),
             ),
             ("AWS_ENDPOINT_URL_SFN", states.url().to_string()),
+            // The lock table lives in moto beside the state machine (tests/common::create_lock_table).
+            ("AWS_ENDPOINT_URL_DYNAMODB", common::moto_url()),
         ],
     );
     let first = recv(&rx);

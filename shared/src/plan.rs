@@ -403,7 +403,7 @@ impl FailoverPlan {
             };
         // The primary is the region most likely to be failing: short timeouts so a dead endpoint never blocks.
         let primary = region_plan("PRIMARY", primary_region, (1000, 3000, 8000))?;
-        let dr = region_plan("DR", dr_region, (3000, 20000, 20000))?;
+        let dr = region_plan("DR", dr_region, (3000, 20000, 10000))?;
 
         let alarm_region = match v.optional("PILOTLIGHT_ALARM_REGION") {
             Some(_) => v.region("PILOTLIGHT_ALARM_REGION")?,
@@ -555,8 +555,9 @@ impl FailoverPlan {
             .operation_timeout
             .max(self.dr.operation_timeout);
         WorstCase {
-            // Reads side by side within the deadline, then StartExecution (Step Functions in the DR region).
-            detect: self.alarms.observe_deadline + self.dr.operation_timeout,
+            // Reads side by side within the deadline, then the calls one after another on the longest path, a
+            // stale lock's takeover: PutItem, GetItem, DescribeExecution, PutItem, StartExecution (DR region).
+            detect: self.alarms.observe_deadline + 5 * self.dr.operation_timeout,
             longest_call,
         }
     }

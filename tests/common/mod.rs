@@ -193,3 +193,37 @@ pub async fn seed_topic(
 pub fn ministack_url() -> String {
     required_env("PILOTLIGHT_MINISTACK_URL")
 }
+
+/// The flow lock's DynamoDB table (template.yaml's FailoverLockTable: key `lock`, on demand), uniquely named.
+pub async fn create_lock_table(cfg: &SdkConfig, region: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(cfg)
+            .region(Region::new(region.to_string()))
+            .build(),
+    );
+    let name = unique("pilotlight-lock");
+    ddb.create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("lock")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("lock")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    name
+}
