@@ -1060,6 +1060,72 @@ mod tests {
         }
     }
 
+    /// Issue #10: the preflight runs before the approval gate and before every flow; findings pause (on the same
+    /// approval task) or stop; an approval merges its overrides and rechecks before ChooseFlow.
+    #[test]
+    fn the_preflight_comes_first_and_findings_pause_or_stop() {
+        let def = definition_value();
+        let st = &def["States"];
+        assert_eq!(st["NotifyStarted"]["Next"], "Check preflight");
+        let check = &st["Check preflight"];
+        assert_eq!(check["Type"], "Parallel");
+        assert_eq!(check["ResultPath"], "$.steps.preflight");
+        assert_eq!(check["Branches"].as_array().unwrap().len(), 3);
+        let first = &check["Branches"][0];
+        let task = &first["States"][first["StartAt"].as_str().unwrap()];
+        assert_eq!(task["Parameters"]["action"], "preflight");
+        assert_eq!(task["Parameters"]["overrides.$"], "$.overrides");
+        let passed = &st["Check passed?"];
+        assert_eq!(passed["Default"], "ApprovalRequired");
+        assert_eq!(passed["Choices"][0]["Next"], "PreflightFindings");
+        assert_eq!(
+            passed["Choices"][0]["Or"][0]["Variable"],
+            "$.steps.preflight[0].preflight_promote_db.saw.passed"
+        );
+        let findings = &st["PreflightFindings"];
+        assert_eq!(findings["Choices"][0]["Next"], "RequestApproval");
+        assert_eq!(findings["Default"], "PreflightStopped");
+        assert_eq!(
+            st["PreflightStopped"]["Result"]["Error"],
+            "pilotlight.PreflightFindings"
+        );
+        assert_eq!(st["PreflightStopped"]["Next"], "NotifyFailure");
+        assert_eq!(
+            st["ApprovalGranted"]["Choices"][1]["Next"],
+            "ApprovedOverrides?"
+        );
+        assert_eq!(
+            st["MergeApprovedOverrides"]["Parameters"]["overrides.$"],
+            "States.JsonMerge($.overrides, $.approval.decision.overrides, false)"
+        );
+        assert_eq!(st["ApplyApprovedOverrides"]["Next"], "Recheck preflight");
+        assert_eq!(st["Recheck passed?"]["Default"], "ChooseFlow");
+        assert_eq!(
+            st["Recheck passed?"]["Choices"][0]["Next"],
+            "RecheckStopped"
+        );
+        // Nothing else leads into a flow: ChooseFlow is reached only through a passed preflight.
+        for (name, state) in st.as_object().unwrap() {
+            let mut next: Vec<&str> = vec![];
+            next.extend(state["Next"].as_str());
+            next.extend(state["Default"].as_str());
+            for c in state["Choices"].as_array().into_iter().flatten() {
+                next.extend(c["Next"].as_str());
+            }
+            if next.contains(&"ChooseFlow") {
+                assert!(
+                    ["ApprovalRequired", "Recheck passed?"].contains(&name.as_str()),
+                    "{name} skips the preflight"
+                );
+            }
+        }
+        let catchup = &st["Graceful catchup catchup"];
+        assert_eq!(
+            catchup["Parameters"]["drained_at.$"],
+            "$.steps.drain.finished_at"
+        );
+    }
+
     #[test]
     fn state_names_are_unique_and_short() {
         let def = definition_value();
