@@ -91,6 +91,17 @@ impl PreflightSaw {
         }
     }
 
+    /// The preflight call's report: done (the checks never wait), nothing changed, this as what it saw.
+    pub fn into_report(
+        self,
+        mut report: crate::step::StepReport,
+        step: &str,
+    ) -> crate::step::StepReport {
+        let message = self.summary(step);
+        report.record_saw(&self);
+        report.finish(true, message)
+    }
+
     /// One line for the report's message.
     pub fn summary(&self, step: &str) -> String {
         if self.passed {

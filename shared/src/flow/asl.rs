@@ -672,20 +672,19 @@ fn preflight_states(
     phase_entry(prefix, &phase)
 }
 
-fn stop_state(comment: &str, cause: &str) -> J {
+/// Records an error like a Catch would, then NotifyFailure.
+fn error_pass(comment: &str, error: &str, cause: &str) -> J {
     o([
         ("Type", s("Pass")),
         ("Comment", s(comment)),
-        (
-            "Result",
-            o([
-                ("Error", s(ErrorKind::PreflightFindings.error_type())),
-                ("Cause", s(cause)),
-            ]),
-        ),
+        ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
         ("ResultPath", s("$.error")),
         ("Next", s("NotifyFailure")),
     ])
+}
+
+fn stop_state(comment: &str, cause: &str) -> J {
+    error_pass(comment, ErrorKind::PreflightFindings.error_type(), cause)
 }
 
 /// The choice between the flows, generated from [`FlowKind::of`]: every (direction, mode) pair maps to the flow
@@ -733,30 +732,39 @@ fn choose_flow() -> J {
     ])
 }
 
+/// RequestApproval when `flag` is true and the run is not a dry-run (rehearsals never wait), else `otherwise`.
+fn pause_choice(comment: &str, flag: &str, otherwise: &str) -> J {
+    o([
+        ("Type", s("Choice")),
+        ("Comment", s(comment)),
+        (
+            "Choices",
+            J::A(vec![o([
+                (
+                    "And",
+                    J::A(vec![
+                        o([("Variable", s(flag)), ("BooleanEquals", v(json!(true)))]),
+                        o([
+                            ("Variable", s("$.dry_run")),
+                            ("BooleanEquals", v(json!(false))),
+                        ]),
+                    ]),
+                ),
+                ("Next", s("RequestApproval")),
+            ])]),
+        ),
+        ("Default", s(otherwise)),
+    ])
+}
+
 fn approval_states(out: &mut States) {
     out.add(
         "ApprovalRequired",
-        o([
-            ("Type", s("Choice")),
-            (
-                "Comment",
-                s("Approval gate, before the first mutating step: only when the input asks for it; rehearsals never wait."),
-            ),
-            (
-                "Choices",
-                J::A(vec![o([
-                    (
-                        "And",
-                        J::A(vec![
-                            o([("Variable", s("$.approval.required")), ("BooleanEquals", v(json!(true)))]),
-                            o([("Variable", s("$.dry_run")), ("BooleanEquals", v(json!(false)))]),
-                        ]),
-                    ),
-                    ("Next", s("RequestApproval")),
-                ])]),
-            ),
-            ("Default", s("ChooseFlow")),
-        ]),
+        pause_choice(
+            "Approval gate, before the first mutating step: only when the input asks for it; rehearsals never wait.",
+            "$.approval.required",
+            "ChooseFlow",
+        ),
     );
     let rejected = ErrorKind::Rejected.error_type();
     out.add(
@@ -824,15 +832,6 @@ fn approval_states(out: &mut States) {
             ("Default", s("ApprovalNotGranted")),
         ]),
     );
-    let error_pass = |comment: &str, error: &str, cause: &str| {
-        o([
-            ("Type", s("Pass")),
-            ("Comment", s(comment)),
-            ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
-            ("ResultPath", s("$.error")),
-            ("Next", s("NotifyFailure")),
-        ])
-    };
     out.add(
         "ApprovedOverrides?",
         o([
@@ -941,27 +940,11 @@ fn definition() -> J {
     debug_assert_eq!(entry, "Check preflight");
     states.add(
         "PreflightFindings",
-        o([
-            ("Type", s("Choice")),
-            (
-                "Comment",
-                s("Findings: pause for approval with them ($.approval.pause_on_findings: PILOTLIGHT_APPROVAL required or on-findings), or stop with a report (none, and every dry-run). Nothing has been changed."),
-            ),
-            (
-                "Choices",
-                J::A(vec![o([
-                    (
-                        "And",
-                        J::A(vec![
-                            o([("Variable", s("$.approval.pause_on_findings")), ("BooleanEquals", v(json!(true)))]),
-                            o([("Variable", s("$.dry_run")), ("BooleanEquals", v(json!(false)))]),
-                        ]),
-                    ),
-                    ("Next", s("RequestApproval")),
-                ])]),
-            ),
-            ("Default", s("PreflightStopped")),
-        ]),
+        pause_choice(
+            "Findings: pause for approval with them ($.approval.pause_on_findings: PILOTLIGHT_APPROVAL required or on-findings), or stop with a report (none, and every dry-run). Nothing has been changed.",
+            "$.approval.pause_on_findings",
+            "PreflightStopped",
+        ),
     );
     states.add(
         "PreflightStopped",

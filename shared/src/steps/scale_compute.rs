@@ -118,17 +118,12 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
     let (group, parameter, points, source_capacity) = tokio::join!(
         describe_group(&clients.autoscaling, &tp.asg, &tp.region),
         read_parameter(&clients.ssm, &tp.ami_parameter, &tp.region),
-        list_ec2_recovery_points(
-            &clients.backup,
-            &tp.backup_vault,
-            &tp.region,
-            tp.ami_source.as_deref()
-        ),
+        source_recovery_points(&clients.backup, tp),
         read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
     );
     let group = require_group(group?, tp, target)?;
     let parameter = parameter?;
-    let points = ami::of_source(points?, tp.ami_source.as_deref());
+    let points = points?;
     let ami = choose_ami(
         &points,
         target,
@@ -495,6 +490,17 @@ impl<'a> RecoveryPointView<'a> {
             too_old_but_forced: ami.too_old_but_forced,
         }
     }
+}
+
+/// The recovery points of the plan's source resource in the region's vault: asked for (ByResourceArn) and kept
+/// ([`ami::of_source`]), all of them when the plan names no source.
+pub(crate) async fn source_recovery_points(
+    backup: &aws_sdk_backup::Client,
+    tp: &RegionPlan,
+) -> Result<Vec<crate::aws::backup::RecoveryPoint>> {
+    let source = tp.ami_source.as_deref();
+    let points = list_ec2_recovery_points(backup, &tp.backup_vault, &tp.region, source).await?;
+    Ok(ami::of_source(points, source))
 }
 
 fn require_group(group: Option<GroupState>, tp: &RegionPlan, side: Side) -> Result<GroupState> {

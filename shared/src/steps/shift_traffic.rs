@@ -116,7 +116,7 @@ pub fn check_endpoint_group(
 /// `preflight`: both endpoint groups the flow turns exist (read only). A throttled or unanswered read is an error
 /// the state machine retries, not a finding.
 pub async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepReport> {
-    let mut report = StepReport::begin(STEP, input);
+    let report = StepReport::begin(STEP, input);
     let ga = &ctx.aws.global_accelerator;
     let (p, d) = tokio::join!(
         read_dial(ga, &ctx.plan.primary.endpoint_group_arn),
@@ -134,9 +134,7 @@ pub async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepReport> {
         check_endpoint_group(Side::Primary, &ctx.plan.primary.endpoint_group_arn, &p, o),
         check_endpoint_group(Side::Dr, &ctx.plan.dr.endpoint_group_arn, &d, o),
     ]);
-    let message = saw.summary(STEP);
-    report.record_saw(&saw);
-    Ok(report.finish(true, message))
+    Ok(saw.into_report(report, STEP))
 }
 
 /// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after

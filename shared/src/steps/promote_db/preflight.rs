@@ -175,7 +175,7 @@ pub fn check_global_member(
 }
 
 pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepReport> {
-    let mut report = StepReport::begin(STEP, input);
+    let report = StepReport::begin(STEP, input);
     let (target, source) = (input.direction.target(), input.direction.source());
     let now = Utc::now();
     let tregion = &ctx.plan.region(target).region;
@@ -270,10 +270,7 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
             ));
         }
     }
-    let saw = PreflightSaw::of(checks);
-    let message = saw.summary(STEP);
-    report.record_saw(&saw);
-    Ok(report.finish(true, message))
+    Ok(PreflightSaw::of(checks).into_report(report, STEP))
 }
 
 #[cfg(test)]
@@ -281,32 +278,7 @@ mod tests {
     use super::*;
     use crate::aws::cloudwatch::Datapoint;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn replica() -> InstanceView {
-        InstanceView {
-            instance: "web-db-replica".into(),
-            arn: "arn:aws:rds:ap-northeast-1:123456789012:db:web-db-replica".into(),
-            region: "ap-northeast-1".into(),
-            status: "available".into(),
-            replica_source: Some("arn:aws:rds:ap-northeast-2:123456789012:db:web-db".into()),
-            replicas: vec![],
-            replication_status: Some("replicating".into()),
-            promote_requested_at: None,
-            recorded_rpo: None,
-            promoted_instance: None,
-            created_at: Some(now() - chrono::TimeDelta::days(30)),
-            instance_class: None,
-            subnet_group: None,
-            security_groups: vec![],
-            storage_encrypted: false,
-            kms_key_id: None,
-        }
-    }
+    use crate::steps::promote_db::replica::tests::{now, replica};
 
     #[test]
     fn the_target_must_be_an_available_replica_of_the_plans_writer() {

@@ -353,17 +353,17 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn now() -> DateTime<Utc> {
+    pub(in crate::steps::promote_db) fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc)
     }
 
     /// A healthy cross-region replica as AWS shows it.
-    fn replica() -> InstanceView {
+    pub(in crate::steps::promote_db) fn replica() -> InstanceView {
         InstanceView {
             instance: "web-db-replica".into(),
             arn: "arn:aws:rds:ap-northeast-1:123456789012:db:web-db-replica".into(),

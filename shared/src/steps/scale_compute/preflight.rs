@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::ami::{ami_id, newest_completed, of_source};
+use super::ami::{ami_id, newest_completed};
 use super::capacity::{scale_up_only, wanted_capacity};
-use super::{STEP, read_source_capacity};
+use super::{STEP, read_source_capacity, source_recovery_points};
 use crate::aws::autoscaling::{GroupState, describe_group};
-use crate::aws::backup::{RecoveryPoint, list_ec2_recovery_points};
+use crate::aws::backup::RecoveryPoint;
 use crate::error::Result;
 use crate::plan::{Capacity, Side};
 use crate::preflight::{Check, PreflightSaw};
@@ -161,23 +161,18 @@ pub fn check_group(
 pub(super) async fn preflight(
     ctx: &Context,
     input: &StepInput,
-    mut report: StepReport,
+    report: StepReport,
 ) -> Result<StepReport> {
     let (target, source) = (input.direction.target(), input.direction.source());
     let tp = ctx.plan.region(target);
     let clients = ctx.aws.region(target);
     let (group, points, source_capacity) = tokio::join!(
         describe_group(&clients.autoscaling, &tp.asg, &tp.region),
-        list_ec2_recovery_points(
-            &clients.backup,
-            &tp.backup_vault,
-            &tp.region,
-            tp.ami_source.as_deref()
-        ),
+        source_recovery_points(&clients.backup, tp),
         read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
     );
     let group = group?;
-    let points = of_source(points?, tp.ami_source.as_deref());
+    let points = points?;
     let (wanted, _) = wanted_capacity(tp.capacity, source_capacity.capacity());
     let o = &input.overrides;
     let mut checks = vec![check_ami_source(tp.ami_source.as_deref(), target, o)];
@@ -189,14 +184,12 @@ pub(super) async fn preflight(
         o,
     ));
     checks.extend(check_group(group.as_ref(), &tp.asg, wanted, o));
-    let saw = PreflightSaw::of(checks);
-    let message = saw.summary(STEP);
-    report.record_saw(&saw);
-    Ok(report.finish(true, message))
+    Ok(PreflightSaw::of(checks).into_report(report, STEP))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::ami::of_source;
     use super::*;
     use chrono::{Duration, TimeZone};
 
