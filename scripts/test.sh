@@ -63,6 +63,7 @@ drills=(
   "--throttle within"     # the first calls of every step's API throttled: the SDK and the state machine retry
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)
   "--throttle update-dns --until-failed"  # the retry budget (~4 min) runs out: FAILED, the notice names the step
+  "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

@@ -681,7 +681,7 @@ async fn one_flow_at_a_time_under_concurrent_alarms_a_manual_failover_and_a_forc
         let failback = manual(
             "failback",
             &format!("round {round}: forced home"),
-            json!({"force": true, "mode": "ungraceful"}),
+            json!({"overrides": {"allow_active_target": true}, "mode": "ungraceful"}),
         );
         let dry = manual("failover", "rehearsal", json!({"dry_run": true}));
         // The manual ones at a different place in the crowd each round.

@@ -112,11 +112,23 @@ async fn start_three_times_converges_without_error() {
     let pair = seed_pair(&config).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
 
-    let first = invoke(handle, &ctx, common::event("promote-db-start.json"))
+    // No ReplicaLag datapoint: the lag is unknown, refused without its override...
+    let err = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(err.message.contains("allow_unknown_lag"), "{err}");
+    let mut start = common::event("promote-db-start.json");
+    start["overrides"] = json!({"allow_unknown_lag": true});
+    let first = invoke(handle, &ctx, start.clone()).await.unwrap();
     assert_eq!(first["changes"].as_array().unwrap().len(), 2, "{first:#}");
-    // No ReplicaLag datapoint: the lag is unknown, recorded as such, and does not block.
+    assert!(
+        first["saw"]["rpo_rule"]
+            .as_str()
+            .unwrap()
+            .contains("accepted by allow_unknown_lag"),
+        "{first:#}"
+    );
+    // ...and with it recorded as unknown.
     assert!(
         first["saw"]["replica_lag"]["unknown"].is_string(),
         "{first:#}"
@@ -240,7 +252,7 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
         err.message.contains(&pair.replica) && err.message.contains("900"),
         "{err}"
     );
-    assert!(err.message.contains("force=true"), "{err}");
+    assert!(err.message.contains("allow_replica_lag"), "{err}");
     assert_eq!(
         instance(&config, DR_REGION, &pair.replica).await,
         before,
@@ -250,13 +262,21 @@ async fn lag_above_the_maximum_is_refused_and_force_promotes() {
     let forced = invoke(
         handle,
         &ctx,
-        event("promote-db-start.json", &[("force", json!(true))]),
+        event(
+            "promote-db-start.json",
+            &[("overrides", json!({"allow_replica_lag": true}))],
+        ),
     )
     .await
     .unwrap();
     assert_eq!(forced["saw"]["decision"], json!("promote"), "{forced:#}");
     assert_eq!(forced["rpo_seconds"], json!(900.0));
-    assert!(forced["message"].as_str().unwrap().contains("forced"));
+    assert!(
+        forced["message"]
+            .as_str()
+            .unwrap()
+            .contains("allow_replica_lag")
+    );
     let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
         .unwrap();
@@ -298,7 +318,10 @@ async fn failback_onto_a_standalone_former_primary_is_refused() {
         &ctx,
         event(
             "promote-db-start.json",
-            &[("direction", json!("failback")), ("force", json!(true))],
+            &[
+                ("direction", json!("failback")),
+                ("overrides", json!({"allow_stale_writer": true})),
+            ],
         ),
     )
     .await
@@ -501,5 +524,91 @@ async fn aurora_target_outside_the_global_cluster_is_refused() {
     assert!(
         err.message.contains("not a member") && err.message.contains(&stray.dr_arn),
         "{err}"
+    );
+}
+
+/// Issue #10: a ReplicaLag of 0 from ten minutes ago (before the outage) is not an RPO of 0. The preflight reports
+/// the lag as unknown with the datapoint's age, `start` refuses without `allow_unknown_lag`, and with it the
+/// report says which rule let the promotion through.
+#[tokio::test]
+async fn a_stale_lag_datapoint_is_unknown_lag_in_preflight_and_start() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    put_replica_lag_at(
+        &config,
+        DR_REGION,
+        &pair.replica,
+        0.0,
+        SystemTime::now() - std::time::Duration::from_secs(600),
+    )
+    .await;
+    let before = instance(&config, DR_REGION, &pair.replica).await;
+
+    let preflight = invoke(
+        handle,
+        &ctx,
+        event("promote-db-start.json", &[("action", json!("preflight"))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preflight["done"], json!(true));
+    assert_eq!(preflight["changes"], json!([]));
+    assert_eq!(preflight["saw"]["passed"], json!(false), "{preflight:#}");
+    let checks = preflight["saw"]["checks"].as_array().unwrap();
+    let replica = checks.iter().find(|c| c["check"] == "db.replica").unwrap();
+    assert_eq!(replica["passed"], json!(true), "{replica:#}");
+    let lag = checks.iter().find(|c| c["check"] == "db.lag").unwrap();
+    assert_eq!(lag["passed"], json!(false), "{lag:#}");
+    assert_eq!(lag["override_name"], json!("allow_unknown_lag"));
+    assert_eq!(lag["seen"]["seconds"], Value::Null);
+    assert!(
+        lag["seen"]["age_seconds"].as_i64().unwrap() >= 600,
+        "{lag:#}"
+    );
+    assert_eq!(lag["limit"]["max_age_seconds"], json!(120));
+
+    let err = invoke(handle, &ctx, event("promote-db-start.json", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(err.message.contains("allow_unknown_lag"), "{err}");
+    assert_eq!(
+        instance(&config, DR_REGION, &pair.replica).await,
+        before,
+        "nothing changed"
+    );
+
+    let accepted = invoke(
+        handle,
+        &ctx,
+        event(
+            "promote-db-start.json",
+            &[("overrides", json!({"allow_unknown_lag": true}))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        accepted["saw"]["decision"],
+        json!("promote"),
+        "{accepted:#}"
+    );
+    assert_eq!(
+        accepted.get("rpo_seconds"),
+        None,
+        "the RPO is unknown, not 0"
+    );
+    assert!(
+        accepted["saw"]["rpo_rule"]
+            .as_str()
+            .unwrap()
+            .contains("allow_unknown_lag")
+    );
+    assert!(
+        accepted["saw"]["replica_lag"]["age_seconds"]
+            .as_i64()
+            .unwrap()
+            >= 600
     );
 }

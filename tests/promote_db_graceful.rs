@@ -129,13 +129,10 @@ fn change<'a>(report: &'a Value, field: &str) -> &'a Value {
 
 /// An ungraceful failover by the product itself: start, then status until writable.
 async fn fail_over(ctx: &Context) {
-    let started = invoke(
-        handle,
-        ctx,
-        failover("promote-db-prepare.json").tap_action("start"),
-    )
-    .await
-    .unwrap();
+    // The emulators publish no ReplicaLag: the unknown lag is accepted by name.
+    let mut start = failover("promote-db-prepare.json").tap_action("start");
+    start["overrides"] = json!({"allow_unknown_lag": true});
+    let started = invoke(handle, ctx, start).await.unwrap();
     assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
     let status = invoke(
         handle,
@@ -181,7 +178,10 @@ async fn events_are_accepted_by_the_step_input() {
             "{name}"
         );
         assert_eq!(serde_json::to_value(input.mode).unwrap(), json!("graceful"));
-        assert!(!input.dry_run && !input.force, "{name}");
+        assert!(
+            !input.dry_run && input.overrides == Default::default(),
+            "{name}"
+        );
     }
     // The handler admits them; another step's action is refused before anything is read.
     let ctx = rds_context("web-db", "web-db-replica").await;
@@ -550,7 +550,7 @@ async fn standalone_instances_without_promotion_records_need_force() {
     assert!(
         err.message.contains(&dr)
             && err.message.contains("cannot be told")
-            && err.message.contains("force=true"),
+            && err.message.contains("allow_stale_writer"),
         "{err}"
     );
     assert_eq!(identifiers(&config, DR_REGION, &primary).await, before);
@@ -571,7 +571,10 @@ async fn standalone_instances_without_promotion_records_need_force() {
         &ctx,
         event(
             "promote-db-prepare.json",
-            &[("direction", json!("failover")), ("force", json!(true))],
+            &[
+                ("direction", json!("failover")),
+                ("overrides", json!({"allow_stale_writer": true})),
+            ],
         ),
     )
     .await
@@ -585,7 +588,7 @@ async fn standalone_instances_without_promotion_records_need_force() {
         forced["saw"]["stale_because"]
             .as_str()
             .unwrap()
-            .starts_with("force=true")
+            .starts_with("allow_stale_writer")
     );
     let retired = change(&forced, "ModifyDBInstance")["to"]
         .as_str()
@@ -670,16 +673,9 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
     assert_eq!((&dry["done"], &dry["changes"]), (&json!(true), &json!([])));
     assert!(dry["message"].as_str().unwrap().contains("unknown lag"));
 
-    // Datapoints are per-minute maxima: the lag of three minutes ago, then 0 now.
+    // Datapoints are per-minute maxima: 5 now, then 0 in the next minute (a newer datapoint).
     let now = SystemTime::now();
-    put_replica_lag_at(
-        &config,
-        DR_REGION,
-        &pair.replica,
-        5.0,
-        now - Duration::from_secs(180),
-    )
-    .await;
+    put_replica_lag_at(&config, DR_REGION, &pair.replica, 5.0, now).await;
     let lagging = invoke(handle, &ctx, failover("promote-db-catchup.json"))
         .await
         .unwrap();
@@ -687,7 +683,14 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
     assert_eq!(lagging["saw"]["replica_lag"]["seconds"], json!(5.0));
     assert!(lagging["message"].as_str().unwrap().contains("lags 5s"));
 
-    put_replica_lag_at(&config, DR_REGION, &pair.replica, 0.0, now).await;
+    put_replica_lag_at(
+        &config,
+        DR_REGION,
+        &pair.replica,
+        0.0,
+        now + Duration::from_secs(60),
+    )
+    .await;
     for run in 1..=3 {
         let caught_up = invoke(handle, &ctx, failover("promote-db-catchup.json"))
             .await
@@ -700,6 +703,47 @@ async fn catchup_waits_for_a_known_lag_of_zero() {
         instance(&config, DR_REGION, &pair.replica).await,
         replica_before
     );
+}
+
+/// Issue #10: a lag-0 datapoint from before the drain finished does not count; the catch-up waits until a 0 taken
+/// after it (the state machine passes the drain's `finished_at` as `drained_at`).
+#[tokio::test]
+async fn a_pre_drain_lag_of_zero_keeps_catchup_waiting_until_a_post_drain_zero() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config, "db.t3.micro").await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    let now = SystemTime::now();
+    put_replica_lag_at(&config, DR_REGION, &pair.replica, 0.0, now).await;
+    // The drain finishes after that datapoint's minute began.
+    let drained_at = chrono::DateTime::<chrono::Utc>::from(now) + chrono::TimeDelta::seconds(1);
+    let mut catchup = failover("promote-db-catchup.json");
+    catchup["drained_at"] = json!(drained_at.to_rfc3339());
+    let waiting = invoke(handle, &ctx, catchup.clone()).await.unwrap();
+    assert_eq!(waiting["done"], json!(false), "{waiting:#}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("before the drain finished"),
+        "{waiting:#}"
+    );
+    // Without drained_at (a hand-made call) the same datapoint would have counted.
+    let by_hand = invoke(handle, &ctx, failover("promote-db-catchup.json"))
+        .await
+        .unwrap();
+    assert_eq!(by_hand["done"], json!(true), "{by_hand:#}");
+    // The minute after the drain: a post-drain 0.
+    put_replica_lag_at(
+        &config,
+        DR_REGION,
+        &pair.replica,
+        0.0,
+        now + Duration::from_secs(60),
+    )
+    .await;
+    let caught_up = invoke(handle, &ctx, catchup).await.unwrap();
+    assert_eq!(caught_up["done"], json!(true), "{caught_up:#}");
+    assert!(caught_up["message"].as_str().unwrap().contains("caught up"));
 }
 
 #[tokio::test]
@@ -730,14 +774,7 @@ async fn graceful_start_refuses_a_known_lag_until_it_is_zero() {
             .tap_mode("graceful")
     };
     let now = SystemTime::now();
-    put_replica_lag_at(
-        &config,
-        DR_REGION,
-        &pair.replica,
-        2.0,
-        now - Duration::from_secs(120),
-    )
-    .await;
+    put_replica_lag_at(&config, DR_REGION, &pair.replica, 2.0, now).await;
     let before = instance(&config, DR_REGION, &pair.replica).await;
 
     let err = invoke(handle, &ctx, graceful_start()).await.unwrap_err();
@@ -745,12 +782,19 @@ async fn graceful_start_refuses_a_known_lag_until_it_is_zero() {
     assert!(
         err.message.contains(&pair.replica)
             && err.message.contains("catchup")
-            && err.message.contains("force=true"),
+            && err.message.contains("allow_replica_lag"),
         "{err}"
     );
     assert_eq!(instance(&config, DR_REGION, &pair.replica).await, before);
 
-    put_replica_lag_at(&config, DR_REGION, &pair.replica, 0.0, now).await;
+    put_replica_lag_at(
+        &config,
+        DR_REGION,
+        &pair.replica,
+        0.0,
+        now + Duration::from_secs(60),
+    )
+    .await;
     let started = invoke(handle, &ctx, graceful_start()).await.unwrap();
     assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
     assert_eq!(started["rpo_seconds"], json!(0.0));
@@ -894,13 +938,9 @@ async fn failback_cycle_then_reprotect_restores_the_pilot_light() {
         .await
         .unwrap();
     assert_eq!(ready["saw"]["decision"], json!("ready"), "{ready:#}");
-    let next = invoke(
-        handle,
-        &ctx,
-        failover("promote-db-prepare.json").tap_action("start"),
-    )
-    .await
-    .unwrap();
+    let mut next_start = failover("promote-db-prepare.json").tap_action("start");
+    next_start["overrides"] = json!({"allow_unknown_lag": true});
+    let next = invoke(handle, &ctx, next_start).await.unwrap();
     assert_eq!(next["saw"]["decision"], json!("promote"), "{next:#}");
 }
 

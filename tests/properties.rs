@@ -508,7 +508,7 @@ fn check_command_rules(c: &ManualCommand) -> Result<(), TestCaseError> {
     prop_assert!(!(c.token.is_some() && c.execution.is_some()), "{:?}", c);
     if answering {
         prop_assert!(
-            !c.dry_run && !c.force && c.mode.is_none() && c.approval.is_none(),
+            !c.dry_run && c.force.is_none() && c.mode.is_none() && c.approval.is_none(),
             "{:?}",
             c
         );
@@ -659,7 +659,14 @@ fn model(m: &Map<String, Value>) -> Option<ManualCommand> {
         Some(v) => Some(Some(v)),
     };
     let dry_run = boolean("dry_run")?;
-    let force = boolean("force")?;
+    // `force: true` is refused (named overrides replace it); `false` is accepted and means nothing.
+    let force = match optional("force")? {
+        None => None,
+        Some(v) => match v.as_bool()? {
+            true => return None,
+            false => Some(false),
+        },
+    };
     let mode = match optional("mode")? {
         None => None,
         Some(v) => Some(match v.as_str()? {
@@ -700,7 +707,7 @@ fn model(m: &Map<String, Value>) -> Option<ManualCommand> {
         (Some(t), None) | (None, Some(t)) if bad(t) => return None,
         _ => {}
     }
-    if answering && (dry_run || force || mode.is_some() || approval.is_some()) {
+    if answering && (dry_run || force.is_some() || mode.is_some() || approval.is_some()) {
         return None;
     }
     Some(ManualCommand {
@@ -712,6 +719,8 @@ fn model(m: &Map<String, Value>) -> Option<ManualCommand> {
         approval,
         token,
         execution,
+        // The generated commands carry no overrides (their own parser is strict: `deny_unknown_fields`).
+        overrides: Default::default(),
     })
 }
 

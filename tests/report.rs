@@ -114,7 +114,7 @@ async fn run_dial_loop() -> Run {
         .to_string();
     let triggered =
         (Utc::now() - chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
-    let input = json!({"direction": "failover", "mode": "graceful", "dry_run": false, "force": false,
+    let input = json!({"direction": "failover", "mode": "graceful", "dry_run": false, "overrides": {},
                        "trigger": {"source": "manual", "alarms": [], "state_change_time": triggered, "reason": "test"}});
     let execution_arn = sfn
         .start_execution()

@@ -143,8 +143,26 @@ fn unique_ami() -> String {
     )
 }
 
+/// The instance the tests' recovery points back up (the plan's PILOTLIGHT_DR_AMI_SOURCE in the filter test).
+fn web_instance() -> String {
+    format!(
+        "arn:aws:ec2:{PRIMARY}:{}:instance/i-0123456789abcdef0",
+        common::ACCOUNT
+    )
+}
+
 /// Seeds a recovery point (an AMI copied into `site`'s vault `hours_ago` hours ago) through gapfill's admin API.
 fn seed_recovery_point(site: &Site, ami: &str, hours_ago: i64, status: &str) {
+    seed_recovery_point_of(site, ami, hours_ago, status, &web_instance());
+}
+
+fn seed_recovery_point_of(
+    site: &Site,
+    ami: &str,
+    hours_ago: i64,
+    status: &str,
+    resource_arn: &str,
+) {
     let created = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
     common::emulator_http::gapfill_admin(
         &common::gapfill_url(),
@@ -152,7 +170,7 @@ fn seed_recovery_point(site: &Site, ami: &str, hours_ago: i64, status: &str) {
         &json!({
             "region": site.region,
             "vault": site.vault,
-            "resource_arn": format!("arn:aws:ec2:{PRIMARY}:{}:instance/i-0123456789abcdef0", common::ACCOUNT),
+            "resource_arn": resource_arn,
             "image_id": ami,
             "creation_date": created.to_rfc3339(),
             "status": status,
@@ -480,7 +498,13 @@ async fn too_old_recovery_point_is_refused_unless_forced() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused, "{e}");
-    for part in [dr.vault.as_str(), old.as_str(), "h ago", "72 h", "force"] {
+    for part in [
+        dr.vault.as_str(),
+        old.as_str(),
+        "h ago",
+        "72 h",
+        "allow_stale_ami",
+    ] {
         assert!(e.message.contains(part), "{part:?} missing in: {e}");
     }
     assert_eq!(live(&s, &dr).await, before);
@@ -488,12 +512,130 @@ async fn too_old_recovery_point_is_refused_unless_forced() {
     // The operator accepts the risk: an old image beats no image in a real disaster.
     let r = run(
         &ctx,
-        event("scale-compute-start.json", json!({"force": true})),
+        event(
+            "scale-compute-start.json",
+            json!({"overrides": {"allow_stale_ami": true}}),
+        ),
     )
     .await
     .unwrap();
     assert_eq!(r.saw["recovery_point"]["too_old_but_forced"], json!(true));
     assert_eq!(live(&s, &dr).await.parameter.unwrap().0, old);
+}
+
+/// Issue #10: the recovery point must come from the plan's source instance. A second backed-up instance with a
+/// newer AMI in the same vault is ignored (ByResourceArn), by preflight and start alike; the preflight flags a stale
+/// AMI of the source with the value seen and the limit, and nothing changes.
+#[tokio::test]
+async fn only_the_plans_source_instance_is_launched_and_preflight_checks_its_age() {
+    let (mut dr, primary) = (Site::named(DR), Site::named(PRIMARY));
+    let s = deploy(&mut dr, (0, 0, 0), Some("ami-00000000000000004")).await;
+    let web = unique_ami();
+    let batch = unique_ami();
+    seed_recovery_point(&dr, &web, 5, "COMPLETED");
+    let batch_arn = format!(
+        "arn:aws:ec2:{PRIMARY}:{}:instance/i-0batch000000000000",
+        common::ACCOUNT
+    );
+    seed_recovery_point_of(&dr, &batch, 1, "COMPLETED", &batch_arn);
+    let mut v = vars(&dr, &primary, "2,2,4");
+    v.insert("PILOTLIGHT_DR_AMI_SOURCE".into(), web_instance());
+    v.insert("PILOTLIGHT_MAX_AMI_AGE_HOURS".into(), "72".into());
+    let ctx = common::context(&v).await;
+    let before = live(&s, &dr).await;
+
+    let pre = run(
+        &ctx,
+        event("scale-compute-start.json", json!({"action": "preflight"})),
+    )
+    .await
+    .unwrap();
+    assert!(pre.done && pre.changes.is_empty(), "{pre:?}");
+    assert_eq!(pre.saw["passed"], json!(true), "{:#}", pre.saw);
+    let found = pre.saw["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "ami.found")
+        .unwrap()
+        .clone();
+    assert_eq!(found["seen"]["image_id"], json!(web), "{found:#}");
+    assert_eq!(live(&s, &dr).await, before, "preflight changes nothing");
+
+    let r = run(&ctx, common::event("scale-compute-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.saw["recovery_point"]["image_id"],
+        json!(web),
+        "{:#}",
+        r.saw
+    );
+    assert_eq!(
+        live(&s, &dr).await.parameter.unwrap().0,
+        web,
+        "the newer AMI of another instance is ignored"
+    );
+
+    // Without a source the vault's newest (the batch instance's) would be taken: the preflight says so.
+    v.remove("PILOTLIGHT_DR_AMI_SOURCE");
+    let ctx = common::context(&v).await;
+    let pre = run(
+        &ctx,
+        event("scale-compute-start.json", json!({"action": "preflight"})),
+    )
+    .await
+    .unwrap();
+    let source = pre.saw["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "ami.source")
+        .unwrap()
+        .clone();
+    assert_eq!(source["passed"], json!(false), "{source:#}");
+    assert_eq!(source["override_name"], json!("allow_any_ami_source"));
+
+    // Only a stale recovery point of the source: a finding naming allow_stale_ami, with the value and the limit.
+    let (mut dr2, primary2) = (Site::named(DR), Site::named(PRIMARY));
+    let s2 = deploy(&mut dr2, (0, 0, 0), Some("ami-00000000000000004")).await;
+    seed_recovery_point(&dr2, &unique_ami(), 100, "COMPLETED");
+    let mut v2 = vars(&dr2, &primary2, "2,2,4");
+    v2.insert("PILOTLIGHT_DR_AMI_SOURCE".into(), web_instance());
+    let ctx2 = common::context(&v2).await;
+    let before2 = live(&s2, &dr2).await;
+    let pre = run(
+        &ctx2,
+        event("scale-compute-start.json", json!({"action": "preflight"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pre.saw["passed"], json!(false));
+    let age = pre.saw["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "ami.age")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (age["passed"].clone(), age["limit"].clone()),
+        (json!(false), json!(72)),
+        "{age:#}"
+    );
+    assert!(age["seen"].as_f64().unwrap() >= 99.9, "{age:#}");
+    assert_eq!(age["override_name"], json!("allow_stale_ami"));
+    let accepted = run(
+        &ctx2,
+        event(
+            "scale-compute-start.json",
+            json!({"action": "preflight", "overrides": {"allow_stale_ami": true}}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(accepted.saw["passed"], json!(true), "{:#}", accepted.saw);
+    assert_eq!(live(&s2, &dr2).await, before2);
 }
 
 #[tokio::test]
@@ -897,7 +1039,7 @@ async fn reprotect_refuses_while_the_dr_still_takes_traffic_unless_forced() {
     for part in [
         t.dr_endpoint_group.as_str(),
         "50%",
-        "force",
+        "allow_serving_scale_down",
         t.dr.asg.as_str(),
         "2/2/4",
     ] {
@@ -922,11 +1064,18 @@ async fn reprotect_refuses_while_the_dr_still_takes_traffic_unless_forced() {
     // The operator accepts it.
     let r = run(
         &t.ctx,
-        event("scale-compute-reprotect.json", json!({"force": true})),
+        event(
+            "scale-compute-reprotect.json",
+            json!({"overrides": {"allow_serving_scale_down": true}}),
+        ),
     )
     .await
     .unwrap();
-    assert!(r.done && r.message.contains("forced"), "{}", r.message);
+    assert!(
+        r.done && r.message.contains("allow_serving_scale_down"),
+        "{}",
+        r.message
+    );
     assert_eq!(t.dr_live().await.capacity, Some((0, 0, 0)));
 }
 

@@ -50,6 +50,10 @@ def parse_args(argv):
     p.add_argument("--approval", choices=("approve", "reject", "timeout"), default=None,
                    help="deploy with PILOTLIGHT_APPROVAL=required and answer the approval request the execution "
                         "publishes (the execution it names, read from the operators' queue) through detect")
+    p.add_argument("--stale-ami", action="store_true",
+                   help="the DR vault holds only a recovery point older than the plan allows: the preflight pauses "
+                        "the run for approval with the finding (nothing changed), the drill approves with "
+                        "allow_stale_ami, the run completes (scripts/drill/stale_ami.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -76,6 +80,8 @@ def parse_args(argv):
         p.error("--failback needs the primary region back: not with --primary-outage")
     if a.failback and (a.dry_run or a.approval in ("reject", "timeout")):
         p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
+    if a.stale_ami and (a.approval or a.dry_run or a.failback or a.graceful):
+        p.error("--stale-ami answers its own approval request: not with --approval, --dry-run, --failback, --graceful")
     return a
 
 
@@ -104,6 +110,9 @@ def main(argv):
             f"alarms in {args.alarm_region}; moto {args.moto_url}, gapfill {args.gapfill_url}, "
             f"ministack {args.ministack_url}")
         topology.seed(d)
+        if args.stale_ami:
+            from . import stale_ami
+            stale_ami.seed(d)
 
         phase(f"the plan: {os.path.relpath(args.plan, ROOT)} + this run's values, read by `pilotlight check-plan --json`")
         seeded = topology.seeded_values(d)

@@ -3,6 +3,7 @@ failure; meanwhile plays the world's part (the replica catches up once writes dr
 
 import json
 import time
+from datetime import timedelta
 
 from .console import DrillError, clock, kv, now_utc, phase, say
 from .operators import answer_approval
@@ -107,7 +108,10 @@ def react(d, events):
                 and out.get("done") and not out.get("dry_run"):
             d.drained = True
             side = "dr" if d.direction == "failover" else "primary"
-            put_replica_lag(d, 0.0, now_utc(), side)
+            # Stamped with the minute after the drain (datapoints carry their minute's start): only a 0 taken
+            # after the drain finished counts for the catch-up.
+            after = now_utc().replace(second=0, microsecond=0) + timedelta(minutes=1)
+            put_replica_lag(d, 0.0, after, side)
             say(f"  {clock()}  drill: writes drained -> the replica catches up: ReplicaLag 0 put for "
                 f"{d.seeded['db'][side]}")
 

@@ -37,7 +37,7 @@ def answer_approval(d):
     """The operator's part of the approval gate: take the execution the approval request on the operators' queue
     names and answer it through detect, as the notification tells operators to (the mail carries no task token:
     detect reads it from the execution's history)."""
-    if not d.args.approval or d.approval_answered:
+    if not (d.args.approval or d.args.stale_ami) or d.approval_answered:
         return
     read_queue(d, wait=0)
     for subject, body in d.inbox:
@@ -53,7 +53,11 @@ def answer_approval(d):
                     f"(the gate times out after {d.approval_timeout()} s)")
                 return
             d.approval_answered = True
-            command = {"command": d.args.approval, "execution": execution, "reason": f"pilotlight drill {d.run_id}"}
+            command = {"command": d.args.approval or "approve", "execution": execution,
+                       "reason": f"pilotlight drill {d.run_id}"}
+            if d.args.stale_ami:
+                from .stale_ami import before_answer
+                command = before_answer(d, body, command)
             say(f"  {clock()}  drill: approval request received ({subject}); operator answers detect "
                 f"{json.dumps(command)}")
             decision = invoke(d, d.seeded["functions"]["detect"], command)

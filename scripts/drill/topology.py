@@ -159,11 +159,13 @@ def seed_gapfill(d):
     # endpoint rather than StartBackupJob + StartCopyJob so that the recovery point's AMI is an image that exists
     # in moto's EC2 catalogue of the DR region (gapfill's own jobs invent AMI ids).
     two_hours_ago = (now_utc() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The instance AWS Backup backs up: the plan's PILOTLIGHT_<SIDE>_AMI_SOURCE (only its recovery points launch).
+    s["ami_source"] = f"arn:aws:ec2:{d.primary}:{ACCOUNT}:instance/i-0drill{d.run_id}"
     for side, _ in SIDES:
         vault = d.name("vault" if side == "primary" else "vault-dr")
         rp = d.gapfill_admin("/_gapfill/backup/recovery-points", {
             "region": d.region_of(side), "vault": vault, "image_id": s[side]["newer_ami"],
-            "creation_date": two_hours_ago, "resource_arn": f"arn:aws:ec2:{d.primary}:{ACCOUNT}:instance/i-0drill{d.run_id}",
+            "creation_date": two_hours_ago, "resource_arn": s["ami_source"],
             "resource_type": "EC2", "status": "COMPLETED"})
         s[side]["backup_vault"] = vault
         s[side]["recovery_point"] = rp.get("RecoveryPointArn")
@@ -239,6 +241,7 @@ def seeded_values(d):
             f"PILOTLIGHT_{prefix}_ASG": c["asg"],
             f"PILOTLIGHT_{prefix}_TARGET_GROUP_ARN": c["target_group_arn"],
             f"PILOTLIGHT_{prefix}_BACKUP_VAULT": c["backup_vault"],
+            f"PILOTLIGHT_{prefix}_AMI_SOURCE": s["ami_source"],
             f"PILOTLIGHT_{prefix}_AMI_PARAMETER": c["ami_parameter"],
             f"PILOTLIGHT_{prefix}_ENDPOINT_GROUP_ARN": s["endpoint_groups"][side],
         })

@@ -49,6 +49,12 @@ def invoke(d, function_arn, payload):
 
 def trigger(d):
     detect = d.seeded["functions"]["detect"]
+    if d.direction == "failover":
+        # The replica keeps publishing its lag: a datapoint from now (the preflight counts only one at most 120 s
+        # old; the one seeded before the deploy may be older by now).
+        from .console import now_utc
+        from .topology import put_replica_lag
+        put_replica_lag(d, 2.0, now_utc())
     if d.outages and d.direction == "failover":
         for o in d.outages.values():
             o.down = True

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     PollLimitExceeded,
     /// Nobody answered the approval request within the approval timeout; nothing was changed.
     ApprovalTimeout,
+    /// The preflight found something a later step would refuse, and the run stopped before changing anything.
+    PreflightFindings,
 }
 
 impl ErrorKind {
@@ -41,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Rejected => "pilotlight.Rejected",
             ErrorKind::PollLimitExceeded => "pilotlight.PollLimitExceeded",
             ErrorKind::ApprovalTimeout => "pilotlight.ApprovalTimeout",
+            ErrorKind::PreflightFindings => "pilotlight.PreflightFindings",
         }
     }
 }

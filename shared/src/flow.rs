@@ -105,6 +105,8 @@ pub enum Poll {
     StartThenStatus,
     /// The action again after every wait until done.
     Repeat(Wait),
+    /// One call, no loop (read-only checks that always answer done: the preflight).
+    Once,
 }
 
 /// One step call of a flow.
@@ -122,6 +124,9 @@ pub struct Call {
     /// A field of the start call's report that the status calls need: (input key, path under the report), e.g.
     /// update-dns waits for the Route 53 change that start submitted.
     pub status_reads_start: Option<(&'static str, &'static str)>,
+    /// A field of the execution state the action needs: (input key, state path), e.g. catch-up gets the drain's
+    /// finish time.
+    pub reads_state: Option<(&'static str, &'static str)>,
 }
 
 impl Call {
@@ -134,6 +139,7 @@ impl Call {
             skip_in_mode: None,
             what,
             status_reads_start: None,
+            reads_state: None,
         }
     }
     fn milestone(mut self, milestone: &'static str) -> Self {
@@ -166,6 +172,7 @@ pub fn phase(step: &str, action: Action) -> String {
         ("promote-db", Action::Prepare) => "prepare-db".to_string(),
         ("promote-db", Action::CatchUp) => "catchup".to_string(),
         ("shift-traffic", Action::Drain) => "drain".to_string(),
+        (_, Action::Preflight) => format!("preflight-{step}"),
         (_, other) => format!("{step}-{}", other.as_str()),
     }
 }
@@ -267,15 +274,18 @@ impl Flow {
                     )
                     .milestone("traffic drained"),
                 ),
-                Phase::one(
-                    Call::new(
+                Phase::one({
+                    let mut call = Call::new(
                         PromoteDb,
                         CatchUp,
                         Repeat(Wait::Poll),
                         "wait for replica lag 0",
                     )
-                    .skipped_in(Mode::Ungraceful),
-                ),
+                    .skipped_in(Mode::Ungraceful);
+                    // Only a lag-0 datapoint taken after the drain finished counts.
+                    call.reads_state = Some(("drained_at", "$.steps.drain.finished_at"));
+                    call
+                }),
                 Phase::one(promote()),
                 Phase::one(shift(shift_what)),
                 Phase::one(dns()),
@@ -321,6 +331,29 @@ impl Flow {
             }
         };
         Flow { kind, phases }
+    }
+
+    /// The preflight every run starts with, before the approval gate and before anything is changed: each step
+    /// that could refuse later checks, read only, what it would refuse (docs/guarantees.md). The same phase runs
+    /// again after an approval (the recheck), with the overrides the answer added.
+    pub fn preflight() -> Phase {
+        use Function::*;
+        let check = |function, what| Call::new(function, Action::Preflight, Poll::Once, what);
+        Phase::side_by_side(
+            "preflight",
+            "preflight: check, read only, everything a later step could refuse",
+            vec![
+                check(
+                    PromoteDb,
+                    "check the target database can be promoted (replica, lag)",
+                ),
+                check(
+                    ScaleCompute,
+                    "check the AMI to launch (source, age) and the target Auto Scaling group",
+                ),
+                check(ShiftTraffic, "check both endpoint groups exist"),
+            ],
+        )
     }
 
     /// The flow an execution with this direction and mode runs.
@@ -384,6 +417,35 @@ mod tests {
         let forced = failback.what_will_happen(Mode::Ungraceful);
         assert!(!forced.contains(&"wait for replica lag 0"), "{forced:?}");
         assert_eq!(forced.len() + 1, graceful.len());
+    }
+
+    #[test]
+    fn the_preflight_checks_every_step_that_can_refuse_and_catchup_reads_the_drain() {
+        let p = Flow::preflight();
+        let steps: Vec<Function> = p.calls.iter().map(|c| c.function).collect();
+        assert_eq!(
+            steps,
+            [
+                Function::PromoteDb,
+                Function::ScaleCompute,
+                Function::ShiftTraffic
+            ]
+        );
+        assert!(
+            p.calls
+                .iter()
+                .all(|c| c.action == Action::Preflight && c.poll == Poll::Once)
+        );
+        assert_eq!(p.calls[0].result_key(), "preflight_promote_db");
+        let graceful = Flow::of(FlowKind::GracefulFailover);
+        let catchup = graceful
+            .calls()
+            .find(|c| c.action == Action::CatchUp)
+            .unwrap();
+        assert_eq!(
+            catchup.reads_state,
+            Some(("drained_at", "$.steps.drain.finished_at"))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod flow;
 pub mod permissions;
 pub mod plan;
+pub mod preflight;
 pub mod routing;
 pub mod runtime;
 pub mod step;

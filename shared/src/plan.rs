@@ -109,6 +109,10 @@ pub struct RegionPlan {
     pub capacity: Capacity,
     pub target_group_arn: Option<String>,
     pub backup_vault: String,
+    /// The resource (EC2 instance ARN) whose recovery points in `backup_vault` this region launches
+    /// (PILOTLIGHT_<SIDE>_AMI_SOURCE): the vault listing is filtered by it (ByResourceArn). Unset: any instance's,
+    /// which the preflight reports as a finding.
+    pub ami_source: Option<String>,
     pub ami_parameter: String,
     pub endpoint_group_arn: String,
     pub connect_timeout: Duration,
@@ -279,6 +283,9 @@ pub struct FailoverPlan {
     pub dry_run: bool,
     /// Executions pause for an operator's approval before the first mutating step (PILOTLIGHT_APPROVAL=required).
     pub approval_required: bool,
+    /// A preflight with findings pauses for approval (`required`, `on-findings`, the default) or stops the run with
+    /// a report, nothing changed (`none`).
+    pub pause_on_findings: bool,
     pub timing: Timing,
     /// What the probe checks of the primary from outside it (empty unless the probe function's variables are set).
     pub probe: ProbePlan,
@@ -374,6 +381,7 @@ impl FailoverPlan {
                     capacity: v.capacity(&format!("PILOTLIGHT_{prefix}_CAPACITY"))?,
                     target_group_arn: v.optional(&format!("PILOTLIGHT_{prefix}_TARGET_GROUP_ARN")),
                     backup_vault: v.required(&format!("PILOTLIGHT_{prefix}_BACKUP_VAULT"))?,
+                    ami_source: v.optional(&format!("PILOTLIGHT_{prefix}_AMI_SOURCE")),
                     ami_parameter: v.required(&format!("PILOTLIGHT_{prefix}_AMI_PARAMETER"))?,
                     endpoint_group_arn: v.arn(
                         &format!("PILOTLIGHT_{prefix}_ENDPOINT_GROUP_ARN"),
@@ -464,6 +472,18 @@ impl FailoverPlan {
 
         let dial_steps = v.dial_steps("PILOTLIGHT_DIAL_STEPS")?;
         let max_replica_lag_seconds = v.number("PILOTLIGHT_MAX_REPLICA_LAG_SECONDS", 300)? as f64;
+        // (approval required, pause on findings)
+        let approval = match v.optional("PILOTLIGHT_APPROVAL").as_deref() {
+            None | Some("on-findings") => (false, true),
+            Some("none") => (false, false),
+            Some("required") => (true, true),
+            Some(other) => {
+                return Err(Error::config(
+                    "PILOTLIGHT_APPROVAL",
+                    format!("expected required, on-findings or none, got {other:?}"),
+                ));
+            }
+        };
         Ok(FailoverPlan {
             account_id,
             primary,
@@ -481,16 +501,8 @@ impl FailoverPlan {
             },
             lock_table: v.table_name("PILOTLIGHT_LOCK_TABLE")?,
             dry_run: v.boolean("PILOTLIGHT_DRY_RUN", false)?,
-            approval_required: match v.optional("PILOTLIGHT_APPROVAL").as_deref() {
-                None | Some("none") => false,
-                Some("required") => true,
-                Some(other) => {
-                    return Err(Error::config(
-                        "PILOTLIGHT_APPROVAL",
-                        format!("expected required or none, got {other:?}"),
-                    ));
-                }
-            },
+            approval_required: approval.0,
+            pause_on_findings: approval.1,
             timing: Timing {
                 poll_seconds: v.bounded("PILOTLIGHT_POLL_SECONDS", 15, 1..=3600)? as u32,
                 dial_bake_seconds: v.bounded("PILOTLIGHT_DIAL_BAKE_SECONDS", 30, 0..=3600)? as u32,
@@ -1124,7 +1136,9 @@ pub(crate) mod tests {
         assert!(error_for("PILOTLIGHT_SNS_TOPIC_ARN", Some("topic")).contains("arn:aws:sns"));
         assert!(error_for("PILOTLIGHT_COOLDOWN_SECONDS", Some("soon")).contains("whole number"));
         assert!(error_for("PILOTLIGHT_DRY_RUN", Some("maybe")).contains("true or false"));
-        assert!(error_for("PILOTLIGHT_APPROVAL", Some("yes")).contains("required or none"));
+        assert!(
+            error_for("PILOTLIGHT_APPROVAL", Some("yes")).contains("required, on-findings or none")
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct ExecutionInput {
     pub direction: Direction,
     pub mode: Mode,
     pub dry_run: bool,
-    pub force: bool,
+    /// The named risks the operator accepted (docs/guarantees.md); an approval answer may add to them.
+    pub overrides: Overrides,
     pub trigger: TriggerInfo,
     pub timing: Timing,
     pub approval: ApprovalGate,
@@ -39,8 +40,96 @@ pub struct ExecutionInput {
 /// Whether the execution pauses for an operator before its first mutating step. Rehearsals never wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalGate {
+    /// Pause before the first mutating step, whatever the preflight found (PILOTLIGHT_APPROVAL=required).
     pub required: bool,
+    /// When the preflight has findings: pause for approval with them (true: `required` and `on-findings`) or stop
+    /// with a report, nothing changed (false: `none`). Absent (inputs written before it existed): pause.
+    #[serde(default = "pause_by_default")]
+    pub pause_on_findings: bool,
 }
+
+fn pause_by_default() -> bool {
+    true
+}
+
+/// The named risks an operator may accept, each for one kind of refusal (docs/guarantees.md). They replace the
+/// old all-or-nothing `force`. All false by default; unknown names are refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Overrides {
+    /// Promote although the replica lag is above PILOTLIGHT_MAX_REPLICA_LAG_SECONDS (ungraceful), or above 0
+    /// (graceful promotion after catch-up): accept losing that many seconds of writes.
+    pub allow_replica_lag: bool,
+    /// Promote although the lag is unknown (no datapoint younger than 120 s, or replication not running).
+    pub allow_unknown_lag: bool,
+    /// Launch the newest recovery point of the plan's source although it is older than PILOTLIGHT_MAX_AMI_AGE_HOURS.
+    pub allow_stale_ami: bool,
+    /// Start a manual flow although the target region is already active (dials on the target).
+    pub allow_active_target: bool,
+    /// Treat a standalone target DB instance without a recent pilotlight promotion record as the writer, and let
+    /// prepare/reprotect retire an instance when which one holds the newer data cannot be told.
+    pub allow_stale_writer: bool,
+    /// Let scale-compute reprotect take the DR group to 0/0/0 while the DR dial is still above 0.
+    pub allow_serving_scale_down: bool,
+    /// Launch the newest recovery point of any backed-up instance when the plan names no source
+    /// (PILOTLIGHT_<SIDE>_AMI_SOURCE unset).
+    pub allow_any_ami_source: bool,
+}
+
+impl Overrides {
+    /// Every override with its name, in documentation order.
+    pub fn named(&self) -> [(&'static str, bool); 7] {
+        [
+            ("allow_replica_lag", self.allow_replica_lag),
+            ("allow_unknown_lag", self.allow_unknown_lag),
+            ("allow_stale_ami", self.allow_stale_ami),
+            ("allow_active_target", self.allow_active_target),
+            ("allow_stale_writer", self.allow_stale_writer),
+            ("allow_serving_scale_down", self.allow_serving_scale_down),
+            ("allow_any_ami_source", self.allow_any_ami_source),
+        ]
+    }
+
+    /// The names of the overrides that are on (for reports and messages).
+    pub fn granted(&self) -> Vec<&'static str> {
+        self.named()
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Only the overrides that are on, as an object (an approval answer: merged into the execution's overrides,
+    /// so it can add to them and never take one away).
+    pub fn granted_object(&self) -> Value {
+        Value::Object(
+            self.granted()
+                .into_iter()
+                .map(|n| (n.to_string(), Value::Bool(true)))
+                .collect(),
+        )
+    }
+
+    /// Either set's overrides.
+    pub fn union(self, other: Overrides) -> Overrides {
+        Overrides {
+            allow_replica_lag: self.allow_replica_lag || other.allow_replica_lag,
+            allow_unknown_lag: self.allow_unknown_lag || other.allow_unknown_lag,
+            allow_stale_ami: self.allow_stale_ami || other.allow_stale_ami,
+            allow_active_target: self.allow_active_target || other.allow_active_target,
+            allow_stale_writer: self.allow_stale_writer || other.allow_stale_writer,
+            allow_serving_scale_down: self.allow_serving_scale_down
+                || other.allow_serving_scale_down,
+            allow_any_ami_source: self.allow_any_ami_source || other.allow_any_ami_source,
+        }
+    }
+}
+
+/// What `force` used to mean, for the message that refuses it.
+pub const FORCE_REFUSED: &str = "\"force\" is no longer accepted: it switched off the lag limit, the AMI age limit and \
+     the stale-writer checks at once. Name the risk you accept instead, in \"overrides\": {\"allow_replica_lag\", \
+     \"allow_unknown_lag\", \"allow_stale_ami\", \"allow_active_target\", \"allow_stale_writer\", \
+     \"allow_serving_scale_down\", \"allow_any_ami_source\"}: true (docs/guarantees.md)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +148,8 @@ pub enum Action {
     Drain,
     /// Failback only, at the end: restore the pilot light (a fresh replica and a zero-capacity ASG in DR).
     Reprotect,
+    /// Every flow, first: read-only checks of everything a later call of this step could refuse (docs/guarantees.md).
+    Preflight,
 }
 
 impl Action {
@@ -70,6 +161,7 @@ impl Action {
             Action::CatchUp => "catchup",
             Action::Drain => "drain",
             Action::Reprotect => "reprotect",
+            Action::Preflight => "preflight",
         }
     }
 }
@@ -84,9 +176,13 @@ pub struct StepInput {
     pub mode: Mode,
     #[serde(default)]
     pub dry_run: bool,
-    /// Accept a known risk the step would otherwise refuse (e.g. replica lag above the plan's maximum).
+    /// The named risks the operator accepted (the execution's, merged with an approval answer's).
     #[serde(default)]
-    pub force: bool,
+    pub overrides: Overrides,
+    /// catchup only: when the drain finished (`$.steps.drain.finished_at`); only a lag-0 datapoint taken after it
+    /// counts as caught up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained_at: Option<DateTime<Utc>>,
 }
 
 impl StepInput {
@@ -98,13 +194,26 @@ impl StepInput {
     /// Parses a step input whose action is `start`, `status` or one of `extra`; any other action is refused, so a
     /// step never mistakes an action it does not implement for `start`.
     pub fn parse_with(step: &str, input: Value, extra: &[Action]) -> Result<Self> {
+        // `force: false` (inputs written before the overrides) means no override and is accepted; `true` is refused.
+        let mut input = input;
+        if let Some(obj) = input.as_object_mut()
+            && let Some(force) = obj.remove("force")
+            && force != Value::Bool(false)
+        {
+            return Err(Error::invalid_input(format!("{step}: {FORCE_REFUSED}")));
+        }
         let parsed: StepInput = serde_json::from_value(input).map_err(|e| {
             Error::invalid_input(format!(
-                "{step}: input rejected ({e}); expected {{\"action\": \"start\"|\"status\", \"direction\": \"failover\"|\"failback\", \"mode\": \"graceful\"|\"ungraceful\", \"dry_run\": bool, \"force\": bool}}"
+                "{step}: input rejected ({e}); expected {{\"action\": \"start\"|\"status\", \"direction\": \"failover\"|\"failback\", \"mode\": \"graceful\"|\"ungraceful\", \"dry_run\": bool, \"overrides\": {{\"allow_...\": bool}}}}"
             ))
         })?;
         let allowed = matches!(parsed.action, Action::Start | Action::Status)
             || extra.contains(&parsed.action);
+        if parsed.drained_at.is_some() && parsed.action != Action::CatchUp {
+            return Err(Error::invalid_input(format!(
+                "{step}: \"drained_at\" belongs to catchup only"
+            )));
+        }
         if !allowed {
             return Err(Error::invalid_input(format!(
                 "{step}: action {:?} is not one of this step's actions",
@@ -205,8 +314,13 @@ mod tests {
     fn defaults_and_unknown_fields() {
         let i = StepInput::parse("promote-db", json!({"action": "start"})).unwrap();
         assert_eq!(
-            (i.direction, i.mode, i.dry_run, i.force),
-            (Direction::Failover, Mode::Ungraceful, false, false)
+            (i.direction, i.mode, i.dry_run, i.overrides),
+            (
+                Direction::Failover,
+                Mode::Ungraceful,
+                false,
+                Overrides::default()
+            )
         );
         let e =
             StepInput::parse("promote-db", json!({"action": "start", "dryrun": true})).unwrap_err();
@@ -214,6 +328,17 @@ mod tests {
         assert!(StepInput::parse("x", json!({"action": "explode"})).is_err());
         let e = StepInput::parse("shift-traffic", json!({"action": "reprotect"})).unwrap_err();
         assert!(e.message.contains("not one of this step's actions"), "{e}");
+        let i = StepInput::parse("promote-db", json!({"action": "start", "force": false})).unwrap();
+        assert_eq!(i.overrides, Overrides::default());
+        let e =
+            StepInput::parse("promote-db", json!({"action": "start", "force": true})).unwrap_err();
+        assert!(e.message.contains("allow_stale_ami"), "{e}");
+        let e = StepInput::parse(
+            "promote-db",
+            json!({"action": "start", "drained_at": "2026-11-29T10:00:00Z"}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("catchup only"), "{e}");
         let i = StepInput::parse_with(
             "promote-db",
             json!({"action": "catchup"}),

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::plan::{Direction, Mode, arn_account, arn_region, check_alarm_name};
+use crate::step::{FORCE_REFUSED, Overrides};
 
 /// Larger events are refused before parsing (SNS caps messages at 256 KiB; alarm events are a few KiB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -101,10 +102,15 @@ pub struct ManualCommand {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Start even when live state says it is not needed (e.g. dials already on the target).
-    #[serde(default)]
-    pub force: bool,
-    /// Pause for approval before the first mutating step (overrides the plan's PILOTLIGHT_APPROVAL).
+    /// Refused when true (see [`FORCE_REFUSED`]); `false` is accepted and means nothing, for old scripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// The named risks the operator accepts (failover/failback: carried in the execution input; approve: added to
+    /// the paused execution's).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub overrides: Overrides,
+    /// `true`: pause for approval before the first mutating step even if the plan does not ask for it. `false`
+    /// never weakens the plan: a plan whose PILOTLIGHT_APPROVAL is `required` still pauses.
     #[serde(default)]
     pub approval: Option<bool>,
     /// approve / reject only: the execution waiting for the answer (its ARN, or its name), as the approval request
@@ -165,19 +171,32 @@ impl ManualCommand {
             (Some(_), _, false) | (_, Some(_), false) => Err(Error::invalid_input(
                 "\"execution\" and \"token\" belong to approve/reject commands only",
             )),
+            _ if self.force == Some(true) => Err(Error::invalid_input(FORCE_REFUSED)),
             _ if answering
                 && (self.dry_run
                     || self.mode.is_some()
-                    || self.force
+                    || self.force.is_some()
                     || self.approval.is_some()) =>
             {
                 Err(Error::invalid_input(
-                    "approve/reject take only \"execution\" (or \"token\") and \"reason\"",
+                    "approve/reject take only \"execution\" (or \"token\"), \"reason\" and (approve) \"overrides\"",
                 ))
+            }
+            _ if self.command == CommandName::Reject && self.overrides != Overrides::default() => {
+                Err(Error::invalid_input(
+                    "\"overrides\" go with approve (accept a preflight finding), not with reject",
+                ))
+            }
+            _ if self.command == CommandName::Status && self.overrides != Overrides::default() => {
+                Err(Error::invalid_input("\"overrides\" do not apply to status"))
             }
             _ => Ok(()),
         }
     }
+}
+
+fn is_default(o: &Overrides) -> bool {
+    *o == Overrides::default()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +244,7 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
     if obj.contains_key("command") {
         let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
             Error::invalid_input(format!(
-                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"force\": bool, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\"}}"
+                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"overrides\": {{\"allow_...\": true}}, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\", \"overrides\": {{...}} (approve)}}"
             ))
         })?;
         cmd.check()?;

@@ -14,6 +14,9 @@ pub struct RecoveryPoint {
     pub arn: String,
     pub status: String,
     pub created_at: Option<DateTime<Utc>>,
+    /// The backed-up resource (the source instance's ARN; a copy keeps it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_arn: Option<String>,
 }
 
 /// IAM: what [`list_ec2_recovery_points`] sends and needs (checked against the code below by `crate::permissions`' tests).
@@ -26,11 +29,13 @@ pub const LIST_EC2_RECOVERY_POINTS: Call = Call {
     )],
 };
 
-/// Lists every EC2 recovery point in `vault` (all pages). A missing vault is NotFound with what to check.
+/// Lists every EC2 recovery point in `vault` (all pages), only those of `resource_arn` when given
+/// (`ByResourceArn`). A missing vault is NotFound with what to check.
 pub async fn list_ec2_recovery_points(
     backup: &aws_sdk_backup::Client,
     vault: &str,
     region: &str,
+    resource_arn: Option<&str>,
 ) -> Result<Vec<RecoveryPoint>> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
@@ -39,6 +44,7 @@ pub async fn list_ec2_recovery_points(
             .list_recovery_points_by_backup_vault()
             .backup_vault_name(vault)
             .by_resource_type("EC2")
+            .set_by_resource_arn(resource_arn.map(str::to_string))
             .set_next_token(next.take())
             .send()
             .await
@@ -58,6 +64,7 @@ pub async fn list_ec2_recovery_points(
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_default(),
                 created_at: to_chrono(rp.creation_date()),
+                resource_arn: rp.resource_arn().map(str::to_string),
             });
         }
         match resp.next_token() {

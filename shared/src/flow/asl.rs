@@ -277,10 +277,10 @@ fn wait_path(wait: Wait) -> &'static str {
 }
 
 /// The states of one call, entered at the first one returned by [`call_entry`]; they go to `next` when done.
-fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut States) {
+fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut States) {
     let step = call.function.step_name();
     let key = call.result_key();
-    let base = format!("{} {}", flow.name(), call.phase());
+    let base = format!("{prefix} {}", call.phase());
     let polls = format!("$.polls.{key}");
     let result = format!("$.steps.{key}");
     let after = match call.milestone {
@@ -293,7 +293,7 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
             ("direction.$", s("$.direction")),
             ("mode.$", s("$.mode")),
             ("dry_run.$", s("$.dry_run")),
-            ("force.$", s("$.force")),
+            ("overrides.$", s("$.overrides")),
         ]);
         if let Some((k, path)) = extra {
             params = params.with(&format!("{k}.$"), s(path));
@@ -316,6 +316,24 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
         failed_at(out, &base, &call.phase());
     }
 
+    if call.poll == Poll::Once {
+        out.add(
+            base.clone(),
+            task(call.action.as_str(), &result, &after, None),
+        );
+        if let Some(milestone) = call.milestone {
+            out.add(
+                after,
+                milestone_task(
+                    &format!("Tell the operators: {milestone}."),
+                    milestone,
+                    &result,
+                    next,
+                ),
+            );
+        }
+        return;
+    }
     if let Some(mode) = call.skip_in_mode {
         let mode = serde_json::to_value(mode).unwrap_or(Value::Null);
         out.add(
@@ -350,7 +368,7 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
     );
 
     let (action_name, wait) = match call.poll {
-        Poll::StartThenStatus => ("status".to_string(), Wait::Poll),
+        Poll::StartThenStatus | Poll::Once => ("status".to_string(), Wait::Poll),
         Poll::Repeat(wait) => (call.action.as_str().to_string(), wait),
     };
     // The looping call: `status` (after `start`) or the action itself.
@@ -401,13 +419,14 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
             task("status", &result, &format!("{base} done?"), extra),
         );
     } else {
+        let extra = call.reads_state.map(|(k, path)| (k, path.to_string()));
         out.add(
             looping.clone(),
             task(
                 call.action.as_str(),
                 &result,
                 &format!("{base} done?"),
-                None,
+                extra,
             ),
         );
     }
@@ -444,13 +463,7 @@ fn call_states(flow: FlowKind, call: &Call, scope: Scope, next: &str, out: &mut 
                     ("Next", s(limit.clone())),
                 ])]),
             ),
-            (
-                "Default",
-                s(match call.poll {
-                    Poll::StartThenStatus => format!("{base} wait"),
-                    Poll::Repeat(_) => format!("{base} wait"),
-                }),
-            ),
+            ("Default", s(format!("{base} wait"))),
         ]),
     );
     if let Poll::Repeat(wait) = call.poll {
@@ -522,35 +535,40 @@ fn failed_at(out: &mut States, state: &str, phase: &str) {
 
 fn first_action(call: &Call) -> String {
     match call.poll {
-        Poll::StartThenStatus => "start".to_string(),
+        Poll::StartThenStatus | Poll::Once => "start".to_string(),
         Poll::Repeat(_) => call.action.as_str().to_string(),
     }
 }
 
 /// The first state of a call.
-fn call_entry(flow: FlowKind, call: &Call) -> String {
-    let base = format!("{} {}", flow.name(), call.phase());
-    match call.skip_in_mode {
-        Some(_) => format!("{base} needed?"),
-        None => format!("{base} init"),
+fn call_entry(prefix: &str, call: &Call) -> String {
+    let base = format!("{prefix} {}", call.phase());
+    match (call.poll, call.skip_in_mode) {
+        (Poll::Once, _) => base,
+        (_, Some(_)) => format!("{base} needed?"),
+        (_, None) => format!("{base} init"),
     }
 }
 
-fn phase_entry(flow: FlowKind, phase: &Phase) -> String {
+fn phase_entry(prefix: &str, phase: &Phase) -> String {
     if phase.is_parallel() {
-        format!("{} {}", flow.name(), phase.name)
+        format!("{prefix} {}", phase.name)
     } else {
-        call_entry(flow, &phase.calls[0])
+        call_entry(prefix, &phase.calls[0])
     }
 }
 
-fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
+fn phase_states(prefix: &str, phase: &Phase, next: &str, out: &mut States) {
+    phase_states_at(prefix, phase, &format!("$.steps.{}", phase.name), next, out)
+}
+
+fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &mut States) {
     if !phase.is_parallel() {
-        call_states(flow, &phase.calls[0], Scope::Top, next, out);
+        call_states(prefix, &phase.calls[0], Scope::Top, next, out);
         return;
     }
-    let name = phase_entry(flow, phase);
-    let result = format!("$.steps.{}", phase.name);
+    let name = phase_entry(prefix, phase);
+    let result = result.to_string();
     let after = match phase.milestone {
         Some(_) => format!("{name} notify"),
         None => next.to_string(),
@@ -560,9 +578,9 @@ fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
         .iter()
         .map(|call| {
             let key = call.result_key();
-            let done = format!("{} {} branch done", flow.name(), call.phase());
+            let done = format!("{prefix} {} branch done", call.phase());
             let mut states = States(Vec::new());
-            call_states(flow, call, Scope::Branch, &done, &mut states);
+            call_states(prefix, call, Scope::Branch, &done, &mut states);
             // The branch's output is its own reports only (its input is the whole execution state).
             let mut keep = vec![(format!("{key}.$"), s(format!("$.steps.{key}")))];
             if call.poll == Poll::StartThenStatus {
@@ -581,7 +599,7 @@ fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
                 ]),
             );
             o([
-                ("StartAt", s(call_entry(flow, call))),
+                ("StartAt", s(call_entry(prefix, call))),
                 ("States", J::O(states.0)),
             ])
         })
@@ -623,20 +641,84 @@ fn phase_states(flow: FlowKind, phase: &Phase, next: &str, out: &mut States) {
 }
 
 fn flow_states(flow: &Flow, out: &mut States) {
+    let prefix = flow.kind.name();
     for (i, phase) in flow.phases.iter().enumerate() {
         let next = match flow.phases.get(i + 1) {
-            Some(p) => phase_entry(flow.kind, p),
+            Some(p) => phase_entry(prefix, p),
             None => "Report".to_string(),
         };
-        phase_states(flow.kind, phase, &next, out);
+        phase_states(prefix, phase, &next, out);
     }
+}
+
+/// The preflight (as `Check`, before the approval gate) or its recheck after an approval (`Recheck`, with the
+/// overrides the answer added): the side-by-side read-only calls, then a Choice on every report's `saw.passed`.
+/// Returns the name of the Parallel state.
+fn preflight_states(
+    prefix: &str,
+    key: &str,
+    passed: &str,
+    findings: &str,
+    out: &mut States,
+) -> String {
+    let phase = Flow::preflight();
+    let verdict = format!("{prefix} passed?");
+    phase_states_at(prefix, &phase, &format!("$.steps.{key}"), &verdict, out);
+    let failed: Vec<J> = phase
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            o([
+                (
+                    "Variable",
+                    s(format!(
+                        "$.steps.{key}[{i}].{}.saw.passed",
+                        call.result_key()
+                    )),
+                ),
+                ("BooleanEquals", v(json!(false))),
+            ])
+        })
+        .collect();
+    out.add(
+        verdict,
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("Any failed check (saw.passed false) is a finding: nothing has been changed yet."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([("Or", J::A(failed)), ("Next", s(findings))])]),
+            ),
+            ("Default", s(passed)),
+        ]),
+    );
+    phase_entry(prefix, &phase)
+}
+
+/// Records an error like a Catch would, then NotifyFailure.
+fn error_pass(comment: &str, error: &str, cause: &str) -> J {
+    o([
+        ("Type", s("Pass")),
+        ("Comment", s(comment)),
+        ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
+        ("ResultPath", s("$.error")),
+        ("Next", s("NotifyFailure")),
+    ])
+}
+
+fn stop_state(comment: &str, cause: &str) -> J {
+    error_pass(comment, ErrorKind::PreflightFindings.error_type(), cause)
 }
 
 /// The choice between the flows, generated from [`FlowKind::of`]: every (direction, mode) pair maps to the flow
 /// the rule names, most specific first.
 fn choose_flow() -> J {
     let default = FlowKind::of(Direction::default(), Mode::default());
-    let entry = |kind: FlowKind| phase_entry(kind, &Flow::of(kind).phases[0]);
+    let entry = |kind: FlowKind| phase_entry(kind.name(), &Flow::of(kind).phases[0]);
     let is =
         |variable: &str, value: Value| o([("Variable", s(variable)), ("StringEquals", v(value))]);
     let mut choices = Vec::new();
@@ -677,30 +759,39 @@ fn choose_flow() -> J {
     ])
 }
 
+/// RequestApproval when `flag` is true and the run is not a dry-run (rehearsals never wait), else `otherwise`.
+fn pause_choice(comment: &str, flag: &str, otherwise: &str) -> J {
+    o([
+        ("Type", s("Choice")),
+        ("Comment", s(comment)),
+        (
+            "Choices",
+            J::A(vec![o([
+                (
+                    "And",
+                    J::A(vec![
+                        o([("Variable", s(flag)), ("BooleanEquals", v(json!(true)))]),
+                        o([
+                            ("Variable", s("$.dry_run")),
+                            ("BooleanEquals", v(json!(false))),
+                        ]),
+                    ]),
+                ),
+                ("Next", s("RequestApproval")),
+            ])]),
+        ),
+        ("Default", s(otherwise)),
+    ])
+}
+
 fn approval_states(out: &mut States) {
     out.add(
         "ApprovalRequired",
-        o([
-            ("Type", s("Choice")),
-            (
-                "Comment",
-                s("Approval gate, before the first mutating step: only when the input asks for it; rehearsals never wait."),
-            ),
-            (
-                "Choices",
-                J::A(vec![o([
-                    (
-                        "And",
-                        J::A(vec![
-                            o([("Variable", s("$.approval.required")), ("BooleanEquals", v(json!(true)))]),
-                            o([("Variable", s("$.dry_run")), ("BooleanEquals", v(json!(false)))]),
-                        ]),
-                    ),
-                    ("Next", s("RequestApproval")),
-                ])]),
-            ),
-            ("Default", s("ChooseFlow")),
-        ]),
+        pause_choice(
+            "Approval gate, before the first mutating step: only when the input asks for it; rehearsals never wait.",
+            "$.approval.required",
+            "ChooseFlow",
+        ),
     );
     let rejected = ErrorKind::Rejected.error_type();
     out.add(
@@ -761,22 +852,70 @@ fn approval_states(out: &mut States) {
                     o([
                         ("Variable", s("$.approval.decision.approved")),
                         ("BooleanEquals", v(json!(true))),
-                        ("Next", s("ChooseFlow")),
+                        ("Next", s("ApprovedOverrides?")),
                     ]),
                 ]),
             ),
             ("Default", s("ApprovalNotGranted")),
         ]),
     );
-    let error_pass = |comment: &str, error: &str, cause: &str| {
+    out.add(
+        "ApprovedOverrides?",
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("An approve answer may name overrides (detect sends only those turned on): add them to the execution's."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([
+                    ("Variable", s("$.approval.decision.overrides")),
+                    ("IsPresent", v(json!(true))),
+                    ("Next", s("MergeApprovedOverrides")),
+                ])]),
+            ),
+            ("Default", s("Recheck preflight")),
+        ]),
+    );
+    out.add(
+        "MergeApprovedOverrides",
         o([
             ("Type", s("Pass")),
-            ("Comment", s(comment)),
-            ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
-            ("ResultPath", s("$.error")),
-            ("Next", s("NotifyFailure")),
-        ])
-    };
+            (
+                "Comment",
+                s("The execution's overrides plus the answer's (a shallow merge: the answer only adds true ones)."),
+            ),
+            (
+                "Parameters",
+                o([(
+                    "overrides.$",
+                    s("States.JsonMerge($.overrides, $.approval.decision.overrides, false)"),
+                )]),
+            ),
+            ("ResultPath", s("$.approval.merged")),
+            ("Next", s("ApplyApprovedOverrides")),
+        ]),
+    );
+    out.add(
+        "ApplyApprovedOverrides",
+        o([
+            ("Type", s("Pass")),
+            ("Comment", s("Every later step reads $.overrides.")),
+            ("InputPath", s("$.approval.merged.overrides")),
+            ("ResultPath", s("$.overrides")),
+            ("Next", s("Recheck preflight")),
+        ]),
+    );
+    let recheck = preflight_states("Recheck", "recheck", "ChooseFlow", "RecheckStopped", out);
+    debug_assert_eq!(recheck, "Recheck preflight");
+    out.add(
+        "RecheckStopped",
+        stop_state(
+            "After the answer the preflight still has findings (the answer did not name their overrides, or the world changed): stop, nothing was changed.",
+            "preflight findings remain after the approval: approve again with the overrides the findings name (a new run), or fix what they report; nothing was changed",
+        ),
+    );
     out.add(
         "ApprovalTimedOut",
         error_pass(
@@ -815,7 +954,30 @@ fn definition() -> J {
             "Tell the operators a run started (detail: the execution input, with its trigger).",
             "started",
             "$",
-            "ApprovalRequired",
+            "Check preflight",
+        ),
+    );
+    let entry = preflight_states(
+        "Check",
+        "preflight",
+        "ApprovalRequired",
+        "PreflightFindings",
+        &mut states,
+    );
+    debug_assert_eq!(entry, "Check preflight");
+    states.add(
+        "PreflightFindings",
+        pause_choice(
+            "Findings: pause for approval with them ($.approval.pause_on_findings: PILOTLIGHT_APPROVAL required or on-findings), or stop with a report (none, and every dry-run). Nothing has been changed.",
+            "$.approval.pause_on_findings",
+            "PreflightStopped",
+        ),
+    );
+    states.add(
+        "PreflightStopped",
+        stop_state(
+            "Findings and no pause (PILOTLIGHT_APPROVAL=none, or a dry-run): stop before changing anything; the failure notice carries the findings.",
+            "preflight findings and no approval to pause for (PILOTLIGHT_APPROVAL=none, or a dry-run): nothing was changed; see the preflight reports",
         ),
     );
     approval_states(&mut states);
@@ -906,6 +1068,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Issue #10: the preflight runs before the approval gate and before every flow; findings pause (on the same
+    /// approval task) or stop; an approval merges its overrides and rechecks before ChooseFlow.
+    #[test]
+    fn the_preflight_comes_first_and_findings_pause_or_stop() {
+        let def = definition_value();
+        let st = &def["States"];
+        assert_eq!(st["NotifyStarted"]["Next"], "Check preflight");
+        let check = &st["Check preflight"];
+        assert_eq!(check["Type"], "Parallel");
+        assert_eq!(check["ResultPath"], "$.steps.preflight");
+        assert_eq!(check["Branches"].as_array().unwrap().len(), 3);
+        let first = &check["Branches"][0];
+        let task = &first["States"][first["StartAt"].as_str().unwrap()];
+        assert_eq!(task["Parameters"]["action"], "preflight");
+        assert_eq!(task["Parameters"]["overrides.$"], "$.overrides");
+        let passed = &st["Check passed?"];
+        assert_eq!(passed["Default"], "ApprovalRequired");
+        assert_eq!(passed["Choices"][0]["Next"], "PreflightFindings");
+        assert_eq!(
+            passed["Choices"][0]["Or"][0]["Variable"],
+            "$.steps.preflight[0].preflight_promote_db.saw.passed"
+        );
+        let findings = &st["PreflightFindings"];
+        assert_eq!(findings["Choices"][0]["Next"], "RequestApproval");
+        assert_eq!(findings["Default"], "PreflightStopped");
+        assert_eq!(
+            st["PreflightStopped"]["Result"]["Error"],
+            "pilotlight.PreflightFindings"
+        );
+        assert_eq!(st["PreflightStopped"]["Next"], "NotifyFailure");
+        assert_eq!(
+            st["ApprovalGranted"]["Choices"][1]["Next"],
+            "ApprovedOverrides?"
+        );
+        assert_eq!(
+            st["MergeApprovedOverrides"]["Parameters"]["overrides.$"],
+            "States.JsonMerge($.overrides, $.approval.decision.overrides, false)"
+        );
+        assert_eq!(st["ApplyApprovedOverrides"]["Next"], "Recheck preflight");
+        assert_eq!(st["Recheck passed?"]["Default"], "ChooseFlow");
+        assert_eq!(
+            st["Recheck passed?"]["Choices"][0]["Next"],
+            "RecheckStopped"
+        );
+        // Nothing else leads into a flow: ChooseFlow is reached only through a passed preflight.
+        for (name, state) in st.as_object().unwrap() {
+            let mut next: Vec<&str> = vec![];
+            next.extend(state["Next"].as_str());
+            next.extend(state["Default"].as_str());
+            for c in state["Choices"].as_array().into_iter().flatten() {
+                next.extend(c["Next"].as_str());
+            }
+            if next.contains(&"ChooseFlow") {
+                assert!(
+                    ["ApprovalRequired", "Recheck passed?"].contains(&name.as_str()),
+                    "{name} skips the preflight"
+                );
+            }
+        }
+        let catchup = &st["Graceful catchup catchup"];
+        assert_eq!(
+            catchup["Parameters"]["drained_at.$"],
+            "$.steps.drain.finished_at"
+        );
     }
 
     #[test]

@@ -170,7 +170,9 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
         .reason
         .clone()
         .unwrap_or_else(|| if approved { "approved" } else { "rejected" }.to_string());
-    let output = json!({"approved": approved, "reason": reason, "at": rfc3339(chrono::Utc::now(), SecondsFormat::Millis)});
+    // `overrides`: only those the operator turned on; the state machine merges them into the execution's
+    // (ApplyApprovedOverrides), so an answer adds overrides and never removes one.
+    let output = json!({"approved": approved, "reason": reason, "at": rfc3339(chrono::Utc::now(), SecondsFormat::Millis), "overrides": cmd.overrides.granted_object()});
     let (token, execution) = match (&cmd.token, &cmd.execution) {
         (Some(token), _) => (token.clone(), None),
         (None, Some(named)) => {

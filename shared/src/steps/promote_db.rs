@@ -43,6 +43,7 @@
 
 pub mod aurora;
 pub mod graceful;
+pub mod preflight;
 pub mod replica;
 
 use std::time::Duration;
@@ -120,6 +121,9 @@ pub const STEP: &str = "promote-db";
 pub const PROMOTION_RECORD_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// How far back to look for a ReplicaLag datapoint.
 pub const LAG_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// A ReplicaLag datapoint counts only when it is at most this old (two 1-minute periods: the newest complete
+/// minute and the one being written). Older, the lag is unknown: a pre-outage 0 is not an RPO of 0.
+pub const LAG_MAX_AGE_SECONDS: i64 = 120;
 
 const AVAILABLE: &str = "available";
 /// Statuses that pass on their own within minutes (the promotion itself runs through `modifying` and `rebooting`).
@@ -262,7 +266,12 @@ pub struct PromoteDbInput(pub StepInput);
 
 impl StepEvent for PromoteDbInput {
     fn from_payload(payload: Value) -> Result<Self> {
-        let graceful = [Action::Prepare, Action::CatchUp, Action::Reprotect];
+        let graceful = [
+            Action::Prepare,
+            Action::CatchUp,
+            Action::Reprotect,
+            Action::Preflight,
+        ];
         StepInput::parse_with(STEP, payload, &graceful).map(PromoteDbInput)
     }
 }
@@ -274,6 +283,7 @@ pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Res
         (Action::Prepare, _) => Box::pin(graceful::prepare(ctx, &input)).await?,
         (Action::CatchUp, _) => Box::pin(graceful::catchup(ctx, &input)).await?,
         (Action::Reprotect, _) => Box::pin(graceful::reprotect(ctx, &input)).await?,
+        (Action::Preflight, _) => Box::pin(preflight::preflight(ctx, &input)).await?,
         (_, DatabasePlan::RdsReplica { .. }) => replica::promote_replica(ctx, &input).await?,
         (_, DatabasePlan::AuroraGlobal { global_cluster, .. }) => {
             aurora::switch_global_cluster(ctx, &input, global_cluster).await?
@@ -284,41 +294,87 @@ pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Res
 }
 
 /// The newest ReplicaLag datapoint as the reports show it: `seconds` null when the lag cannot be known (no
-/// datapoint, or RDS's -1 while replication is not running), and why.
+/// datapoint, one older than [`LAG_MAX_AGE_SECONDS`], or RDS's -1 while replication is not running), and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicaLagSeen {
     pub seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
+    /// How old the datapoint was when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<i64>,
+    pub max_age_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
 }
 
 impl ReplicaLagSeen {
-    pub fn of(lag: Option<Datapoint>) -> Self {
+    /// Pure: what the newest datapoint says at `now`.
+    pub fn of(lag: Option<Datapoint>, now: DateTime<Utc>) -> Self {
+        let age = lag.map(|d| (now - d.at).num_seconds().max(0));
+        let seen = |seconds, unknown| ReplicaLagSeen {
+            seconds,
+            at: lag.map(|d| d.at),
+            age_seconds: age,
+            max_age_seconds: LAG_MAX_AGE_SECONDS,
+            unknown,
+        };
         match lag {
-            Some(d) if d.value >= 0.0 => ReplicaLagSeen {
-                seconds: Some(d.value),
-                at: Some(d.at),
-                unknown: None,
-            },
-            Some(d) => ReplicaLagSeen {
-                seconds: None,
-                at: Some(d.at),
-                unknown: Some(format!(
+            Some(d) if age.unwrap_or(0) > LAG_MAX_AGE_SECONDS => seen(
+                None,
+                Some(format!(
+                    "the newest ReplicaLag datapoint ({} at {}) is {} s old, older than {LAG_MAX_AGE_SECONDS} s: the \
+                     lag now is unknown",
+                    d.value,
+                    crate::timestamp::rfc3339(d.at, chrono::SecondsFormat::Secs),
+                    age.unwrap_or(0)
+                )),
+            ),
+            Some(d) if d.value >= 0.0 => seen(Some(d.value), None),
+            Some(d) => seen(
+                None,
+                Some(format!(
                     "ReplicaLag is {} (replication not running)",
                     d.value
                 )),
-            },
-            None => ReplicaLagSeen {
-                seconds: None,
-                at: None,
-                unknown: Some(format!(
+            ),
+            None => seen(
+                None,
+                Some(format!(
                     "no ReplicaLag datapoint in the last {} minutes",
                     LAG_WINDOW.as_secs() / 60
                 )),
-            },
+            ),
         }
+    }
+}
+
+/// Which rule let an ungraceful promotion's lag through (or why none did): the report's `rpo_rule`. Pure.
+pub fn lag_rule(
+    lag: &ReplicaLagSeen,
+    max_lag: f64,
+    overrides: &crate::step::Overrides,
+) -> std::result::Result<String, String> {
+    match lag.seconds {
+        Some(l) if l <= max_lag => Ok(format!(
+            "lag {l} s, {} s old, within the plan's maximum of {max_lag} s",
+            lag.age_seconds.unwrap_or(0)
+        )),
+        Some(l) if overrides.allow_replica_lag => Ok(format!(
+            "lag {l} s above the plan's maximum of {max_lag} s, accepted by allow_replica_lag"
+        )),
+        Some(l) => Err(format!(
+            "replica lag {l} s is above the plan's maximum of {max_lag} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): \
+             promoting now would lose about {l} s of writes; accept it with the override allow_replica_lag"
+        )),
+        None if overrides.allow_unknown_lag => Ok(format!(
+            "lag unknown ({}), accepted by allow_unknown_lag",
+            lag.unknown.as_deref().unwrap_or("no datapoint")
+        )),
+        None => Err(format!(
+            "replica lag unknown ({}): the RPO cannot be stated; accept it with the override allow_unknown_lag",
+            lag.unknown.as_deref().unwrap_or("no datapoint")
+        )),
     }
 }
 

@@ -27,6 +27,7 @@
 
 pub mod ami;
 pub mod capacity;
+pub mod preflight;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -102,7 +103,7 @@ pub enum SourceCapacity {
 }
 
 impl SourceCapacity {
-    fn capacity(&self) -> Option<Capacity> {
+    pub fn capacity(&self) -> Option<Capacity> {
         match self {
             SourceCapacity::Read { capacity, .. } => Some(*capacity),
             SourceCapacity::Unavailable { .. } => None,
@@ -116,7 +117,8 @@ pub struct ScaleComputeInput(pub StepInput);
 
 impl StepEvent for ScaleComputeInput {
     fn from_payload(payload: Value) -> Result<Self> {
-        StepInput::parse_with(STEP, payload, &[Action::Reprotect]).map(ScaleComputeInput)
+        StepInput::parse_with(STEP, payload, &[Action::Reprotect, Action::Preflight])
+            .map(ScaleComputeInput)
     }
 }
 
@@ -129,6 +131,7 @@ pub async fn handle(
         Action::Start => start(ctx, &input, report).await?,
         Action::Status => status(ctx, &input, report).await?,
         Action::Reprotect => reprotect(ctx, &input, report).await?,
+        Action::Preflight => preflight::preflight(ctx, &input, report).await?,
         // parse_with already refuses these; an error (not a panic) keeps it that way if that ever changes.
         other @ (Action::Prepare | Action::CatchUp | Action::Drain) => {
             return Err(Error::invalid_input(format!(
@@ -149,7 +152,7 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
     let (group, parameter, points, source_capacity) = tokio::join!(
         describe_group(&clients.autoscaling, &tp.asg, &tp.region),
         read_parameter(&clients.ssm, &tp.ami_parameter, &tp.region),
-        list_ec2_recovery_points(&clients.backup, &tp.backup_vault, &tp.region),
+        source_recovery_points(&clients.backup, tp),
         read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
     );
     let group = require_group(group?, tp, target)?;
@@ -162,7 +165,7 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
         &tp.region,
         Utc::now(),
         ctx.plan.max_ami_age_hours,
-        input.force,
+        input.overrides.allow_stale_ami,
     )?;
     let (wanted, basis) = wanted_capacity(tp.capacity, source_capacity.capacity());
     let target_capacity = scale_up_only(group.capacity, wanted);
@@ -218,7 +221,7 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
         target_capacity.min, target_capacity.desired, target_capacity.max
     );
     let forced = if ami.too_old_but_forced {
-        " (AMI older than the plan's limit, accepted by force)"
+        " (AMI older than the plan's limit, accepted by allow_stale_ami)"
     } else {
         ""
     };
@@ -331,7 +334,7 @@ async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> 
         ));
     }
     if let Some(b) = &blocker
-        && !input.force
+        && !input.overrides.allow_serving_scale_down
     {
         return Err(Error::refused(format!(
             "{STEP}: reprotect refused: {b}; {} ({}) left at {from_text}",
@@ -340,7 +343,7 @@ async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> 
     }
     update_group(&clients.autoscaling, &group.name, &sp.region, &changes).await?;
     let forced = if blocker.is_some() {
-        format!(" (forced although the DR dial is {dial}%)")
+        format!(" (allow_serving_scale_down although the DR dial is {dial}%)")
     } else {
         String::new()
     };
@@ -523,6 +526,17 @@ impl<'a> RecoveryPointView<'a> {
     }
 }
 
+/// The recovery points of the plan's source resource in the region's vault: asked for (ByResourceArn) and kept
+/// ([`ami::of_source`]), all of them when the plan names no source.
+pub(crate) async fn source_recovery_points(
+    backup: &aws_sdk_backup::Client,
+    tp: &RegionPlan,
+) -> Result<Vec<crate::aws::backup::RecoveryPoint>> {
+    let source = tp.ami_source.as_deref();
+    let points = list_ec2_recovery_points(backup, &tp.backup_vault, &tp.region, source).await?;
+    Ok(ami::of_source(points, source))
+}
+
 fn require_group(group: Option<GroupState>, tp: &RegionPlan, side: Side) -> Result<GroupState> {
     group.ok_or_else(|| {
         Error::not_found(format!(
@@ -537,7 +551,7 @@ fn require_group(group: Option<GroupState>, tp: &RegionPlan, side: Side) -> Resu
 
 /// Best-effort read of the source region's group, bounded by one attempt's worth of that region's timeouts so a
 /// dead region costs at most that, whatever the client's retry policy.
-async fn read_source_capacity(
+pub(crate) async fn read_source_capacity(
     asg: &aws_sdk_autoscaling::Client,
     sp: &RegionPlan,
 ) -> SourceCapacity {

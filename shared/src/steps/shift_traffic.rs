@@ -69,7 +69,8 @@ pub struct ShiftTrafficInput(pub StepInput);
 
 impl StepEvent for ShiftTrafficInput {
     fn from_payload(payload: Value) -> Result<Self> {
-        StepInput::parse_with(STEP, payload, &[Action::Drain]).map(ShiftTrafficInput)
+        StepInput::parse_with(STEP, payload, &[Action::Drain, Action::Preflight])
+            .map(ShiftTrafficInput)
     }
 }
 
@@ -79,6 +80,7 @@ pub async fn handle(
 ) -> Result<StepReport> {
     let report = match input.action {
         Action::Drain => drain(ctx, &input).await?,
+        Action::Preflight => preflight(ctx, &input).await?,
         Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
         other => {
             return Err(Error::invalid_input(format!(
@@ -88,6 +90,62 @@ pub async fn handle(
         }
     };
     Ok(report)
+}
+
+/// The endpoint group the flow will turn, as read (a dial) or not (why). Pure.
+pub fn check_endpoint_group(
+    side: Side,
+    arn: &str,
+    read: &Result<i32>,
+    overrides: &crate::step::Overrides,
+) -> crate::preflight::Check {
+    use crate::preflight::Check;
+    use serde_json::json;
+    let name = format!("endpoint-group.{}", side.as_str());
+    match read {
+        Ok(dial) => Check::pass(
+            &name,
+            json!({"arn": arn, "dial": dial}),
+            json!("exists"),
+            format!("{arn} exists, dial {dial}"),
+        ),
+        Err(e) => Check::fail(
+            &name,
+            json!({"arn": arn, "error": e.message}),
+            json!("exists"),
+            None,
+            overrides,
+            format!(
+                "endpoint group {arn} could not be read ({}): check {}",
+                e.message,
+                side.variable("ENDPOINT_GROUP_ARN")
+            ),
+        ),
+    }
+}
+
+/// `preflight`: both endpoint groups the flow turns exist (read only). A throttled or unanswered read is an error
+/// the state machine retries, not a finding.
+pub async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let report = StepReport::begin(STEP, input);
+    let ga = &ctx.aws.global_accelerator;
+    let (p, d) = tokio::join!(
+        read_dial(ga, &ctx.plan.primary.endpoint_group_arn),
+        read_dial(ga, &ctx.plan.dr.endpoint_group_arn),
+    );
+    for r in [&p, &d] {
+        if let Err(e) = r
+            && e.kind == ErrorKind::Transient
+        {
+            return Err(e.clone());
+        }
+    }
+    let o = &input.overrides;
+    let saw = crate::preflight::PreflightSaw::of(vec![
+        check_endpoint_group(Side::Primary, &ctx.plan.primary.endpoint_group_arn, &p, o),
+        check_endpoint_group(Side::Dr, &ctx.plan.dr.endpoint_group_arn, &d, o),
+    ]);
+    Ok(saw.into_report(report, STEP))
 }
 
 /// `drain`: the source region's dial to 0, the target's left alone. One call, no loop: the dial is read back after

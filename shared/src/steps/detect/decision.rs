@@ -11,7 +11,7 @@ use crate::aws::cloudwatch::LiveAlarm;
 use crate::aws::stepfunctions::RecentExecution;
 use crate::error::{Error, Result};
 use crate::plan::{Direction, FailoverPlan, Mode, Side};
-use crate::step::{ApprovalGate, ExecutionInput, TriggerInfo};
+use crate::step::{ApprovalGate, ExecutionInput, Overrides, TriggerInfo};
 use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, AlarmTransition, ManualCommand};
 
@@ -226,7 +226,7 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
         direction: Direction::Failover,
         mode: Mode::Ungraceful,
         dry_run,
-        force: false,
+        overrides: Overrides::default(),
         trigger: TriggerInfo {
             source: "alarm".into(),
             alarms: names.clone(),
@@ -241,6 +241,7 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
         timing: plan.timing,
         approval: ApprovalGate {
             required: plan.approval_required && !dry_run,
+            pause_on_findings: plan.pause_on_findings,
         },
     };
     Verdict::Start {
@@ -267,10 +268,10 @@ pub fn decide_manual(
         return Verdict::Skip { reason };
     }
     let target = direction.target();
-    if s.active.is(target) && !cmd.force {
+    if s.active.is(target) && !cmd.overrides.allow_active_target {
         return Verdict::Skip {
             reason: format!(
-                "{} region {} is already active: nothing to {}; add \"force\": true to run the steps anyway",
+                "{} region {} is already active: nothing to {}; add \"overrides\": {{\"allow_active_target\": true}} to run the steps anyway",
                 if target == Side::Dr { "DR" } else { "primary" },
                 plan.region(target).region,
                 direction.as_str()
@@ -294,7 +295,7 @@ pub fn decide_manual(
         direction,
         mode,
         dry_run: cmd.dry_run,
-        force: cmd.force,
+        overrides: cmd.overrides,
         trigger: TriggerInfo {
             source: "manual".into(),
             alarms: vec![],
@@ -302,8 +303,11 @@ pub fn decide_manual(
             reason: reason.clone(),
         },
         timing: plan.timing,
+        // A command may ask for approval; it never takes away the plan's (`"approval": false` on a plan whose
+        // approval is required still pauses).
         approval: ApprovalGate {
-            required: cmd.approval.unwrap_or(plan.approval_required) && !cmd.dry_run,
+            required: (plan.approval_required || cmd.approval == Some(true)) && !cmd.dry_run,
+            pause_on_findings: plan.pause_on_findings || cmd.approval == Some(true),
         },
     };
     Verdict::Start {
@@ -563,7 +567,8 @@ mod tests {
             &gated,
             cmd(serde_json::json!({"command": "failover"}))
         ));
-        assert!(!required(
+        // A command never weakens the plan's approval.
+        assert!(required(
             &gated,
             cmd(serde_json::json!({"command": "failover", "approval": false}))
         ));
@@ -729,11 +734,49 @@ mod tests {
     }
 
     #[test]
+    fn a_command_never_weakens_the_plans_approval() {
+        let mut plan = plan_with(&[]);
+        let s = situation(vec![]);
+        let cmd = |approval: Option<bool>| -> ManualCommand {
+            serde_json::from_value(serde_json::json!({"command": "failover", "approval": approval}))
+                .unwrap()
+        };
+        let gate = |plan: &FailoverPlan, c: &ManualCommand| match decide_manual(
+            plan,
+            c,
+            Direction::Failover,
+            &s,
+        ) {
+            Verdict::Start { input, .. } => input.approval,
+            other => panic!("{other:?}"),
+        };
+        plan.approval_required = true;
+        plan.pause_on_findings = true;
+        let g = gate(&plan, &cmd(Some(false)));
+        assert!(g.required && g.pause_on_findings, "{g:?}");
+        plan.approval_required = false;
+        plan.pause_on_findings = false;
+        let g = gate(&plan, &cmd(Some(true)));
+        assert!(g.required && g.pause_on_findings, "{g:?}");
+        let g = gate(&plan, &cmd(None));
+        assert!(!g.required && !g.pause_on_findings, "{g:?}");
+        let forced = crate::trigger::parse_trigger(
+            &serde_json::json!({"command": "failover", "force": true}),
+        )
+        .unwrap_err();
+        assert!(
+            forced.message.contains("allow_stale_ami")
+                && forced.message.contains("allow_replica_lag"),
+            "{forced}"
+        );
+    }
+
+    #[test]
     fn manual_commands() {
         let plan = plan_with(&[]);
         let cmd = |command: &str, force: bool| -> ManualCommand {
             serde_json::from_value(
-                serde_json::json!({"command": command, "reason": "drill", "force": force}),
+                serde_json::json!({"command": command, "reason": "drill", "overrides": {"allow_active_target": force}}),
             )
             .unwrap()
         };
@@ -770,7 +813,8 @@ mod tests {
             panic!()
         };
         assert_eq!(input.mode, Mode::Graceful);
-        // ...and nothing starts while an execution runs, force or not.
+        assert!(input.overrides.allow_active_target);
+        // ...and nothing starts while an execution runs, overrides or not.
         s.executions[0].status = "RUNNING".into();
         assert!(
             skip_reason(decide_manual(
@@ -899,7 +943,8 @@ mod approval_tests {
                 .required
         };
         assert!(required(&gated, serde_json::json!({"command": "failover"})));
-        assert!(!required(
+        // A command never weakens the plan's approval.
+        assert!(required(
             &gated,
             serde_json::json!({"command": "failover", "approval": false})
         ));

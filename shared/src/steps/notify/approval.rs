@@ -142,8 +142,8 @@ pub fn approval_body(
                 "actions": actions,
                 "data_loss": if catch_up {
                     "none: writes stop (drain) and the replica catches up to lag 0 before it is promoted".to_string()
-                } else if request.execution.force {
-                    "up to the replica lag at promotion, accepted whatever it is (force)".to_string()
+                } else if request.execution.overrides.allow_replica_lag {
+                    "up to the replica lag at promotion, accepted whatever it is (allow_replica_lag)".to_string()
                 } else {
                     format!(
                         "up to the replica lag at promotion; refused above {} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS)",
@@ -290,12 +290,34 @@ pub fn approval_body(
         } else {
             "ungraceful"
         },
-        if request.execution.force {
-            ", force"
-        } else {
-            ""
+        match request.execution.overrides.granted() {
+            g if g.is_empty() => String::new(),
+            g => format!(", overrides {}", g.join(", ")),
         }
     );
+    let (findings, needed) = crate::preflight::findings_in(&request.input);
+    let summary = if findings.is_empty() {
+        summary
+    } else {
+        format!(
+            "{summary}. PREFLIGHT FINDINGS ({}): {}",
+            findings.len(),
+            findings
+                .iter()
+                .map(|c| format!("{}: {}", c.check, c.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    let mut approve = json!({"command": "approve", "execution": input.execution, "reason": "<who approves, and why>"});
+    if !needed.is_empty() {
+        approve["overrides"] = Value::Object(
+            needed
+                .iter()
+                .map(|n| (n.clone(), Value::Bool(true)))
+                .collect(),
+        );
+    }
     json!({
         "source": "pilotlight",
         "kind": "approval",
@@ -304,7 +326,18 @@ pub fn approval_body(
         "summary": summary,
         "direction": direction.as_str(),
         "mode": mode,
-        "force": request.execution.force,
+        "overrides": request.execution.overrides.granted(),
+        "preflight": {
+            "findings": findings,
+            "overrides_needed": needed,
+            "note": if findings.is_empty() {
+                "every preflight check passed"
+            } else {
+                "the run stopped before changing anything: approving accepts only the findings whose override the \
+                 answer names (the approve command below names them all); the preflight runs again after the answer \
+                 and the run stops, unchanged, if a finding is still not accepted"
+            },
+        },
         "dry_run": input.dry_run,
         "from_region": sp.region,
         "to_region": tp.region,
@@ -318,7 +351,7 @@ pub fn approval_body(
         },
         "how_to_answer": {
             "send_to": "the detect function of this pilotlight stack (invoke it with one of these JSON payloads)",
-            "approve": {"command": "approve", "execution": input.execution, "reason": "<who approves, and why>"},
+            "approve": approve,
             "reject": {"command": "reject", "execution": input.execution, "reason": "<who rejects, and why>"},
             "token_fingerprint": fingerprint,
             "note": "Send exactly one. detect finds this execution's pending approval itself (from its history); the \

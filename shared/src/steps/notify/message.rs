@@ -366,10 +366,51 @@ mod tests {
     fn approval_event(token: &str, direction: &str, mode: &str) -> Value {
         json!({"kind": "approval", "milestone": "approval requested", "execution": EXEC, "direction": direction,
                "dry_run": false, "detail": {"task_token": token, "input": {
-                   "direction": direction, "mode": mode, "dry_run": false, "force": false,
+                   "direction": direction, "mode": mode, "dry_run": false, "overrides": {},
                    "trigger": {"source": "manual", "alarms": [], "state_change_time": "2026-11-29T10:00:00Z", "reason": "drill"},
                    "timing": {"poll_seconds": 15, "dial_bake_seconds": 30, "max_polls": 240},
-                   "approval": {"required": true}}}})
+                   "approval": {"required": true, "pause_on_findings": true}}}})
+    }
+
+    /// Issue #10: a paused run's approval request shows the preflight findings and the approve command names the
+    /// overrides that accept them.
+    #[test]
+    fn approval_with_preflight_findings_shows_them_and_suggests_their_overrides() {
+        use crate::preflight::{Check, PreflightSaw};
+        use crate::step::Overrides;
+        let mut event = approval_event("tok", "failover", "ungraceful");
+        let stale = Check::fail(
+            "ami.age",
+            json!(100.0),
+            json!(72),
+            Some("allow_stale_ami"),
+            &Overrides::default(),
+            "newest AMI of the source is 100 h old",
+        );
+        event["detail"]["input"]["steps"] = json!({"preflight": [
+            {"preflight_scale_compute": {"saw": PreflightSaw::of(vec![stale])}},
+            {"preflight_promote_db": {"saw": PreflightSaw::of(vec![])}},
+        ]});
+        let n = compose(&plan(), &input(event), &StepHistory::NotRead, Utc::now());
+        let b = &n.body;
+        assert_eq!(b["preflight"]["findings"][0]["check"], "ami.age", "{b}");
+        assert_eq!(b["preflight"]["findings"][0]["seen"], 100.0);
+        assert_eq!(b["preflight"]["findings"][0]["limit"], 72);
+        assert_eq!(
+            b["preflight"]["overrides_needed"],
+            json!(["allow_stale_ami"])
+        );
+        assert_eq!(
+            b["how_to_answer"]["approve"]["overrides"],
+            json!({"allow_stale_ami": true})
+        );
+        assert!(
+            b["summary"]
+                .as_str()
+                .unwrap()
+                .contains("PREFLIGHT FINDINGS (1): ami.age"),
+            "{b}"
+        );
     }
 
     #[test]

@@ -85,6 +85,16 @@ pub struct Report {
     pub rto_seconds: Option<f64>,
     /// Replica lag seen before promotion; 0 for a graceful switchover.
     pub rpo_seconds: Option<f64>,
+    /// Which rule let the promotion's lag through (promote-db's `saw.rpo_rule`: within the limit, a post-drain 0,
+    /// or the override that accepted it), and the lag and its age as seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpo_rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_lag: Option<Value>,
+    /// The overrides in effect at the end (the execution's plus those an approval answer added).
+    pub overrides: Vec<&'static str>,
+    /// The preflight: findings still failing, and the checks that failed but were accepted by an override.
+    pub preflight: Value,
     /// Every change, in the order the steps made (or, in a dry-run, would make) them.
     pub changes: Vec<Change>,
     /// The operator's answer when the execution waited for approval.
@@ -229,6 +239,29 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
     if text("mode") == "graceful" && rpo.is_none() {
         rpo = Some(0.0);
     }
+    let promote_saw = |key: &str| {
+        in_phase("promote-db")
+            .filter_map(|r| r.saw.get(key).cloned())
+            .find(|v| !v.is_null())
+    };
+    let rpo_rule = promote_saw("rpo_rule").and_then(|v| v.as_str().map(str::to_string));
+    let replica_lag = promote_saw("replica_lag");
+    let overrides = state
+        .get("overrides")
+        .and_then(|o| serde_json::from_value::<crate::step::Overrides>(o.clone()).ok())
+        .unwrap_or_default()
+        .granted();
+    let (findings, needed) = crate::preflight::findings_in(state);
+    let accepted: Vec<Value> = reports
+        .iter()
+        .filter(|r| r.action == crate::step::Action::Preflight)
+        .filter_map(|r| {
+            serde_json::from_value::<crate::preflight::PreflightSaw>(r.saw.clone()).ok()
+        })
+        .flat_map(|saw| saw.checks.into_iter().filter(|c| c.overridden))
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    let preflight = serde_json::json!({"findings": findings, "overrides_needed": needed, "accepted_by_override": accepted});
     let error = state.get("error").cloned();
     let outcome = if error.is_some() {
         "failed"
@@ -262,6 +295,10 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         parallel_overlap_seconds,
         rto_seconds,
         rpo_seconds: rpo,
+        rpo_rule,
+        replica_lag,
+        overrides,
+        preflight,
         changes,
         approval: state
             .get("approval")

@@ -26,7 +26,7 @@
 //! (the `pilotlight:promote-requested-at` tag, ignored when copied from another instance) says when: the slot's instance
 //! is retired only when the writer was promoted after it (or it never was). A slot promoted after the writer is the
 //! newer writer (the direction looks wrong); with no record on either side nobody can tell. Both are refused unless
-//! `force`: renaming the instance the application writes to would cut it off.
+//! the override `allow_stale_writer`: renaming the instance the application writes to would cut it off.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -188,7 +188,7 @@ pub fn decide_replica_slot(
         (wt, Some(st)) => Err(format!(
             "{id} in {r} is a standalone instance promoted at {}, {}: it is the newer writer, and replacing it \
              would cut off its writes. Check the direction (this looks like the other way round); if {w} really is \
-             the writer, re-run with force=true to retire {id} (renamed, not deleted)",
+             the writer, re-run with the override allow_stale_writer to retire {id} (renamed, not deleted)",
             rfc3339(st, SecondsFormat::Secs),
             match wt {
                 Some(wt) => format!(
@@ -201,12 +201,12 @@ pub fn decide_replica_slot(
         (None, None) => Err(format!(
             "{id} in {r} is a standalone instance, and neither it nor the writer {w} carries a pilotlight promotion \
              record ({PROMOTE_REQUESTED_TAG}), so which one holds the newer data cannot be told. If {w} is the \
-             writer (the application writes to it), re-run with force=true to retire {id} (renamed, not deleted)"
+             writer (the application writes to it), re-run with the override allow_stale_writer to retire {id} (renamed, not deleted)"
         )),
     };
     let reason = match stale {
         Ok(reason) => reason,
-        Err(reason) if force => format!("force=true overrides: {reason}"),
+        Err(reason) if force => format!("allow_stale_writer overrides: {reason}"),
         Err(reason) => return Refuse(reason),
     };
     match slot.status.as_str() {
@@ -265,9 +265,25 @@ fn instance_arn(writer_arn: &str, region: &str, id: &str) -> String {
     }
 }
 
-/// What `catchup` decided from the newest ReplicaLag datapoint: (caught up, message).
-pub fn decide_catchup(instance: &str, lag: Option<Datapoint>) -> (bool, String) {
+/// What `catchup` decided from the newest ReplicaLag datapoint: (caught up, message). Only a 0 taken after the
+/// drain finished (`drained_at`, the drain's report `finished_at`) counts: a 0 from before the drain says nothing
+/// about the writes that arrived until it. A datapoint is stamped with the start of its minute, so the first one
+/// that counts is the minute after the drain. Without `drained_at` (a catch-up called by hand) any 0 counts.
+pub fn decide_catchup(
+    instance: &str,
+    lag: Option<Datapoint>,
+    drained_at: Option<DateTime<Utc>>,
+) -> (bool, String) {
     match lag {
+        Some(d) if d.value == 0.0 && drained_at.is_some_and(|t| d.at < t) => (
+            false,
+            format!(
+                "ReplicaLag of {instance} is 0 at {}, before the drain finished at {}: waiting for a lag-0 datapoint \
+                 taken after the drain",
+                rfc3339(d.at, SecondsFormat::Secs),
+                rfc3339(drained_at.unwrap_or(d.at), SecondsFormat::Secs)
+            ),
+        ),
         None => (
             false,
             format!(
@@ -561,7 +577,13 @@ async fn ensure_replica(
         ),
     })?;
     let slot = slot?;
-    let verdict = decide_replica_slot(&writer, slot.as_ref(), slot_id, input.force, now);
+    let verdict = decide_replica_slot(
+        &writer,
+        slot.as_ref(),
+        slot_id,
+        input.overrides.allow_stale_writer,
+        now,
+    );
     let follows = slot.as_ref().filter(|s| {
         s.is_replica()
             && s.replica_source
@@ -794,8 +816,8 @@ async fn catch_up_replica(
                 ),
             )
         })?;
-    saw.replica_lag = Some(ReplicaLagSeen::of(lag));
-    let (caught_up, message) = decide_catchup(instance, lag);
+    saw.replica_lag = Some(ReplicaLagSeen::of(lag, now));
+    let (caught_up, message) = decide_catchup(instance, lag, input.drained_at);
     saw.caught_up = Some(caught_up);
     report.record_saw(&saw);
     Ok(report.finish(caught_up || input.dry_run, message))
@@ -1137,7 +1159,7 @@ mod tests {
             now(),
         );
         assert!(
-            matches!(&v, ReplicaVerdict::Refuse(r) if r.contains("newer writer") && r.contains("force=true")),
+            matches!(&v, ReplicaVerdict::Refuse(r) if r.contains("newer writer") && r.contains("allow_stale_writer")),
             "{v:?}"
         );
         // moto's view of the same: the promoted DR instance still names the primary as its source.
@@ -1152,7 +1174,7 @@ mod tests {
         ));
         assert!(matches!(
             decide_replica_slot(&primary_as_writer, Some(&moto_dr), "web-db-replica", true, now()),
-            ReplicaVerdict::RetireAndCreate { reason, .. } if reason.starts_with("force=true")
+            ReplicaVerdict::RetireAndCreate { reason, .. } if reason.starts_with("allow_stale_writer")
         ));
     }
 
@@ -1164,7 +1186,7 @@ mod tests {
         };
         assert!(matches!(
             decide(&writer, Some(&old_primary()), false),
-            ReplicaVerdict::Refuse(r) if r.contains("cannot be told") && r.contains("force=true")
+            ReplicaVerdict::Refuse(r) if r.contains("cannot be told") && r.contains("allow_stale_writer")
         ));
         assert!(matches!(
             decide(&writer, Some(&old_primary()), true),
@@ -1313,16 +1335,26 @@ mod tests {
     #[test]
     fn catchup_is_done_only_at_a_known_lag_of_zero() {
         let at = now();
-        let (done, m) = decide_catchup("web-db", None);
+        let (done, m) = decide_catchup("web-db", None, None);
         assert!(
             !done && m.contains("unknown lag") && m.contains("zero data loss"),
             "{m}"
         );
-        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: -1.0, at }));
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: -1.0, at }), None);
         assert!(!done && m.contains("replication not running"), "{m}");
-        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 2.0, at }));
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 2.0, at }), None);
         assert!(!done && m.contains("2s"), "{m}");
-        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 0.0, at }));
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 0.0, at }), None);
+        assert!(done && m.contains("caught up"), "{m}");
+        // A 0 from before the drain does not count; one from the minute after it does.
+        let drained = at + chrono::TimeDelta::seconds(30);
+        let (done, m) = decide_catchup("web-db", Some(Datapoint { value: 0.0, at }), Some(drained));
+        assert!(!done && m.contains("before the drain finished"), "{m}");
+        let after = Datapoint {
+            value: 0.0,
+            at: at + chrono::TimeDelta::seconds(60),
+        };
+        let (done, m) = decide_catchup("web-db", Some(after), Some(drained));
         assert!(done && m.contains("caught up"), "{m}");
     }
 

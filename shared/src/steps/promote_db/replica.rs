@@ -6,35 +6,36 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG, RPO_TAG, ReplicaLagSeen,
-    STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint, peek_source_instance,
+    AVAILABLE, LAG_MAX_AGE_SECONDS, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG,
+    RPO_TAG, ReplicaLagSeen, STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint,
+    lag_rule, peek_source_instance,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Mode;
 use crate::runtime::Context;
-use crate::step::{Action, StepInput, StepReport};
+use crate::step::{Action, Overrides, StepInput, StepReport};
 use crate::timestamp::rfc3339;
 
-/// A ReplicaLag datapoint as an RPO estimate. Negative values (RDS reports -1 when replication is not running)
-/// mean the lag cannot be known, like a missing datapoint.
-pub fn lag_estimate(lag: Option<Datapoint>) -> Option<f64> {
-    lag.map(|d| d.value).filter(|v| *v >= 0.0)
+/// A ReplicaLag datapoint as an RPO estimate at `now`: None when the lag cannot be known (no datapoint, one older
+/// than LAG_MAX_AGE_SECONDS, or RDS's -1 while replication is not running).
+pub fn lag_estimate(lag: Option<Datapoint>, now: DateTime<Utc>) -> Option<f64> {
+    ReplicaLagSeen::of(lag, now).seconds
 }
 
-/// Decides what `start` does with an RDS instance. `lag` is the ReplicaLag estimate (None = unknown: in a
-/// regional outage the metric may stop, which must not block a failover).
+/// Decides what `start` does with an RDS instance. `lag` is the fresh ReplicaLag (None = unknown).
 ///
-/// Graceful mode promises no data loss: a known lag above 0 is refused unless `force` (the state machine's catch-up
-/// loop waits for 0 first, so this is a safety net). An unknown lag does not block either mode: the catch-up loop
-/// is what insists on a datapoint of 0.
+/// Ungraceful: a lag above the plan's maximum needs `allow_replica_lag`, an unknown lag `allow_unknown_lag` (the
+/// preflight found it first and the run paused for them: [`lag_rule`]). Graceful promises no data loss: a known
+/// lag above 0 needs `allow_replica_lag` (the catch-up loop waited for a post-drain 0 first, so this is a safety
+/// net); an unknown lag right after that catch-up is left to it.
 pub fn decide_promotion(
     v: &InstanceView,
     lag: Option<f64>,
     max_lag: f64,
     mode: Mode,
-    force: bool,
+    overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Verdict {
     let id = &v.instance;
@@ -43,16 +44,25 @@ pub fn decide_promotion(
         let source = v.replica_source.as_deref().unwrap_or_default();
         return match status {
             AVAILABLE => match lag {
-                Some(l) if l > 0.0 && mode == Mode::Graceful && !force => Verdict::Refuse(format!(
-                    "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
+                Some(l) if l > 0.0 && mode == Mode::Graceful && !overrides.allow_replica_lag => {
+                    Verdict::Refuse(format!(
+                        "read replica {id} lags {l}s behind {source}; a graceful promotion loses no writes, so it waits \
                      for a lag of 0: stop the writes (shift-traffic drain) and run promote-db catchup until it \
-                     reports 0, or re-run with force=true to accept the loss"
-                )),
-                Some(l) if l > max_lag && !force => Verdict::Refuse(format!(
+                     reports 0, or re-run with the override allow_replica_lag to accept the loss"
+                    ))
+                }
+                Some(l) if l > max_lag && !overrides.allow_replica_lag => Verdict::Refuse(format!(
                     "read replica {id} lags {l}s behind {source}, above the plan's maximum of {max_lag}s \
                      (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): promoting now would lose about {l}s of writes. Wait for \
-                     the ReplicaLag metric to fall, or re-run with force=true to accept the loss"
+                     the ReplicaLag metric to fall, or re-run with the override allow_replica_lag to accept the loss"
                 )),
+                None if mode == Mode::Ungraceful && !overrides.allow_unknown_lag => {
+                    Verdict::Refuse(format!(
+                        "the replica lag of {id} is unknown (no ReplicaLag datapoint younger than \
+                     {LAG_MAX_AGE_SECONDS} s, or replication not running): the data loss of promoting now cannot be \
+                     stated. Re-run with the override allow_unknown_lag to accept it"
+                    ))
+                }
                 _ => Verdict::Promote,
             },
             "backing-up" => Verdict::Refuse(format!(
@@ -76,7 +86,7 @@ pub fn decide_promotion(
         };
     }
     // Standalone (or promoted, with a lingering source field).
-    if !v.promotion_recorded_since(now) && !force {
+    if !v.promotion_recorded_since(now) && !overrides.allow_stale_writer {
         let record = match (v.promotion_record(), v.promote_requested_at) {
             (Some(t), _) => format!(
                 "its promotion record ({PROMOTE_REQUESTED_TAG}={}) is from an earlier failover",
@@ -94,7 +104,7 @@ pub fn decide_promotion(
         return Verdict::Refuse(format!(
             "DB instance {id} in {} is not a read replica and is not known to be the writer: {record}. It may be a \
              former primary with stale data; re-create it as a read replica of the current writer before moving \
-             traffic to it. If an operator promoted it for this failover, re-run with force=true",
+             traffic to it. If an operator promoted it for this failover, re-run with the override allow_stale_writer",
             v.region
         ));
     }
@@ -131,6 +141,11 @@ struct PromotionSaw<'a> {
     replica_lag: Option<ReplicaLagSeen>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_replica_lag_seconds: Option<f64>,
+    /// Which rule let the lag through (the RPO basis), or why none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpo_rule: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    overrides: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<SourcePeek>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,6 +176,8 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         note: None,
         replica_lag: None,
         max_replica_lag_seconds: None,
+        rpo_rule: None,
+        overrides: input.overrides.granted(),
         source: None,
         decision: None,
     };
@@ -213,9 +230,25 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     } else {
         None
     };
-    let estimate = lag_estimate(lag);
+    let seen = ReplicaLagSeen::of(lag, now);
+    let estimate = seen.seconds;
     if view.is_replica() {
-        saw.replica_lag = Some(ReplicaLagSeen::of(lag));
+        saw.rpo_rule = Some(
+            match (
+                input.mode,
+                lag_rule(&seen, ctx.plan.max_replica_lag_seconds, &input.overrides),
+            ) {
+                (Mode::Graceful, _) if estimate == Some(0.0) => {
+                    "graceful: lag 0 after the drain (catch-up)".to_string()
+                }
+                (Mode::Graceful, _) => {
+                    "graceful: the catch-up waited for a post-drain lag of 0".to_string()
+                }
+                (Mode::Ungraceful, Ok(rule)) => rule,
+                (Mode::Ungraceful, Err(why)) => format!("refused: {why}"),
+            },
+        );
+        saw.replica_lag = Some(seen);
         saw.max_replica_lag_seconds = Some(ctx.plan.max_replica_lag_seconds);
     }
     if input.mode == Mode::Graceful {
@@ -227,7 +260,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         estimate,
         ctx.plan.max_replica_lag_seconds,
         input.mode,
-        input.force,
+        &input.overrides,
         now,
     );
     saw.decision = Some(verdict.name());
@@ -273,9 +306,12 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
             );
             let lag_note = match estimate {
                 Some(l) if l > ctx.plan.max_replica_lag_seconds => {
-                    format!("replica lag {l}s above the maximum, forced")
+                    format!("replica lag {l}s above the maximum, accepted by allow_replica_lag")
                 }
                 Some(l) => format!("replica lag {l}s"),
+                None if input.mode == Mode::Ungraceful => {
+                    "replica lag unknown, accepted by allow_unknown_lag".to_string()
+                }
                 None => "replica lag unknown".to_string(),
             };
             if input.dry_run {
@@ -317,17 +353,17 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn now() -> DateTime<Utc> {
+    pub(in crate::steps::promote_db) fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc)
     }
 
     /// A healthy cross-region replica as AWS shows it.
-    fn replica() -> InstanceView {
+    pub(in crate::steps::promote_db) fn replica() -> InstanceView {
         InstanceView {
             instance: "web-db-replica".into(),
             arn: "arn:aws:rds:ap-northeast-1:123456789012:db:web-db-replica".into(),
@@ -348,8 +384,18 @@ mod tests {
         }
     }
 
+    /// `force`: every override that promote-db knows (the old `force`).
+    fn all(force: bool) -> Overrides {
+        Overrides {
+            allow_replica_lag: force,
+            allow_unknown_lag: force,
+            allow_stale_writer: force,
+            ..Overrides::default()
+        }
+    }
+
     fn decide(v: &InstanceView, lag: Option<f64>, force: bool) -> Verdict {
-        decide_promotion(v, lag, 300.0, Mode::Ungraceful, force, now())
+        decide_promotion(v, lag, 300.0, Mode::Ungraceful, &all(force), now())
     }
 
     #[test]
@@ -358,31 +404,117 @@ mod tests {
     }
 
     #[test]
-    fn unknown_lag_does_not_block() {
-        assert_eq!(decide(&replica(), None, false), Verdict::Promote);
-        // RDS reports -1 when replication is not running: unknown, not "no lag".
+    fn unknown_lag_needs_allow_unknown_lag_and_a_stale_datapoint_is_unknown() {
+        assert!(
+            matches!(decide(&replica(), None, false), Verdict::Refuse(r) if r.contains("allow_unknown_lag"))
+        );
+        let unknown_only = Overrides {
+            allow_unknown_lag: true,
+            ..Overrides::default()
+        };
         assert_eq!(
-            lag_estimate(Some(Datapoint {
-                value: -1.0,
-                at: now()
-            })),
+            decide_promotion(
+                &replica(),
+                None,
+                300.0,
+                Mode::Ungraceful,
+                &unknown_only,
+                now()
+            ),
+            Verdict::Promote
+        );
+        // ...but that override does not accept a known lag above the maximum.
+        assert!(matches!(
+            decide_promotion(&replica(), Some(900.0), 300.0, Mode::Ungraceful, &unknown_only, now()),
+            Verdict::Refuse(r) if r.contains("allow_replica_lag")
+        ));
+        // RDS reports -1 when replication is not running: unknown, not "no lag".
+        let at = |secs_ago: i64| now() - chrono::TimeDelta::seconds(secs_ago);
+        assert_eq!(
+            lag_estimate(
+                Some(Datapoint {
+                    value: -1.0,
+                    at: now()
+                }),
+                now()
+            ),
             None
         );
         assert_eq!(
-            lag_estimate(Some(Datapoint {
-                value: 3.5,
-                at: now()
-            })),
+            lag_estimate(
+                Some(Datapoint {
+                    value: 3.5,
+                    at: at(60)
+                }),
+                now()
+            ),
             Some(3.5)
         );
-        assert_eq!(lag_estimate(None), None);
+        assert_eq!(
+            lag_estimate(
+                Some(Datapoint {
+                    value: 0.0,
+                    at: at(120)
+                }),
+                now()
+            ),
+            Some(0.0)
+        );
+        // A pre-outage 0 older than two periods is not an RPO of 0.
+        let stale = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 0.0,
+                at: at(121),
+            }),
+            now(),
+        );
+        assert_eq!((stale.seconds, stale.age_seconds), (None, Some(121)));
+        assert!(
+            stale.unknown.as_deref().unwrap().contains("121 s old"),
+            "{stale:?}"
+        );
+        assert!(
+            lag_rule(&stale, 300.0, &Overrides::default())
+                .unwrap_err()
+                .contains("allow_unknown_lag")
+        );
+        assert!(
+            lag_rule(&stale, 300.0, &unknown_only)
+                .unwrap()
+                .contains("accepted by allow_unknown_lag")
+        );
+        let fresh = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 2.0,
+                at: at(30),
+            }),
+            now(),
+        );
+        assert!(
+            lag_rule(&fresh, 300.0, &Overrides::default())
+                .unwrap()
+                .contains("within the plan's maximum")
+        );
+        let high = ReplicaLagSeen::of(
+            Some(Datapoint {
+                value: 900.0,
+                at: at(30),
+            }),
+            now(),
+        );
+        assert!(
+            lag_rule(&high, 300.0, &Overrides::default())
+                .unwrap_err()
+                .contains("allow_replica_lag")
+        );
+        assert_eq!(lag_estimate(None, now()), None);
     }
 
     #[test]
     fn lag_above_the_maximum_is_refused_unless_forced() {
         match decide(&replica(), Some(900.0), false) {
             Verdict::Refuse(r) => assert!(
-                r.contains("900s") && r.contains("300s") && r.contains("force=true"),
+                r.contains("900s") && r.contains("300s") && r.contains("allow_replica_lag"),
                 "{r}"
             ),
             other => panic!("{other:?}"),
@@ -498,7 +630,7 @@ mod tests {
             ..replica()
         };
         assert!(unpromoted.is_replica());
-        assert_eq!(decide(&unpromoted, None, false), Verdict::Promote);
+        assert_eq!(decide(&unpromoted, Some(1.0), false), Verdict::Promote);
     }
 
     #[test]
@@ -541,10 +673,11 @@ mod tests {
 
     #[test]
     fn graceful_refuses_any_known_lag_unless_forced_and_unknown_lag_is_left_to_catchup() {
-        let graceful =
-            |lag, force| decide_promotion(&replica(), lag, 300.0, Mode::Graceful, force, now());
+        let graceful = |lag, force| {
+            decide_promotion(&replica(), lag, 300.0, Mode::Graceful, &all(force), now())
+        };
         assert!(
-            matches!(graceful(Some(1.0), false), Verdict::Refuse(r) if r.contains("lags 1s") && r.contains("catchup") && r.contains("force=true"))
+            matches!(graceful(Some(1.0), false), Verdict::Refuse(r) if r.contains("lags 1s") && r.contains("catchup") && r.contains("allow_replica_lag"))
         );
         assert_eq!(graceful(Some(0.0), false), Verdict::Promote);
         assert_eq!(graceful(Some(1.0), true), Verdict::Promote);
@@ -566,7 +699,7 @@ mod tests {
         assert_eq!(copied.promotion_record(), None);
         assert!(copied.is_replica());
         assert_eq!(copied.recorded_rpo_seconds(), None);
-        assert_eq!(decide(&copied, None, false), Verdict::Promote);
+        assert_eq!(decide(&copied, Some(1.0), false), Verdict::Promote);
         let standalone = InstanceView {
             replica_source: None,
             ..copied

@@ -15,7 +15,7 @@ pub struct ChosenAmi {
     pub recovery_point_arn: String,
     pub created_at: DateTime<Utc>,
     pub age_hours: f64,
-    /// True when the AMI is older than the plan's limit and `force` accepted it.
+    /// True when the AMI is older than the plan's limit and `allow_stale_ami` accepted it.
     pub too_old_but_forced: bool,
 }
 
@@ -24,6 +24,19 @@ pub fn ami_id(recovery_point_arn: &str) -> Option<&str> {
     let (_, resource) = recovery_point_arn.rsplit_once(':')?;
     let id = resource.strip_prefix("image/")?;
     (id.starts_with("ami-") && id.len() > 4 && !id.contains('/')).then_some(id)
+}
+
+/// The recovery points of the plan's source resource (all of them when the plan names none). The listing already
+/// asked for them (ByResourceArn); this keeps a server that ignores the filter from handing over another
+/// instance's image. Pure.
+pub fn of_source(points: Vec<RecoveryPoint>, source: Option<&str>) -> Vec<RecoveryPoint> {
+    match source {
+        None => points,
+        Some(arn) => points
+            .into_iter()
+            .filter(|p| p.resource_arn.as_deref().is_none_or(|r| r == arn))
+            .collect(),
+    }
 }
 
 /// The newest COMPLETED recovery point that names an AMI. AWS documents no listing order, so order is not trusted.
@@ -36,7 +49,7 @@ pub fn newest_completed(points: &[RecoveryPoint]) -> Option<(&RecoveryPoint, &st
 }
 
 /// Picks the AMI to launch, or says why there is none: nothing usable (NotFound) or older than the plan allows
-/// (Refused, unless `force` accepts the risk: in a real disaster an old image may beat no image). `side` names the
+/// (Refused, unless `allow_stale` — the override allow_stale_ami — accepts the risk: in a real disaster an old image may beat no image). `side` names the
 /// vault's role in the messages ("the DR vault").
 pub fn choose_ami(
     points: &[RecoveryPoint],
@@ -60,8 +73,8 @@ pub fn choose_ami(
         return Err(Error::refused(format!(
             "newest COMPLETED EC2 recovery point in vault {vault} (region {region}) is AMI {image_id}, created {} \
              ({age_hours:.1} h ago), older than the plan's limit of {max_age_hours} h (PILOTLIGHT_MAX_AMI_AGE_HOURS): \
-             check the AWS Backup plan and the copy job into the {side} vault; to launch this AMI anyway, run with \
-             \"force\": true; nothing was changed",
+             check the AWS Backup plan and the copy job into the {side} vault; to launch this AMI anyway, approve \
+             the preflight finding with the override allow_stale_ami; nothing was changed",
             created_at.to_rfc3339()
         )));
     }
@@ -89,6 +102,7 @@ mod tests {
             arn: format!("arn:aws:ec2:ap-northeast-1::image/{ami}"),
             status: status.into(),
             created_at: Some(now() - Duration::hours(hours_ago)),
+            resource_arn: None,
         }
     }
 
@@ -118,6 +132,7 @@ mod tests {
                 arn: "arn:aws:backup:ap-northeast-1:1:recovery-point:X".into(),
                 status: "COMPLETED".into(),
                 created_at: Some(now()),
+                resource_arn: None,
             },
             rp("ami-0000000000000000e", "COMPLETED", 10),
         ];

@@ -118,7 +118,7 @@ pub fn reprotect_blocker(dr_dial: i32, dr_endpoint_group: &str) -> Option<String
     (dr_dial > 0).then(|| {
         format!(
             "the DR endpoint group {dr_endpoint_group} still takes {dr_dial}% of the traffic: finish the failback \
-             (shift-traffic until the primary dial is 100 and the DR dial 0) before reprotect, or rerun with force"
+             (shift-traffic until the primary dial is 100 and the DR dial 0) before reprotect, or rerun with the override allow_serving_scale_down"
         )
     })
 }
@@ -187,7 +187,9 @@ mod tests {
         assert_eq!(reprotect_blocker(0, "eg-dr"), None);
         let why = reprotect_blocker(25, "eg-dr").unwrap();
         assert!(
-            why.contains("eg-dr") && why.contains("25%") && why.contains("force"),
+            why.contains("eg-dr")
+                && why.contains("25%")
+                && why.contains("allow_serving_scale_down"),
             "{why}"
         );
     }
