@@ -4,8 +4,8 @@
 # into ministack, puts an alarm into ALARM, follows the failover and checks the end state. See docs/drill.md.
 #
 #   scripts/drill.sh [--keep-running] [--no-build] [--dry-run | --graceful | --primary-outage | --failback |
-#                    --probe | --throttle within|STEP] [--approval approve|reject|timeout] [--primary-region R]
-#                    [--dr-region R] [--alarm-region R]
+#                    --probe | --throttle within|STEP | --stale-ami | --aurora] [--approval approve|reject|timeout]
+#                    [--primary-region R] [--dr-region R] [--alarm-region R]
 #                    [--name-prefix P] [--timeout S]   (all but the next two: the drill's --help)
 #   --keep-running  leave the emulators (and the deployed drill) up for poking around
 #   --no-build      use the binaries already in target/debug (a re-run right after a build)

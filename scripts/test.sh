@@ -64,6 +64,7 @@ drills=(
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)
   "--throttle update-dns --until-failed"  # the retry budget (~4 min) runs out: FAILED, the notice names the step
   "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
+  "--aurora"              # Aurora global database: lag-gated FailoverGlobalCluster, the DR cluster the writer (~1 min)
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use aws_config::{Region, SdkConfig};
 use common::rds::{
     DR_REGION, Global, PRIMARY_REGION, Pair, aurora_context, event, global_state, instance,
-    missing_global, put_replica_lag_at, rds_context, seed_global, tag, writer,
+    missing_global, put_global_lag_at, put_replica_lag_at, rds_context, seed_global, tag, writer,
 };
 use pilotlight::ErrorKind;
 use pilotlight::runtime::invoke;
@@ -388,6 +388,15 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plg").await;
     let ctx = aurora_context(&config, &g);
+    // The secondary publishes its RPO lag (milliseconds): 1.5 s, 30 s old.
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        1500.0,
+        SystemTime::now() - std::time::Duration::from_secs(30),
+    )
+    .await;
 
     let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
         .await
@@ -410,9 +419,22 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
     assert_eq!(change["to"], json!(g.dr_arn));
     assert_eq!(change["applied"], json!(true));
     assert_eq!(
-        started.get("rpo_seconds"),
-        None,
-        "a failover with data loss has no measured RPO here"
+        started["rpo_seconds"],
+        json!(1.5),
+        "the RPO is the secondary's lag, in seconds: {started:#}"
+    );
+    let lag = &started["saw"]["replica_lag"];
+    assert_eq!(lag["metric"], json!("AuroraGlobalDBRPOLag"), "{started:#}");
+    assert!(
+        (30..120).contains(&lag["age_seconds"].as_i64().unwrap()),
+        "{lag:#}"
+    );
+    assert!(
+        started["saw"]["rpo_rule"]
+            .as_str()
+            .unwrap()
+            .contains("within the plan's maximum of 300 s"),
+        "{started:#}"
     );
     assert_eq!(
         writer(&config, &g.id).await.as_deref(),
@@ -469,6 +491,14 @@ async fn aurora_dry_run_changes_nothing() {
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plg").await;
     let ctx = aurora_context(&config, &g);
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        200.0,
+        SystemTime::now(),
+    )
+    .await;
     let before = global_state(&config, &g.id).await;
 
     let report = invoke(handle, &ctx, common::event("promote-db-start-dry-run.json"))
@@ -611,4 +641,141 @@ async fn a_stale_lag_datapoint_is_unknown_lag_in_preflight_and_start() {
             .unwrap()
             >= 600
     );
+}
+
+/// Issue #10: Aurora's ungraceful FailoverGlobalCluster (data loss allowed) is gated on the secondary's global
+/// database lag as an RDS replica is on ReplicaLag. A pre-outage AuroraGlobalDBRPOLag of 0 ten minutes old is
+/// unknown lag: the preflight finding names `allow_unknown_lag`, `start` refuses and changes nothing. A fresh lag
+/// above the plan's maximum is a finding for `allow_replica_lag`; with it the failover goes ahead and the report
+/// names the rule and the lag with its age.
+#[tokio::test]
+async fn aurora_stale_or_over_limit_global_lag_pauses_the_preflight_and_start_refuses() {
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg-lag").await;
+    let ctx = aurora_context(&config, &g);
+    let preflight = || async {
+        let report = invoke(
+            handle,
+            &ctx,
+            event("promote-db-start.json", &[("action", json!("preflight"))]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report["changes"], json!([]));
+        let checks = report["saw"]["checks"].as_array().unwrap().clone();
+        let lag = checks
+            .iter()
+            .find(|c| c["check"] == "db.lag")
+            .unwrap()
+            .clone();
+        let member = checks
+            .iter()
+            .find(|c| c["check"] == "db.global-member")
+            .unwrap();
+        assert_eq!(member["passed"], json!(true), "{member:#}");
+        (report["saw"]["passed"].clone(), lag)
+    };
+
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        0.0,
+        SystemTime::now() - std::time::Duration::from_secs(600),
+    )
+    .await;
+    let (passed, lag) = preflight().await;
+    assert_eq!(passed, json!(false), "{lag:#}");
+    assert_eq!(lag["override_name"], json!("allow_unknown_lag"), "{lag:#}");
+    assert_eq!(lag["seen"]["metric"], json!("AuroraGlobalDBRPOLag"));
+    assert_eq!(lag["seen"]["seconds"], Value::Null);
+    assert!(
+        lag["seen"]["age_seconds"].as_i64().unwrap() >= 600,
+        "{lag:#}"
+    );
+    assert_eq!(lag["limit"]["max_age_seconds"], json!(120));
+
+    let before = global_state(&config, &g.id).await;
+    let err = start_with(&ctx, json!({})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(
+        err.message.contains("allow_unknown_lag")
+            && err.message.contains("AuroraGlobalDBRPOLag")
+            && err.message.contains(&g.id),
+        "{err}"
+    );
+    assert_eq!(
+        global_state(&config, &g.id).await,
+        before,
+        "nothing changed"
+    );
+
+    // Fresh, but above the plan's 300 s: 900 s (900 000 ms).
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        900_000.0,
+        SystemTime::now(),
+    )
+    .await;
+    let (passed, lag) = preflight().await;
+    assert_eq!(passed, json!(false), "{lag:#}");
+    assert_eq!(lag["override_name"], json!("allow_replica_lag"), "{lag:#}");
+    assert_eq!(lag["seen"]["seconds"], json!(900.0));
+    let err = start_with(&ctx, json!({})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(
+        err.message.contains("900 s") && err.message.contains("allow_replica_lag"),
+        "{err}"
+    );
+    // allow_unknown_lag does not accept a known lag above the maximum.
+    let err = start_with(&ctx, json!({"allow_unknown_lag": true}))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("allow_replica_lag"), "{err}");
+    assert_eq!(
+        global_state(&config, &g.id).await,
+        before,
+        "nothing changed"
+    );
+
+    let accepted = start_with(&ctx, json!({"allow_replica_lag": true}))
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted["saw"]["decision"],
+        json!("promote"),
+        "{accepted:#}"
+    );
+    assert_eq!(accepted["rpo_seconds"], json!(900.0));
+    assert!(
+        accepted["saw"]["rpo_rule"]
+            .as_str()
+            .unwrap()
+            .contains("accepted by allow_replica_lag"),
+        "{accepted:#}"
+    );
+    assert_eq!(
+        accepted["saw"]["overrides"],
+        json!(["allow_replica_lag"]),
+        "{accepted:#}"
+    );
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.dr_arn.as_str())
+    );
+}
+
+/// promote-db `start` (the events/ file) with these overrides.
+async fn start_with(
+    ctx: &pilotlight::runtime::Context,
+    overrides: Value,
+) -> pilotlight::Result<Value> {
+    invoke(
+        handle,
+        ctx,
+        event("promote-db-start.json", &[("overrides", overrides)]),
+    )
+    .await
 }

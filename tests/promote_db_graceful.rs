@@ -29,7 +29,8 @@ use aws_config::SdkConfig;
 use aws_sdk_rds::types::DbInstance;
 use common::rds::{
     DR_REGION, PRIMARY_REGION, Pair, aurora_context, create_primary, describe, event, global_state,
-    instance, missing_global, put_replica_lag_at, rds_context, rds_in, seed_global, tag,
+    instance, missing_global, put_global_lag_at, put_replica_lag_at, rds_context, rds_in,
+    seed_global, tag,
 };
 use pilotlight::ErrorKind;
 use pilotlight::runtime::{Context, invoke};
@@ -970,6 +971,15 @@ async fn aurora_failback_prepare_catchup_and_reprotect_follow_the_global_cluster
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
+    // The ungraceful failover that sets the scene is gated on the secondary's lag: a fresh one, within the limit.
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        0.0,
+        SystemTime::now(),
+    )
+    .await;
     let failed_over = invoke(
         handle,
         &ctx,
@@ -1059,6 +1069,15 @@ async fn aurora_prepare_waits_while_the_target_is_not_a_member() {
     let config = common::sdk_config_at(&common::ministack_url()).await;
     let g = seed_global(&config, "plgg").await;
     let ctx = aurora_context(&config, &g);
+    // The ungraceful failover that sets the scene is gated on the secondary's lag: a fresh one, within the limit.
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        0.0,
+        SystemTime::now(),
+    )
+    .await;
     invoke(
         handle,
         &ctx,

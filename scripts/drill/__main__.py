@@ -54,6 +54,10 @@ def parse_args(argv):
                    help="the DR vault holds only a recovery point older than the plan allows: the preflight pauses "
                         "the run for approval with the finding (nothing changed), the drill approves with "
                         "allow_stale_ami, the run completes (scripts/drill/stale_ami.py)")
+    p.add_argument("--aurora", action="store_true",
+                   help="the database is an Aurora global database (plan PILOTLIGHT_DB_MODE=aurora-global) in "
+                        "ministack, its secondary's AuroraGlobalDBRPOLag fresh and within the limit: the alarm's "
+                        "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -82,6 +86,10 @@ def parse_args(argv):
         p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
     if a.stale_ami and (a.approval or a.dry_run or a.failback or a.graceful):
         p.error("--stale-ami answers its own approval request: not with --approval, --dry-run, --failback, --graceful")
+    others = special + (["stale_ami"] if a.stale_ami else [])
+    if a.aurora and others:
+        p.error("--aurora drills the alarm's ungraceful failover on its own (not with "
+                f"{', '.join('--' + o.replace('_', '-') for o in others)})")
     return a
 
 

@@ -23,7 +23,11 @@ def parse_time(text):
 
 
 def db_view(d, side):
-    """One side's DB instance as the product judges it, or None when there is none with the plan's id."""
+    """One side's DB instance as the product judges it, or None when there is none with the plan's id (--aurora:
+    its cluster as a member of the global cluster, aurora.db_view)."""
+    if d.args.aurora:
+        from .aurora import db_view as cluster_view
+        return cluster_view(d, side)
     rds = d.client("rds", d.region_of(side))
     try:
         inst = rds.describe_db_instances(DBInstanceIdentifier=d.seeded["db"][side])["DBInstances"][0]

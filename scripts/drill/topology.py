@@ -68,17 +68,11 @@ def seed_moto(d):
     phase(f"seed moto ({d.args.moto_url}): {d.primary} primary, {d.dr} DR, names {d.p}-*")
     s = d.seeded
 
-    # -- database: MySQL primary + cross-region read replica (source given as ARN, as across regions on AWS)
-    db = d.client("rds", d.primary).create_db_instance(
-        DBInstanceIdentifier=d.name("db"), Engine="mysql", DBInstanceClass="db.t3.micro",
-        MasterUsername="admin", MasterUserPassword="drill-password-1", AllocatedStorage=20,
-        BackupRetentionPeriod=1)["DBInstance"]
-    replica = d.client("rds", d.dr).create_db_instance_read_replica(
-        DBInstanceIdentifier=d.name("db-replica"), SourceDBInstanceIdentifier=db["DBInstanceArn"],
-        DBInstanceClass="db.t3.micro")["DBInstance"]
-    s["db"] = {"primary": db["DBInstanceIdentifier"], "dr": replica["DBInstanceIdentifier"]}
-    kv("RDS primary", f"{db['DBInstanceIdentifier']} ({d.primary}, {db['Engine']})")
-    kv("RDS read replica", f"{replica['DBInstanceIdentifier']} ({d.dr}) <- {replica.get('ReadReplicaSourceDBInstanceIdentifier')}")
+    if d.args.aurora:  # the database is an Aurora global database in ministack (scripts/drill/aurora.py)
+        from . import aurora
+        aurora.seed(d)
+    else:
+        seed_rds_replica(d)
 
     for side, _ in SIDES:
         c = s[side] = seed_region_compute(d, side, d.region_of(side))
@@ -97,6 +91,21 @@ def seed_moto(d):
                 "primary_value": s["primary"]["load_balancer_dns"], "dr_value": s["dr"]["load_balancer_dns"]}
     kv("Route 53", f"zone {s['dns']['zone_id']} {zone_name}, health checks {hcs['primary']} (primary) / "
                    f"{hcs['dr']} (DR)")
+
+
+def seed_rds_replica(d):
+    s = d.seeded
+    # -- database: MySQL primary + cross-region read replica (source given as ARN, as across regions on AWS)
+    db = d.client("rds", d.primary).create_db_instance(
+        DBInstanceIdentifier=d.name("db"), Engine="mysql", DBInstanceClass="db.t3.micro",
+        MasterUsername="admin", MasterUserPassword="drill-password-1", AllocatedStorage=20,
+        BackupRetentionPeriod=1)["DBInstance"]
+    replica = d.client("rds", d.dr).create_db_instance_read_replica(
+        DBInstanceIdentifier=d.name("db-replica"), SourceDBInstanceIdentifier=db["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro")["DBInstance"]
+    s["db"] = {"primary": db["DBInstanceIdentifier"], "dr": replica["DBInstanceIdentifier"]}
+    kv("RDS primary", f"{db['DBInstanceIdentifier']} ({d.primary}, {db['Engine']})")
+    kv("RDS read replica", f"{replica['DBInstanceIdentifier']} ({d.dr}) <- {replica.get('ReadReplicaSourceDBInstanceIdentifier')}")
 
 
 def seed_per_plan(d, plan):
@@ -194,13 +203,21 @@ def seed_ministack(d):
         kv("alarm", f"{name} ({metric} {stat} > {threshold:g}) OK")
     d.seeded["alarms"] = [a[0] for a in alarms]
 
-    # promote-db reads ReplicaLag (newest 1-minute Maximum) from CloudWatch in the DR region as its RPO estimate.
-    # 90 s old: a later datapoint (put_replica_lag when the graceful flow has drained writes) lands in a newer minute.
+    # promote-db reads ReplicaLag (newest 1-minute Maximum) from CloudWatch in the DR region as its RPO estimate
+    # (--aurora: the secondary cluster's AuroraGlobalDBRPOLag). 90 s old: a later datapoint (put_replica_lag when
+    # the graceful flow has drained writes) lands in a newer minute.
     put_replica_lag(d, 2.0, now_utc() - timedelta(seconds=90))
-    kv("ReplicaLag", f"2 s for {d.seeded['db']['dr']} ({d.dr})")
+    if d.args.aurora:
+        kv("AuroraGlobalDBRPOLag", f"2000 ms for {d.seeded['aurora']['ids']['dr']} ({d.dr})")
+    else:
+        kv("ReplicaLag", f"2 s for {d.seeded['db']['dr']} ({d.dr})")
 
 
 def put_replica_lag(d, seconds, at, side="dr"):
+    """The DR database's lag datapoint, as its engine publishes it (--aurora: aurora.put_lag)."""
+    if d.args.aurora:
+        from . import aurora
+        return aurora.put_lag(d, seconds, at, side)
     d.client("cloudwatch", d.region_of(side), "ministack").put_metric_data(Namespace="AWS/RDS", MetricData=[{
         "MetricName": "ReplicaLag", "Value": seconds, "Unit": "Seconds", "Timestamp": at,
         "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": d.seeded["db"][side]}]}])
@@ -229,12 +246,16 @@ def seeded_values(d):
     s = d.seeded
     values = {
         "PILOTLIGHT_ALARM_NAMES": ",".join(s["alarms"]),
-        "PILOTLIGHT_PRIMARY_DB_INSTANCE": s["db"]["primary"],
-        "PILOTLIGHT_DR_DB_INSTANCE": s["db"]["dr"],
         # The stack creates the operators' topic and gives the functions its ARN itself (not a parameter); this
         # stand-in only completes the requested plan for check-plan and is never deployed.
         "PILOTLIGHT_SNS_TOPIC_ARN": f"arn:aws:sns:{d.dr}:{ACCOUNT}:{d.name('operators-set-by-the-stack')}",
     }
+    if d.args.aurora:
+        from . import aurora
+        values.update(aurora.plan_values(d))
+    else:
+        values.update({"PILOTLIGHT_PRIMARY_DB_INSTANCE": s["db"]["primary"],
+                       "PILOTLIGHT_DR_DB_INSTANCE": s["db"]["dr"]})
     for side, prefix in SIDES:
         c = s[side]
         values.update({

@@ -118,6 +118,13 @@ def verify(d, before, after, execution, inbox):
               "a failure/rejection notification reached the operators' topic")
     else:
         check(any(is_report(s, b) for s, b in inbox), "a report notification reached the operators' topic")
+    if d.args.aurora:
+        from .aurora import verify as verify_aurora
+        try:
+            report = find_report(json.loads(execution.get("output") or "{}")) or {}
+        except ValueError:
+            report = {}
+        verify_aurora(d, report, check)
     if d.args.stale_ami:
         from .stale_ami import verify as verify_stale_ami
         verify_stale_ami(d, execution, check)

@@ -243,6 +243,44 @@ pub fn aurora_context(config: &SdkConfig, g: &Global) -> Context {
     Context { plan, aws }
 }
 
+/// Publishes one `AWS/RDS` Aurora global database lag datapoint (`AuroraGlobalDBRPOLag` or
+/// `AuroraGlobalDBReplicationLag`, in milliseconds as Aurora reports them) for the secondary cluster `cluster_arn`,
+/// dimension `DBClusterIdentifier` = the cluster's identifier, in its region. Written here, independently of the
+/// product's reader, so a mismatch in name, unit or dimension fails the tests.
+pub async fn put_global_lag_at(
+    config: &SdkConfig,
+    cluster_arn: &str,
+    metric: &str,
+    milliseconds: f64,
+    at: SystemTime,
+) {
+    let region = cluster_arn
+        .split(':')
+        .nth(3)
+        .expect("region in the cluster ARN");
+    let cluster = cluster_arn.rsplit(':').next().unwrap();
+    cloudwatch_in(config, region)
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name(metric)
+                .dimensions(
+                    Dimension::builder()
+                        .name("DBClusterIdentifier")
+                        .value(cluster)
+                        .build(),
+                )
+                .value(milliseconds)
+                .unit(StandardUnit::Milliseconds)
+                .timestamp(at.into())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put Aurora global database lag");
+}
+
 /// DescribeGlobalClusters for `id`, read in the DR region.
 pub async fn global_state(config: &SdkConfig, id: &str) -> Vec<GlobalCluster> {
     rds_in(config, DR_REGION)

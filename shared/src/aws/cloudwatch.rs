@@ -1,4 +1,5 @@
-//! CloudWatch: the live state of alarms (DescribeAlarms) and the newest datapoint of a replica's ReplicaLag.
+//! CloudWatch: the live state of alarms (DescribeAlarms), the newest datapoint of a replica's ReplicaLag and of an
+//! Aurora secondary cluster's global database lag.
 
 use std::time::Duration;
 
@@ -100,18 +101,77 @@ pub async fn replica_lag(
     now: DateTime<Utc>,
     window: Duration,
 ) -> Result<Option<Datapoint>> {
+    let query = newest_maximum("lag", "ReplicaLag", "DBInstanceIdentifier", instance);
+    let resp = in_window(cw.get_metric_data(), now, window)
+        .metric_data_queries(query)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetMetricData AWS/RDS ReplicaLag", instance, e))?;
+    Ok(newest(&resp, "lag", 1.0))
+}
+
+/// The Aurora global database metrics [`global_db_lag`] reads, in milliseconds, published by the *secondary*
+/// cluster (in its own region) with the dimension `DBClusterIdentifier` (Amazon CloudWatch metrics for Amazon
+/// Aurora, cluster-level): the RPO lag (how long a commit on the primary takes to be stored on this secondary) and
+/// the replication lag of the global database's storage replication.
+pub const AURORA_RPO_LAG: &str = "AuroraGlobalDBRPOLag";
+pub const AURORA_REPLICATION_LAG: &str = "AuroraGlobalDBReplicationLag";
+
+/// An Aurora secondary cluster's lag metrics as read: the newest datapoint of each, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct GlobalDbLag {
+    pub rpo_lag: Option<Datapoint>,
+    pub replication_lag: Option<Datapoint>,
+}
+
+/// IAM: what [`global_db_lag`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const GLOBAL_DB_LAG: Call = Call {
+    adapter: "cloudwatch::global_db_lag",
+    operations: &["get_metric_data"],
+    needs: &[Permission::new("cloudwatch:GetMetricData", Resource::Any)],
+};
+
+/// The newest `AWS/RDS` [`AURORA_RPO_LAG`] and [`AURORA_REPLICATION_LAG`] datapoints (per-minute Maximum,
+/// converted from milliseconds to seconds) of the secondary cluster `cluster` (its identifier, not its ARN) within
+/// `window` before `now`, in one GetMetricData call to the client's region: the secondary's own, so it works
+/// while the primary region is down.
+pub async fn global_db_lag(
+    cw: &aws_sdk_cloudwatch::Client,
+    cluster: &str,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Result<GlobalDbLag> {
+    let resp = in_window(cw.get_metric_data(), now, window)
+        .metric_data_queries(newest_maximum(
+            "rpo",
+            AURORA_RPO_LAG,
+            "DBClusterIdentifier",
+            cluster,
+        ))
+        .metric_data_queries(newest_maximum(
+            "replication",
+            AURORA_REPLICATION_LAG,
+            "DBClusterIdentifier",
+            cluster,
+        ))
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetMetricData AWS/RDS AuroraGlobalDB*Lag", cluster, e))?;
+    Ok(GlobalDbLag {
+        rpo_lag: newest(&resp, "rpo", 1000.0),
+        replication_lag: newest(&resp, "replication", 1000.0),
+    })
+}
+
+/// A query for the 1-minute Maximum of an `AWS/RDS` metric of one resource.
+fn newest_maximum(id: &str, metric: &str, dimension: &str, value: &str) -> MetricDataQuery {
     let metric = Metric::builder()
         .namespace("AWS/RDS")
-        .metric_name("ReplicaLag")
-        .dimensions(
-            Dimension::builder()
-                .name("DBInstanceIdentifier")
-                .value(instance)
-                .build(),
-        )
+        .metric_name(metric)
+        .dimensions(Dimension::builder().name(dimension).value(value).build())
         .build();
-    let query = MetricDataQuery::builder()
-        .id("lag")
+    MetricDataQuery::builder()
+        .id(id)
         .metric_stat(
             MetricStat::builder()
                 .metric(metric)
@@ -120,25 +180,40 @@ pub async fn replica_lag(
                 .build(),
         )
         .return_data(true)
-        .build();
+        .build()
+}
+
+/// A GetMetricData request over `window` before `now`, newest first.
+fn in_window(
+    request: aws_sdk_cloudwatch::operation::get_metric_data::builders::GetMetricDataFluentBuilder,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> aws_sdk_cloudwatch::operation::get_metric_data::builders::GetMetricDataFluentBuilder {
     let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));
-    let resp = cw
-        .get_metric_data()
-        .metric_data_queries(query)
+    request
         .start_time(to_smithy(start))
         // The end is exclusive and datapoints are stamped at the start of their minute: look one minute ahead.
         .end_time(to_smithy(now + chrono::Duration::minutes(1)))
         .scan_by(ScanBy::TimestampDescending)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetMetricData AWS/RDS ReplicaLag", instance, e))?;
-    let newest = resp
-        .metric_data_results()
+}
+
+/// The newest datapoint of query `id`, its value divided by `per_second` (1000 for milliseconds).
+fn newest(
+    resp: &aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput,
+    id: &str,
+    per_second: f64,
+) -> Option<Datapoint> {
+    resp.metric_data_results()
         .iter()
+        .filter(|r| r.id() == Some(id))
         .flat_map(|r| r.timestamps().iter().zip(r.values()))
-        .filter_map(|(t, v)| to_chrono(Some(t)).map(|at| Datapoint { value: *v, at }))
-        .max_by_key(|d| d.at);
-    Ok(newest)
+        .filter_map(|(t, v)| {
+            to_chrono(Some(t)).map(|at| Datapoint {
+                value: *v / per_second,
+                at,
+            })
+        })
+        .max_by_key(|d| d.at)
 }
 
 /// One datapoint to publish: a metric of the namespace, its dimensions, the value and its unit.
@@ -195,4 +270,9 @@ pub async fn put_metric_data(
 }
 
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
-pub const CALLS: &[&Call] = &[&DESCRIBE_ALARMS, &REPLICA_LAG, &PUT_METRIC_DATA];
+pub const CALLS: &[&Call] = &[
+    &DESCRIBE_ALARMS,
+    &REPLICA_LAG,
+    &GLOBAL_DB_LAG,
+    &PUT_METRIC_DATA,
+];

@@ -3,8 +3,9 @@
 //! * `rds-replica`: PromoteReadReplica on the target instance (a cross-region read replica), after reading its
 //!   `ReplicaLag` from CloudWatch in the same region as the RPO estimate.
 //! * `aurora-global`: SwitchoverGlobalCluster (graceful: no data loss, needs the source region) or
-//!   FailoverGlobalCluster with AllowDataLoss (ungraceful), then `status` follows the global cluster until the
-//!   target cluster is the writer.
+//!   FailoverGlobalCluster with AllowDataLoss (ungraceful, after reading the target cluster's global database lag
+//!   in its own region and gating it like ReplicaLag), then `status` follows the global cluster until the target
+//!   cluster is the writer.
 //!
 //! Parts, one database mode or path each: [`replica`] (RDS read replica promotion), [`aurora`] (Aurora global
 //! switchover/failover) and [`graceful`] (the graceful path's actions). In each the decisions are pure functions over
@@ -113,16 +114,22 @@ pub const PERMISSIONS: &[Use] = &[
         &rds::FAILOVER_GLOBAL_CLUSTER,
         "ungraceful: failover with AllowDataLoss",
     ),
+    Use::when(
+        "IsAuroraGlobal",
+        &cloudwatch::GLOBAL_DB_LAG,
+        "the secondary's global database lag before an ungraceful failover",
+    ),
 ];
 
 pub const STEP: &str = "promote-db";
 /// A promotion record older than this is from an earlier failover (an execution lasts minutes; a day leaves room
 /// for an operator to resume a failed one).
 pub const PROMOTION_RECORD_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
-/// How far back to look for a ReplicaLag datapoint.
+/// How far back to look for a lag datapoint.
 pub const LAG_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// A ReplicaLag datapoint counts only when it is at most this old (two 1-minute periods: the newest complete
-/// minute and the one being written). Older, the lag is unknown: a pre-outage 0 is not an RPO of 0.
+/// A lag datapoint (ReplicaLag, or an Aurora secondary's AuroraGlobalDBRPOLag) counts only when it is at most this
+/// old (two 1-minute periods: the newest complete minute and the one being written). Older, the lag is unknown: a
+/// pre-outage 0 is not an RPO of 0.
 pub const LAG_MAX_AGE_SECONDS: i64 = 120;
 
 const AVAILABLE: &str = "available";
@@ -293,10 +300,12 @@ pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Res
     Ok(report)
 }
 
-/// The newest ReplicaLag datapoint as the reports show it: `seconds` null when the lag cannot be known (no
-/// datapoint, one older than [`LAG_MAX_AGE_SECONDS`], or RDS's -1 while replication is not running), and why.
+/// The newest lag datapoint as the reports show it: `seconds` null when the lag cannot be known (no datapoint, one
+/// older than [`LAG_MAX_AGE_SECONDS`], or RDS's -1 while replication is not running), and why. `metric` names what
+/// was read: `ReplicaLag` (an RDS read replica) or an Aurora global database metric ([`aurora::global_lag_seen`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicaLagSeen {
+    pub metric: &'static str,
     pub seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
@@ -309,10 +318,17 @@ pub struct ReplicaLagSeen {
 }
 
 impl ReplicaLagSeen {
-    /// Pure: what the newest datapoint says at `now`.
+    /// Pure: what the newest ReplicaLag datapoint says at `now`.
     pub fn of(lag: Option<Datapoint>, now: DateTime<Utc>) -> Self {
+        Self::of_metric("ReplicaLag", lag, now)
+    }
+
+    /// Pure: what the newest datapoint of `metric` (in seconds) says at `now`; the same freshness rule for every
+    /// lag metric.
+    pub fn of_metric(metric: &'static str, lag: Option<Datapoint>, now: DateTime<Utc>) -> Self {
         let age = lag.map(|d| (now - d.at).num_seconds().max(0));
         let seen = |seconds, unknown| ReplicaLagSeen {
+            metric,
             seconds,
             at: lag.map(|d| d.at),
             age_seconds: age,
@@ -323,7 +339,7 @@ impl ReplicaLagSeen {
             Some(d) if age.unwrap_or(0) > LAG_MAX_AGE_SECONDS => seen(
                 None,
                 Some(format!(
-                    "the newest ReplicaLag datapoint ({} at {}) is {} s old, older than {LAG_MAX_AGE_SECONDS} s: the \
+                    "the newest {metric} datapoint ({} at {}) is {} s old, older than {LAG_MAX_AGE_SECONDS} s: the \
                      lag now is unknown",
                     d.value,
                     crate::timestamp::rfc3339(d.at, chrono::SecondsFormat::Secs),
@@ -333,28 +349,51 @@ impl ReplicaLagSeen {
             Some(d) if d.value >= 0.0 => seen(Some(d.value), None),
             Some(d) => seen(
                 None,
-                Some(format!(
-                    "ReplicaLag is {} (replication not running)",
-                    d.value
-                )),
+                Some(format!("{metric} is {} (replication not running)", d.value)),
             ),
             None => seen(
                 None,
                 Some(format!(
-                    "no ReplicaLag datapoint in the last {} minutes",
+                    "no {metric} datapoint in the last {} minutes",
                     LAG_WINDOW.as_secs() / 60
                 )),
             ),
         }
     }
+
+    /// The lag's name in messages: "replica lag", or "global database lag (<metric>)".
+    fn what(&self) -> String {
+        if self.metric == "ReplicaLag" {
+            "replica lag".to_string()
+        } else {
+            format!("global database lag ({})", self.metric)
+        }
+    }
 }
 
-/// Which rule let an ungraceful promotion's lag through (or why none did): the report's `rpo_rule`. Pure.
+/// The RPO basis a promotion's report carries (flattened into its `saw`): the lag read before promoting, the plan's
+/// maximum and the rule that let it through (notify's report takes `replica_lag` and `rpo_rule` from here).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RpoBasis {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_lag: Option<ReplicaLagSeen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replica_lag_seconds: Option<f64>,
+    /// Which rule let the lag through, or why none did (`refused: ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpo_rule: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<&'static str>,
+}
+
+/// Which rule let an ungraceful promotion's lag through (or why none did): the report's `rpo_rule`. Pure; the same
+/// rule for an RDS replica's ReplicaLag and an Aurora secondary's global database lag.
 pub fn lag_rule(
     lag: &ReplicaLagSeen,
     max_lag: f64,
     overrides: &crate::step::Overrides,
 ) -> std::result::Result<String, String> {
+    let what = lag.what();
     match lag.seconds {
         Some(l) if l <= max_lag => Ok(format!(
             "lag {l} s, {} s old, within the plan's maximum of {max_lag} s",
@@ -364,7 +403,7 @@ pub fn lag_rule(
             "lag {l} s above the plan's maximum of {max_lag} s, accepted by allow_replica_lag"
         )),
         Some(l) => Err(format!(
-            "replica lag {l} s is above the plan's maximum of {max_lag} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): \
+            "{what} {l} s is above the plan's maximum of {max_lag} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS): \
              promoting now would lose about {l} s of writes; accept it with the override allow_replica_lag"
         )),
         None if overrides.allow_unknown_lag => Ok(format!(
@@ -372,7 +411,7 @@ pub fn lag_rule(
             lag.unknown.as_deref().unwrap_or("no datapoint")
         )),
         None => Err(format!(
-            "replica lag unknown ({}): the RPO cannot be stated; accept it with the override allow_unknown_lag",
+            "{what} unknown ({}): the RPO cannot be stated; accept it with the override allow_unknown_lag",
             lag.unknown.as_deref().unwrap_or("no datapoint")
         )),
     }

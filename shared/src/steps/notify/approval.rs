@@ -169,9 +169,17 @@ pub fn approval_body(
                 "new_writer": {"region": tp.region, "db_cluster_arn": secondary},
                 "actions": [format!("{call}: {secondary} becomes the writer of {global_cluster}")],
                 "data_loss": if mode == Mode::Graceful {
-                    "none: a switchover waits until the secondary is fully synchronised"
+                    "none: a switchover waits until the secondary is fully synchronised".to_string()
+                } else if request.execution.overrides.allow_replica_lag {
+                    "up to the secondary's global database lag at failover (AllowDataLoss), accepted whatever it is \
+                     (allow_replica_lag)"
+                        .to_string()
                 } else {
-                    "up to Aurora's replication lag at failover (AllowDataLoss)"
+                    format!(
+                        "up to the secondary's global database lag at failover (AllowDataLoss; AuroraGlobalDBRPOLag); \
+                         refused above {} s (PILOTLIGHT_MAX_REPLICA_LAG_SECONDS)",
+                        plan.max_replica_lag_seconds
+                    )
                 },
             })
         }

@@ -1,15 +1,76 @@
 //! promote-db for an Aurora global database: SwitchoverGlobalCluster (graceful) or FailoverGlobalCluster with
 //! AllowDataLoss (ungraceful), decided by [`decide_global_switch`] (pure) from the global cluster's state.
+//!
+//! An ungraceful failover loses what the secondary had not received yet, so it is gated on the secondary's lag as
+//! an RDS replica's promotion is on ReplicaLag: the newest `AuroraGlobalDBRPOLag` datapoint of the target cluster,
+//! read in the target region ([`global_lag_seen`], falling back to `AuroraGlobalDBReplicationLag`), counts only
+//! when at most LAG_MAX_AGE_SECONDS old, and [`lag_rule`] (the replica path's rule) lets it through within the
+//! plan's maximum or with `allow_replica_lag` / `allow_unknown_lag`. The preflight checks it first; `start` checks
+//! it again, since the lag may have changed during an approval wait.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{AVAILABLE, STEP, Verdict, describe_global_cluster, hint};
+use super::{
+    AVAILABLE, LAG_WINDOW, ReplicaLagSeen, RpoBasis, STEP, Verdict, describe_global_cluster, hint,
+    lag_rule,
+};
+use crate::aws::cloudwatch::{AURORA_REPLICATION_LAG, AURORA_RPO_LAG, GlobalDbLag, global_db_lag};
 use crate::aws::rds::{GlobalClusterView, failover_global_cluster, switchover_global_cluster};
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::Mode;
+use crate::plan::{Mode, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
+
+/// The cluster identifier of a cluster ARN (`arn:aws:rds:<region>:<account>:cluster:<id>`): the metrics'
+/// `DBClusterIdentifier`. Pure.
+pub fn cluster_identifier(arn: &str) -> &str {
+    arn.rsplit_once(":cluster:").map_or(arn, |(_, id)| id)
+}
+
+/// The secondary's lag as the reports show it. `AuroraGlobalDBRPOLag` is the RPO itself (how long a commit on the
+/// primary takes to be stored on this secondary) and is preferred; when it has no fresh datapoint,
+/// `AuroraGlobalDBReplicationLag` (the storage replication's lag) stands in. Neither fresh: unknown, saying why for
+/// both. Pure.
+pub fn global_lag_seen(lag: GlobalDbLag, now: DateTime<Utc>) -> ReplicaLagSeen {
+    let rpo = ReplicaLagSeen::of_metric(AURORA_RPO_LAG, lag.rpo_lag, now);
+    if rpo.seconds.is_some() {
+        return rpo;
+    }
+    let replication = ReplicaLagSeen::of_metric(AURORA_REPLICATION_LAG, lag.replication_lag, now);
+    if replication.seconds.is_some() {
+        return replication;
+    }
+    ReplicaLagSeen {
+        unknown: Some(format!(
+            "{}; {}",
+            rpo.unknown.as_deref().unwrap_or_default(),
+            replication.unknown.as_deref().unwrap_or_default()
+        )),
+        ..rpo
+    }
+}
+
+/// Reads the global database lag of `side`'s member cluster, in that side's region.
+pub(super) async fn read_global_lag(
+    ctx: &Context,
+    side: Side,
+    now: DateTime<Utc>,
+) -> Result<ReplicaLagSeen> {
+    let arn = ctx.plan.database.resource(side);
+    let cluster = cluster_identifier(arn);
+    let lag = global_db_lag(&ctx.aws.region(side).cloudwatch, cluster, now, LAG_WINDOW)
+        .await
+        .map_err(|e| {
+            hint(e, format!(
+                "check CloudWatch in {} (AWS/RDS {AURORA_RPO_LAG} of {cluster}) and the promote-db role's \
+                 cloudwatch:GetMetricData permission",
+                ctx.plan.region(side).region
+            ))
+        })?;
+    Ok(global_lag_seen(lag, now))
+}
 
 impl GlobalClusterView {
     /// The target is the writer and nothing is switching any more.
@@ -83,6 +144,9 @@ struct GlobalSwitchSaw<'a> {
     global_cluster: &'a GlobalClusterView,
     target_cluster_arn: &'a str,
     target_is_writer: bool,
+    /// The lag (ungraceful only: the target cluster's global database lag before the failover) and its rule.
+    #[serde(flatten)]
+    rpo: RpoBasis,
     #[serde(skip_serializing_if = "Option::is_none")]
     decision: Option<&'static str>,
 }
@@ -105,6 +169,10 @@ pub(super) async fn switch_global_cluster(
         global_cluster: &g,
         target_cluster_arn: target_arn,
         target_is_writer: ready,
+        rpo: RpoBasis {
+            overrides: input.overrides.granted(),
+            ..RpoBasis::default()
+        },
         decision: None,
     };
 
@@ -126,9 +194,36 @@ pub(super) async fn switch_global_cluster(
         return Ok(report.finish(input.dry_run || ready, message));
     }
 
-    let verdict = decide_global_switch(&g, target_arn, input.mode);
+    let mut verdict = decide_global_switch(&g, target_arn, input.mode);
+    if verdict == Verdict::Promote {
+        let rule = match input.mode {
+            Mode::Graceful => Ok(
+                "graceful: SwitchoverGlobalCluster waits for the secondary to catch up (RPO 0)"
+                    .to_string(),
+            ),
+            Mode::Ungraceful => {
+                // Checked again although the preflight passed: an approval wait may have let the lag change.
+                let lag = read_global_lag(ctx, target, Utc::now()).await?;
+                let rule = lag_rule(&lag, ctx.plan.max_replica_lag_seconds, &input.overrides);
+                report.rpo_seconds = lag.seconds;
+                saw.rpo.replica_lag = Some(lag);
+                saw.rpo.max_replica_lag_seconds = Some(ctx.plan.max_replica_lag_seconds);
+                rule
+            }
+        };
+        saw.rpo.rpo_rule = Some(match rule {
+            Ok(rule) => rule,
+            Err(why) => {
+                verdict = Verdict::Refuse(format!(
+                    "FailoverGlobalCluster of {global_cluster} to {target_arn} not requested: {why}"
+                ));
+                format!("refused: {why}")
+            }
+        });
+    }
     saw.decision = Some(verdict.name());
     report.record_saw(&saw);
+    let rpo_note = saw.rpo.rpo_rule.clone().unwrap_or_default();
     match verdict {
         Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
         Verdict::Wait(reason) => Err(Error::new(
@@ -153,10 +248,12 @@ pub(super) async fn switch_global_cluster(
             };
             report.change(global_cluster, field, json!(g.writer()), json!(target_arn));
             // A switchover waits for the secondary to catch up (RPO 0); a failover with data loss allowed loses
-            // whatever had not replicated yet, which this step does not measure.
-            report.rpo_seconds = (input.mode == Mode::Graceful).then_some(0.0);
+            // what had not replicated yet: the lag read above (rpo_seconds set there, null when unknown).
+            if input.mode == Mode::Graceful {
+                report.rpo_seconds = Some(0.0);
+            }
             if input.dry_run {
-                return Ok(report.finish(true, format!("dry-run: would call {operation} to make {target_arn} the writer of {global_cluster}")));
+                return Ok(report.finish(true, format!("dry-run: would call {operation} to make {target_arn} the writer of {global_cluster} ({rpo_note})")));
             }
             let sent = match input.mode {
                 Mode::Graceful => switchover_global_cluster(rds, global_cluster, target_arn).await,
@@ -171,7 +268,7 @@ pub(super) async fn switch_global_cluster(
             Ok(report.finish(
                 false,
                 format!(
-                    "{operation} to {target_arn} requested; poll status until it is the writer"
+                    "{operation} to {target_arn} requested ({rpo_note}); poll status until it is the writer"
                 ),
             ))
         }
@@ -271,6 +368,94 @@ mod tests {
         let other = "arn:aws:rds:ap-northeast-1:123456789012:cluster:elsewhere";
         assert!(
             matches!(decide_global_switch(&global(PRIMARY), other, Mode::Ungraceful), Verdict::Refuse(r) if r.contains("not a member") && r.contains(DR))
+        );
+    }
+
+    fn at(secs_ago: i64) -> Option<crate::aws::cloudwatch::Datapoint> {
+        let now = crate::steps::promote_db::replica::tests::now();
+        Some(crate::aws::cloudwatch::Datapoint {
+            value: 0.5,
+            at: now - chrono::TimeDelta::seconds(secs_ago),
+        })
+    }
+
+    #[test]
+    fn the_metrics_dimension_is_the_cluster_identifier_of_the_plans_arn() {
+        assert_eq!(cluster_identifier(DR), "web-dr");
+        assert_eq!(cluster_identifier("web-dr"), "web-dr");
+    }
+
+    #[test]
+    fn the_rpo_lag_is_preferred_and_a_stale_one_is_unknown_like_replica_lag() {
+        let now = crate::steps::promote_db::replica::tests::now();
+        let both = GlobalDbLag {
+            rpo_lag: at(30),
+            replication_lag: at(10),
+        };
+        let seen = global_lag_seen(both, now);
+        assert_eq!(
+            (seen.metric, seen.seconds, seen.age_seconds),
+            (AURORA_RPO_LAG, Some(0.5), Some(30))
+        );
+        // No fresh RPO lag: the replication lag stands in, and says so.
+        let stale_rpo = GlobalDbLag {
+            rpo_lag: at(600),
+            replication_lag: at(20),
+        };
+        let seen = global_lag_seen(stale_rpo, now);
+        assert_eq!(
+            (seen.metric, seen.seconds),
+            (AURORA_REPLICATION_LAG, Some(0.5))
+        );
+        // Neither fresh: unknown (a pre-outage datapoint is not an RPO), both reasons given, same age limit.
+        let stale = GlobalDbLag {
+            rpo_lag: at(600),
+            replication_lag: None,
+        };
+        let seen = global_lag_seen(stale, now);
+        assert_eq!((seen.seconds, seen.age_seconds), (None, Some(600)));
+        assert_eq!(
+            seen.max_age_seconds,
+            crate::steps::promote_db::LAG_MAX_AGE_SECONDS
+        );
+        let why = seen.unknown.clone().unwrap();
+        assert!(
+            why.contains("AuroraGlobalDBRPOLag") && why.contains("600 s old"),
+            "{why}"
+        );
+        assert!(
+            why.contains("no AuroraGlobalDBReplicationLag datapoint"),
+            "{why}"
+        );
+        // The replica path's rule, naming the metric and the override.
+        let none = crate::step::Overrides::default();
+        let refused = lag_rule(&seen, 300.0, &none).unwrap_err();
+        assert!(
+            refused.contains("global database lag (AuroraGlobalDBRPOLag) unknown")
+                && refused.contains("allow_unknown_lag"),
+            "{refused}"
+        );
+        let allow = crate::step::Overrides {
+            allow_unknown_lag: true,
+            ..none
+        };
+        assert!(
+            lag_rule(&seen, 300.0, &allow)
+                .unwrap()
+                .contains("accepted by allow_unknown_lag")
+        );
+        let high = ReplicaLagSeen::of_metric(
+            AURORA_RPO_LAG,
+            Some(crate::aws::cloudwatch::Datapoint {
+                value: 900.0,
+                at: now,
+            }),
+            now,
+        );
+        assert!(
+            lag_rule(&high, 300.0, &none)
+                .unwrap_err()
+                .contains("allow_replica_lag")
         );
     }
 }

@@ -7,16 +7,19 @@
 //!   LAG_MAX_AGE_SECONDS old) and within PILOTLIGHT_MAX_REPLICA_LAG_SECONDS.
 //! * graceful paths (graceful failover, failback), RDS: what `prepare` would decide for the target slot from the
 //!   current writer (the source side) is not a refusal. The lag is the catch-up's business (a post-drain 0).
-//! * Aurora: the target cluster is a member of the global cluster and no foreign switch is running. The global
-//!   database's lag (`AuroraGlobalDBRPOLag`) is not read yet: the check says so.
+//! * Aurora: the target cluster is a member of the global cluster and no foreign switch is running; ungraceful
+//!   (FailoverGlobalCluster with AllowDataLoss), the target cluster's global database lag (`AuroraGlobalDBRPOLag`,
+//!   in the target region) is fresh and within PILOTLIGHT_MAX_REPLICA_LAG_SECONDS, by the same [`check_lag`].
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::graceful::{ReplicaVerdict, decide_replica_slot, names_instance};
 use super::{
-    LAG_WINDOW, ReplicaLagSeen, STEP, Verdict, aurora::decide_global_switch,
-    describe_global_cluster, describe_instance, lag_rule, replica::decide_promotion,
+    LAG_WINDOW, ReplicaLagSeen, STEP, Verdict,
+    aurora::{decide_global_switch, read_global_lag},
+    describe_global_cluster, describe_instance, lag_rule,
+    replica::decide_promotion,
 };
 use crate::aws::cloudwatch::replica_lag;
 use crate::aws::rds::InstanceView;
@@ -97,7 +100,7 @@ pub fn check_target_replica(
 
 /// The lag of an ungraceful promotion: fresh and within the plan's maximum, or accepted by its override. Pure.
 pub fn check_lag(lag: &ReplicaLagSeen, max_lag: f64, overrides: &Overrides) -> Check {
-    let seen = json!({"seconds": lag.seconds, "at": lag.at, "age_seconds": lag.age_seconds, "unknown": lag.unknown});
+    let seen = json!({"metric": lag.metric, "seconds": lag.seconds, "at": lag.at, "age_seconds": lag.age_seconds, "unknown": lag.unknown});
     let limit = json!({"max_seconds": max_lag, "max_age_seconds": lag.max_age_seconds});
     match lag_rule(lag, max_lag, &Overrides::default()) {
         Ok(rule) => Check::pass("db.lag", seen, limit, rule),
@@ -257,17 +260,23 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                 input.mode,
                 &input.overrides,
             ));
-            checks.push(Check::pass(
-                "db.lag",
-                json!(null),
-                json!(null),
-                if graceful_path {
-                    "graceful: SwitchoverGlobalCluster waits for the secondary to catch up (RPO 0)"
-                } else {
-                    "not measured: the Aurora global database's lag (AuroraGlobalDBRPOLag) is not read yet; \
-                     FailoverGlobalCluster with AllowDataLoss loses what had not replicated"
-                },
-            ));
+            if input.mode == Mode::Ungraceful {
+                // FailoverGlobalCluster with AllowDataLoss loses what the secondary had not received: the same
+                // gate as an RDS replica's ReplicaLag (a forced failback too: the target cluster already exists).
+                let lag = read_global_lag(ctx, target, now).await?;
+                checks.push(check_lag(
+                    &lag,
+                    ctx.plan.max_replica_lag_seconds,
+                    &input.overrides,
+                ));
+            } else {
+                checks.push(Check::pass(
+                    "db.lag",
+                    json!(null),
+                    json!("RPO 0"),
+                    "graceful: SwitchoverGlobalCluster waits for the secondary to catch up (RPO 0)",
+                ));
+            }
         }
     }
     Ok(PreflightSaw::of(checks).into_report(report, STEP))
