@@ -542,6 +542,18 @@ mod tests {
         assert!(rejected(json!({"hello": 1})).contains("unrecognised event"));
         assert!(rejected(json!({"command": "failover", "dryrun": true})).contains("dryrun"));
         assert!(rejected(json!({"command": "explode"})).contains("manual command rejected"));
+        let fence = parse_trigger(&json!({"command": "fence", "dry_run": true})).unwrap();
+        let Trigger::Manual(fence) = fence else {
+            panic!()
+        };
+        assert_eq!(fence.direction(), Some(Direction::Failover));
+        for extra in [
+            json!({"command": "fence", "mode": "graceful"}),
+            json!({"command": "fence", "approval": true}),
+            json!({"command": "fence", "overrides": {"allow_stale_ami": true}}),
+        ] {
+            assert!(rejected(extra).contains("fence takes only"));
+        }
         assert!(
             rejected(json!({"command": "failover", "mode": "fast"}))
                 .contains("manual command rejected")

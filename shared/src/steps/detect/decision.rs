@@ -551,6 +551,49 @@ mod tests {
     }
 
     #[test]
+    fn fence_runs_only_while_dr_is_active_and_never_beside_another_flow() {
+        let plan = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        let cmd: ManualCommand = serde_json::from_value(
+            serde_json::json!({"command": "fence", "reason": "Seoul is back"}),
+        )
+        .unwrap();
+        let mut s = situation(vec![]);
+        let reason = skip_reason(decide_fence(&plan, &cmd, &s));
+        assert!(reason.contains("would cut"), "{reason}");
+        s.active = ActiveSide::Dr;
+        let Verdict::Start { name, input, .. } = decide_fence(&plan, &cmd, &s) else {
+            panic!()
+        };
+        assert!(name.starts_with("fence-"), "{name}");
+        assert!(input.fence_only);
+        assert_eq!(input.direction, Direction::Failover);
+        assert!(!input.approval.required && !input.approval.pause_on_findings);
+        let wire = serde_json::to_value(&input).unwrap();
+        assert_eq!(wire["fence_only"], true);
+        s.executions.push(RecentExecution {
+            name: "failover-20261129T101000Z-0".into(),
+            status: "RUNNING".into(),
+            started_at: at(10),
+        });
+        let reason = skip_reason(decide_fence(&plan, &cmd, &s));
+        assert!(reason.contains("already running"), "{reason}");
+        // Every other run's input carries no fence_only at all (byte-identical to before).
+        let failover = serde_json::json!({"command": "failover"});
+        let cmd: ManualCommand = serde_json::from_value(failover).unwrap();
+        let Verdict::Start { input, .. } =
+            decide_manual(&plan, &cmd, Direction::Failover, &situation(vec![]))
+        else {
+            panic!()
+        };
+        assert!(
+            serde_json::to_value(&input)
+                .unwrap()
+                .get("fence_only")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn executions_that_cannot_be_read_do_not_delay_a_failover() {
         let plan = plan_with(&[]);
         let mut s = situation(vec![live("web-primary-5xx", "ALARM", 15)]);

@@ -385,7 +385,6 @@ fn secs(d: chrono::TimeDelta) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::Action;
     use serde_json::json;
 
     fn step(
@@ -412,6 +411,62 @@ mod tests {
 
     fn names(r: &Report) -> Vec<&str> {
         r.timeline.iter().map(|t| t.step.as_str()).collect()
+    }
+
+    fn fenced(step_name: &str, status: &str) -> Value {
+        let mut r = step(
+            step_name,
+            "fence",
+            "2026-11-29T10:20:00Z",
+            "2026-11-29T10:20:01Z",
+            true,
+            json!([]),
+            None,
+        );
+        r["saw"] = json!({"fence": {"what": "w", "resource": step_name, "region": "ap-northeast-2",
+                          "status": status, "detail": "d"}});
+        r
+    }
+
+    #[test]
+    fn the_report_warns_when_the_side_left_is_not_fenced() {
+        let base = json!({"direction": "failover", "mode": "ungraceful", "dry_run": false});
+        let mut state = base.clone();
+        state["steps"] = json!({"fence": [
+            {"promote_db_fence": fenced("promote-db", "fenced")},
+            {"scale_compute_fence": fenced("scale-compute", "not_fenced")},
+            {"shift_traffic_fence": fenced("shift-traffic", "already_fenced")}]});
+        let r = build("e", &state, &StepHistory::NotRead);
+        let f = r.fence.as_ref().unwrap();
+        assert_eq!(f.outcomes.len(), 3);
+        let w = f.warning.as_deref().unwrap();
+        assert!(
+            w.contains("scale-compute") && !w.contains("promote-db"),
+            "{w}"
+        );
+        assert!(w.contains("\"command\": \"fence\""), "{w}");
+        assert_eq!(r.outcome, "succeeded");
+        assert!(r.summary.contains("WARNING NOT FENCED"), "{}", r.summary);
+
+        state["steps"]["fence"][1] =
+            json!({"scale_compute_fence": fenced("scale-compute", "fenced")});
+        let r = build("e", &state, &StepHistory::NotRead);
+        assert!(r.summary.ends_with("side left fenced"), "{}", r.summary);
+
+        // The phase failed before any report (its Catch): said so, the run still succeeded.
+        let mut failed = base.clone();
+        failed["fence_error"] = json!({"Error": "Lambda.Unknown", "Cause": "crashed"});
+        let r = build("e", &failed, &StepHistory::NotRead);
+        assert!(
+            r.fence
+                .unwrap()
+                .warning
+                .unwrap()
+                .contains("fence phase failed (crashed)")
+        );
+        assert_eq!(r.outcome, "succeeded");
+        // No fence phase (failback): nothing about fencing.
+        assert!(build("e", &base, &StepHistory::NotRead).fence.is_none());
     }
 
     #[test]
