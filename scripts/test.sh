@@ -58,7 +58,7 @@ drills=(
   "--approval approve"
   "--approval reject"
   "--approval timeout"
-  "--primary-outage"      # every call to the failed region hangs: the failover must not need it
+  "--primary-outage"      # every call to the failed region hangs: the failover must not need it; then the fence command
   "--probe"               # the primary's health path stops answering: probe -> its alarm (modelled) -> failover
   "--throttle within"     # the first calls of every step's API throttled: the SDK and the state machine retry
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)

@@ -107,6 +107,8 @@ def verify(d, before, after, execution, inbox):
             check(isinstance(overlap, (int, float)) and overlap > 0,
                   f"the report shows promote-db and scale-compute overlapping in time ({overlap} s)")
         check_report_dials(d, execution, check, "dr", graceful=d.args.graceful)
+        from .fence import verify_fence
+        verify_fence(d, execution, check)
     if d.args.probe:
         from .probe import verify_probe
         verify_probe(d, execution, check)
@@ -152,6 +154,12 @@ def verify_failback(d, original, after, execution, inbox):
     check(a["min"] >= mn and a["desired"] >= desired and a["max"] >= mx and a["in_service_healthy"] >= desired,
           f"primary ASG at {a['min']}/{a['desired']}/{a['max']} with {a['in_service_healthy']} healthy instances "
           f"(plan {mn}/{desired}/{mx})")
+    # The failover's fence took the primary group to 0/0/0 and recorded its capacity; failback restored it.
+    from .fence import FENCED_CAPACITY_TAG, primary_fenced_state
+    _, _, _, recorded = primary_fenced_state(d)
+    check(recorded is not None and all(have >= int(want) for have, want in
+                                       zip((a["min"], a["desired"], a["max"]), recorded.split("/"))),
+          f"primary ASG restored to the capacity the fence recorded ({FENCED_CAPACITY_TAG}={recorded})")
     b = after["dr"]
     check((b["min"], b["desired"], b["max"]) == (0, 0, 0),
           f"re-protected: DR ASG back to the pilot light 0/0/0 (is {b['min']}/{b['desired']}/{b['max']})")

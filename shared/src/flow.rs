@@ -55,13 +55,16 @@ pub enum FlowKind {
     GracefulFailover,
     /// Back home, always along the graceful path, then re-protect DR.
     Failback,
+    /// The `fence` command's run: only the fence phase, retrying what a failover's fence could not do.
+    Fence,
 }
 
 impl FlowKind {
-    pub const ALL: [FlowKind; 3] = [
+    pub const ALL: [FlowKind; 4] = [
         FlowKind::Failover,
         FlowKind::GracefulFailover,
         FlowKind::Failback,
+        FlowKind::Fence,
     ];
 
     pub fn of(direction: Direction, mode: Mode) -> FlowKind {
@@ -78,6 +81,7 @@ impl FlowKind {
             FlowKind::Failover => "Failover",
             FlowKind::GracefulFailover => "Graceful",
             FlowKind::Failback => "Failback",
+            FlowKind::Fence => "Fence",
         }
     }
 
@@ -85,6 +89,7 @@ impl FlowKind {
         match self {
             FlowKind::Failover => "ungraceful",
             FlowKind::GracefulFailover | FlowKind::Failback => "graceful",
+            FlowKind::Fence => "fence",
         }
     }
 }
@@ -186,6 +191,9 @@ pub struct Phase {
     /// Sent when every call of the phase is done.
     pub milestone: Option<&'static str>,
     pub what: Option<&'static str>,
+    /// A failure of the phase never fails the run: the flow goes on (fence: the failover is done by then, and what
+    /// could not be fenced is in the reports, for the `fence` command to retry).
+    pub best_effort: bool,
 }
 
 impl Phase {
@@ -195,6 +203,7 @@ impl Phase {
             calls: vec![call],
             milestone: None,
             what: None,
+            best_effort: false,
         }
     }
     fn side_by_side(name: &'static str, what: &'static str, calls: Vec<Call>) -> Self {
@@ -203,6 +212,7 @@ impl Phase {
             calls,
             milestone: None,
             what: Some(what),
+            best_effort: false,
         }
     }
     fn milestone(mut self, milestone: &'static str) -> Self {
@@ -300,10 +310,16 @@ impl Flow {
                 ),
                 Phase::one(shift("shift traffic to the target")),
                 Phase::one(dns()),
+                Flow::fence(),
             ],
+            // After a graceful RDS promotion the old writer is still writable too: fence it the same way (an
+            // Aurora switchover already made it a read-only secondary, which the fence only reports).
             FlowKind::GracefulFailover => {
-                graceful("shift traffic to the target in the plan's dial steps")
+                let mut phases = graceful("shift traffic to the target in the plan's dial steps");
+                phases.push(Flow::fence());
+                phases
             }
+            FlowKind::Fence => vec![Flow::fence()],
             FlowKind::Failback => {
                 let mut phases = graceful("shift traffic home in the plan's dial steps");
                 phases.push(
@@ -356,6 +372,30 @@ impl Flow {
         )
     }
 
+    /// The fence phase, last in both failover flows and alone in the `fence` command's run: the side left stops
+    /// taking writes (old writer), work (its Auto Scaling group to 0/0/0, capacity recorded) and traffic (its dial
+    /// held at 0). Best effort: each call reports fenced / already fenced / not fenced, and nothing here fails the
+    /// run (docs/guarantees.md "Fencing").
+    pub fn fence() -> Phase {
+        use Function::*;
+        let fence = |function, what| Call::new(function, Action::Fence, Poll::Once, what);
+        Phase {
+            best_effort: true,
+            ..Phase::side_by_side(
+                "fence",
+                "fence the side left (best effort): stop the old writer, its Auto Scaling group to 0/0/0 (capacity recorded), its traffic dial held at 0",
+                vec![
+                    fence(PromoteDb, "stop the old writer"),
+                    fence(
+                        ScaleCompute,
+                        "the primary Auto Scaling group to 0/0/0, its capacity recorded",
+                    ),
+                    fence(ShiftTraffic, "hold the primary traffic dial at 0"),
+                ],
+            )
+        }
+    }
+
     /// The flow an execution with this direction and mode runs.
     pub fn for_run(direction: Direction, mode: Mode) -> Flow {
         Flow::of(FlowKind::of(direction, mode))
@@ -404,7 +444,8 @@ mod tests {
             [
                 "promote the target database and scale the target Auto Scaling group (in parallel)",
                 "shift traffic to the target",
-                "update DNS"
+                "update DNS",
+                "fence the side left (best effort): stop the old writer, its Auto Scaling group to 0/0/0 (capacity recorded), its traffic dial held at 0"
             ]
         );
         let failback = Flow::of(FlowKind::Failback);
@@ -445,6 +486,36 @@ mod tests {
         assert_eq!(
             catchup.reads_state,
             Some(("drained_at", "$.steps.drain.finished_at"))
+        );
+    }
+
+    #[test]
+    fn both_failovers_end_with_the_best_effort_fence_and_the_fence_run_is_only_that() {
+        for kind in [FlowKind::Failover, FlowKind::GracefulFailover] {
+            let last = Flow::of(kind).phases.pop().unwrap();
+            assert_eq!(last, Flow::fence(), "{kind:?}");
+        }
+        assert!(
+            Flow::of(FlowKind::Failback)
+                .calls()
+                .all(|c| c.action != Action::Fence)
+        );
+        let fence = Flow::of(FlowKind::Fence);
+        assert_eq!(fence.phases, vec![Flow::fence()]);
+        let p = &fence.phases[0];
+        assert!(p.best_effort && p.is_parallel());
+        assert!(
+            p.calls
+                .iter()
+                .all(|c| c.action == Action::Fence && c.poll == Poll::Once)
+        );
+        assert_eq!(
+            p.calls.iter().map(Call::result_key).collect::<Vec<_>>(),
+            [
+                "promote_db_fence",
+                "scale_compute_fence",
+                "shift_traffic_fence"
+            ]
         );
     }
 

@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod error;
+pub mod fence;
 pub mod flow;
 pub mod permissions;
 pub mod plan;

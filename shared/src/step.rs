@@ -35,6 +35,10 @@ pub struct ExecutionInput {
     pub trigger: TriggerInfo,
     pub timing: Timing,
     pub approval: ApprovalGate,
+    /// A `fence` command's run: only the fence phase (docs/guarantees.md "Fencing"), no preflight, no approval.
+    /// Absent (every other run): the flow the direction and mode choose.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fence_only: bool,
 }
 
 /// Whether the execution pauses for an operator before its first mutating step. Rehearsals never wait.
@@ -74,11 +78,14 @@ pub struct Overrides {
     /// Launch the newest recovery point of any backed-up instance when the plan names no source
     /// (PILOTLIGHT_<SIDE>_AMI_SOURCE unset).
     pub allow_any_ami_source: bool,
+    /// Fail back although the old writer (the standalone DB instance in the failback's target region, which is not
+    /// the failback's source) is still writable: it was never fenced, so writes may have reached it.
+    pub allow_writable_old_writer: bool,
 }
 
 impl Overrides {
     /// Every override with its name, in documentation order.
-    pub fn named(&self) -> [(&'static str, bool); 7] {
+    pub fn named(&self) -> [(&'static str, bool); 8] {
         [
             ("allow_replica_lag", self.allow_replica_lag),
             ("allow_unknown_lag", self.allow_unknown_lag),
@@ -87,6 +94,7 @@ impl Overrides {
             ("allow_stale_writer", self.allow_stale_writer),
             ("allow_serving_scale_down", self.allow_serving_scale_down),
             ("allow_any_ami_source", self.allow_any_ami_source),
+            ("allow_writable_old_writer", self.allow_writable_old_writer),
         ]
     }
 
@@ -121,6 +129,8 @@ impl Overrides {
             allow_serving_scale_down: self.allow_serving_scale_down
                 || other.allow_serving_scale_down,
             allow_any_ami_source: self.allow_any_ami_source || other.allow_any_ami_source,
+            allow_writable_old_writer: self.allow_writable_old_writer
+                || other.allow_writable_old_writer,
         }
     }
 }
@@ -129,7 +139,7 @@ impl Overrides {
 pub const FORCE_REFUSED: &str = "\"force\" is no longer accepted: it switched off the lag limit, the AMI age limit and \
      the stale-writer checks at once. Name the risk you accept instead, in \"overrides\": {\"allow_replica_lag\", \
      \"allow_unknown_lag\", \"allow_stale_ami\", \"allow_active_target\", \"allow_stale_writer\", \
-     \"allow_serving_scale_down\", \"allow_any_ami_source\"}: true (docs/guarantees.md)";
+     \"allow_serving_scale_down\", \"allow_any_ami_source\", \"allow_writable_old_writer\"}: true (docs/guarantees.md)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -150,6 +160,9 @@ pub enum Action {
     Reprotect,
     /// Every flow, first: read-only checks of everything a later call of this step could refuse (docs/guarantees.md).
     Preflight,
+    /// After a failover (and on the `fence` command): best effort, stop the side being left from taking writes and
+    /// traffic; never fails the run, reports fenced / already fenced / not fenced (docs/guarantees.md "Fencing").
+    Fence,
 }
 
 impl Action {
@@ -162,6 +175,7 @@ impl Action {
             Action::Drain => "drain",
             Action::Reprotect => "reprotect",
             Action::Preflight => "preflight",
+            Action::Fence => "fence",
         }
     }
 }

@@ -86,6 +86,8 @@ pub enum CommandName {
     Failover,
     Failback,
     Status,
+    /// Retry fencing the primary after a failover (docs/guarantees.md "Fencing").
+    Fence,
     /// Answer a paused execution's approval request (the task token from the SNS notification).
     Approve,
     Reject,
@@ -127,6 +129,7 @@ impl ManualCommand {
         match self.command {
             CommandName::Failover => Some(Direction::Failover),
             CommandName::Failback => Some(Direction::Failback),
+            CommandName::Fence => Some(Direction::Failover),
             CommandName::Status | CommandName::Approve | CommandName::Reject => None,
         }
     }
@@ -190,6 +193,15 @@ impl ManualCommand {
             _ if self.command == CommandName::Status && self.overrides != Overrides::default() => {
                 Err(Error::invalid_input("\"overrides\" do not apply to status"))
             }
+            _ if self.command == CommandName::Fence
+                && (self.overrides != Overrides::default()
+                    || self.mode.is_some()
+                    || self.approval.is_some()) =>
+            {
+                Err(Error::invalid_input(
+                    "fence takes only \"dry_run\" and \"reason\": it fences the primary after a failover, never the side that serves",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -244,7 +256,7 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
     if obj.contains_key("command") {
         let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
             Error::invalid_input(format!(
-                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"overrides\": {{\"allow_...\": true}}, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\", \"overrides\": {{...}} (approve)}}"
+                "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"fence\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"overrides\": {{\"allow_...\": true}}, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\", \"overrides\": {{...}} (approve)}}"
             ))
         })?;
         cmd.check()?;
@@ -530,6 +542,18 @@ mod tests {
         assert!(rejected(json!({"hello": 1})).contains("unrecognised event"));
         assert!(rejected(json!({"command": "failover", "dryrun": true})).contains("dryrun"));
         assert!(rejected(json!({"command": "explode"})).contains("manual command rejected"));
+        let fence = parse_trigger(&json!({"command": "fence", "dry_run": true})).unwrap();
+        let Trigger::Manual(fence) = fence else {
+            panic!()
+        };
+        assert_eq!(fence.direction(), Some(Direction::Failover));
+        for extra in [
+            json!({"command": "fence", "mode": "graceful"}),
+            json!({"command": "fence", "approval": true}),
+            json!({"command": "fence", "overrides": {"allow_stale_ami": true}}),
+        ] {
+            assert!(rejected(extra).contains("fence takes only"));
+        }
         assert!(
             rejected(json!({"command": "failover", "mode": "fast"}))
                 .contains("manual command rejected")

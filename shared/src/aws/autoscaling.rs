@@ -16,6 +16,20 @@ pub struct GroupState {
     pub capacity: Capacity,
     pub instances: Vec<GroupInstance>,
     pub target_group_arns: Vec<String>,
+    /// The capacity a fence recorded before taking the group to 0/0/0 (tag `pilotlight:fenced-capacity`), when
+    /// the tag is there and reads as `min/desired/max`.
+    pub fenced_capacity: Option<Capacity>,
+}
+
+/// `min/desired/max` as the fence writes it; None for anything else (a hand-edited tag is not trusted).
+pub fn parse_capacity(text: &str) -> Option<Capacity> {
+    let mut parts = text.trim().split('/').map(|p| p.trim().parse::<i32>().ok());
+    let (min, desired, max) = (parts.next()??, parts.next()??, parts.next()??);
+    (parts.next().is_none() && 0 <= min && min <= desired && desired <= max).then_some(Capacity {
+        min,
+        desired,
+        max,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,6 +111,12 @@ pub async fn describe_group(
                 })
                 .collect(),
             target_group_arns: g.target_group_arns().to_vec(),
+            fenced_capacity: g
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(crate::fence::FENCED_CAPACITY_TAG))
+                .and_then(|t| t.value())
+                .and_then(parse_capacity),
         }))
 }
 
@@ -149,8 +169,46 @@ pub async fn update_group(
     Ok(())
 }
 
+/// IAM: what [`tag_group`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const TAG_GROUP: Call = Call {
+    adapter: "autoscaling::tag_group",
+    operations: &["create_or_update_tags"],
+    needs: &[Permission::new(
+        "autoscaling:CreateOrUpdateTags",
+        Resource::AutoScalingGroup,
+    )],
+};
+
+/// CreateOrUpdateTags on the group (not propagated to instances: the tags describe the group).
+pub async fn tag_group(
+    asg: &aws_sdk_autoscaling::Client,
+    name: &str,
+    region: &str,
+    tags: &[(&str, &str)],
+) -> Result<()> {
+    let mut call = asg.create_or_update_tags();
+    for (key, value) in tags {
+        call = call.tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key(*key)
+                .value(*value)
+                .propagate_at_launch(false)
+                .build(),
+        );
+    }
+    call.send().await.map(|_| ()).map_err(|e| {
+        Error::aws(
+            "CreateOrUpdateTags",
+            &format!("Auto Scaling group {name} ({region})"),
+            e,
+        )
+    })
+}
+
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
-pub const CALLS: &[&Call] = &[&DESCRIBE_GROUP, &UPDATE_GROUP];
+pub const CALLS: &[&Call] = &[&DESCRIBE_GROUP, &UPDATE_GROUP, &TAG_GROUP];
 
 #[cfg(test)]
 mod tests {
@@ -176,8 +234,18 @@ mod tests {
                 i("c", "InService", "Unhealthy"),
             ],
             target_group_arns: vec![],
+            fenced_capacity: None,
         };
         assert_eq!(g.ready_instances(), vec!["a"]);
         assert_eq!(g.lifecycle_counts().get("InService"), Some(&2));
+    }
+
+    #[test]
+    fn the_fenced_capacity_tag_reads_only_as_written() {
+        assert_eq!(parse_capacity("2/4/8"), Some(cap(2, 4, 8)));
+        assert_eq!(parse_capacity(" 0/0/0 "), Some(cap(0, 0, 0)));
+        for bad in ["", "2/4", "2/4/8/9", "4/2/8", "-1/0/0", "a/b/c"] {
+            assert_eq!(parse_capacity(bad), None, "{bad}");
+        }
     }
 }

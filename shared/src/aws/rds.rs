@@ -432,6 +432,40 @@ pub async fn failover_global_cluster(
         .map_err(|e| Error::aws("FailoverGlobalCluster", global_cluster, e))
 }
 
+/// IAM: what [`stop_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const STOP_DB_INSTANCE: Call = Call {
+    adapter: "rds::stop_db_instance",
+    operations: &["stop_db_instance"],
+    needs: &[Permission::new("rds:StopDBInstance", Resource::DbInstance)],
+};
+
+/// StopDBInstance (the fence of an old writer; AWS starts it again by itself after 7 days).
+pub async fn stop_db_instance(rds: &aws_sdk_rds::Client, instance: &str) -> Result<()> {
+    rds.stop_db_instance()
+        .db_instance_identifier(instance)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::aws("StopDBInstance", instance, e))
+}
+
+/// IAM: what [`start_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const START_DB_INSTANCE: Call = Call {
+    adapter: "rds::start_db_instance",
+    operations: &["start_db_instance"],
+    needs: &[Permission::new("rds:StartDBInstance", Resource::DbInstance)],
+};
+
+/// StartDBInstance (a fenced, stopped old writer must run again before it can be renamed and retired).
+pub async fn start_db_instance(rds: &aws_sdk_rds::Client, instance: &str) -> Result<()> {
+    rds.start_db_instance()
+        .db_instance_identifier(instance)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::aws("StartDBInstance", instance, e))
+}
+
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
 pub const CALLS: &[&Call] = &[
     &DESCRIBE_DB_INSTANCE,
@@ -443,4 +477,6 @@ pub const CALLS: &[&Call] = &[
     &DESCRIBE_GLOBAL_CLUSTER,
     &SWITCHOVER_GLOBAL_CLUSTER,
     &FAILOVER_GLOBAL_CLUSTER,
+    &STOP_DB_INSTANCE,
+    &START_DB_INSTANCE,
 ];

@@ -617,16 +617,26 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
             ),
             ("Branches", J::A(branches)),
             ("ResultPath", s(result.clone())),
-            ("Catch", catch_all("$.error", &format!("{name} failed"))),
+            (
+                "Catch",
+                if phase.best_effort {
+                    // Best effort: a failure is recorded and the flow goes on (the report says what is unknown).
+                    catch_all(&format!("$.{}_error", phase.name), &after)
+                } else {
+                    catch_all("$.error", &format!("{name} failed"))
+                },
+            ),
             ("Next", s(after.clone())),
         ]),
     );
     let steps: Vec<String> = phase.calls.iter().map(|c| c.phase()).collect();
-    failed_at(
-        out,
-        &name,
-        &format!("{} ({})", phase.name, steps.join(" | ")),
-    );
+    if !phase.best_effort {
+        failed_at(
+            out,
+            &name,
+            &format!("{} ({})", phase.name, steps.join(" | ")),
+        );
+    }
     if let Some(milestone) = phase.milestone {
         out.add(
             after,
@@ -954,8 +964,33 @@ fn definition() -> J {
             "Tell the operators a run started (detail: the execution input, with its trigger).",
             "started",
             "$",
-            "Check preflight",
+            "FenceOnly?",
         ),
+    );
+    let fence_entry = phase_entry(FlowKind::Fence.name(), &Flow::of(FlowKind::Fence).phases[0]);
+    states.add(
+        "FenceOnly?",
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("A fence command's run ($.fence_only, absent on every other run) only fences the side a failover left: no preflight, no approval (it never touches the side that serves)."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([
+                    (
+                        "And",
+                        J::A(vec![
+                            o([("Variable", s("$.fence_only")), ("IsPresent", v(json!(true)))]),
+                            o([("Variable", s("$.fence_only")), ("BooleanEquals", v(json!(true)))]),
+                        ]),
+                    ),
+                    ("Next", s(fence_entry)),
+                ])]),
+            ),
+            ("Default", s("Check preflight")),
+        ]),
     );
     let entry = preflight_states(
         "Check",
@@ -1070,13 +1105,55 @@ mod tests {
         }
     }
 
+    /// Issue #10 fencing: both failovers end with the fence Parallel, whose failure goes on to the report (never
+    /// NotifyFailure); a fence command's run ($.fence_only) goes straight to it, skipping preflight and approval.
+    #[test]
+    fn the_fence_is_best_effort_and_the_fence_run_skips_the_preflight() {
+        let def = definition_value();
+        let st = &def["States"];
+        for prefix in ["Failover", "Graceful", "Fence"] {
+            let fence = &st[format!("{prefix} fence")];
+            assert_eq!(fence["Type"], "Parallel", "{prefix}");
+            assert_eq!(fence["ResultPath"], "$.steps.fence");
+            assert_eq!(fence["Next"], "Report");
+            let catch = &fence["Catch"][0];
+            assert_eq!(
+                catch["Next"], "Report",
+                "{prefix}: a fence failure never fails the run"
+            );
+            assert_eq!(catch["ResultPath"], "$.fence_error");
+            assert!(st.get(format!("{prefix} fence failed")).is_none());
+            let actions: Vec<&str> = fence["Branches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    b["States"][b["StartAt"].as_str().unwrap()]["Parameters"]["action"]
+                        .as_str()
+                        .unwrap()
+                })
+                .collect();
+            assert_eq!(actions, ["fence", "fence", "fence"]);
+        }
+        assert_eq!(st["Failover update-dns notify"]["Next"], "Failover fence");
+        let choice = &st["FenceOnly?"]["Choices"][0];
+        assert_eq!(choice["Next"], "Fence fence");
+        assert_eq!(choice["And"][0]["IsPresent"], true);
+        assert!(
+            !serde_json::to_string(&st["Failback reprotect"])
+                .unwrap()
+                .contains("\"fence\"")
+        );
+    }
+
     /// Issue #10: the preflight runs before the approval gate and before every flow; findings pause (on the same
     /// approval task) or stop; an approval merges its overrides and rechecks before ChooseFlow.
     #[test]
     fn the_preflight_comes_first_and_findings_pause_or_stop() {
         let def = definition_value();
         let st = &def["States"];
-        assert_eq!(st["NotifyStarted"]["Next"], "Check preflight");
+        assert_eq!(st["NotifyStarted"]["Next"], "FenceOnly?");
+        assert_eq!(st["FenceOnly?"]["Default"], "Check preflight");
         let check = &st["Check preflight"];
         assert_eq!(check["Type"], "Parallel");
         assert_eq!(check["ResultPath"], "$.steps.preflight");

@@ -23,7 +23,8 @@ use crate::runtime::{Context, StepEvent};
 use crate::timestamp::rfc3339;
 use crate::trigger::{AlarmState, CommandName, ManualCommand, Trigger, parse_trigger};
 use decision::{
-    ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_manual,
+    ActiveSide, Situation, Unknown, Verdict, check_origin, decide_alarm, decide_fence,
+    decide_manual,
 };
 use lock::{Acquired, LockRecord};
 
@@ -153,7 +154,11 @@ pub async fn decide(ctx: &Context, trigger: Trigger) -> Result<Decision> {
                 }),
                 Some(direction) => {
                     debug_assert!(cmd.command != CommandName::Status);
-                    let verdict = decide_manual(&ctx.plan, &cmd, direction, &situation);
+                    let verdict = if cmd.command == CommandName::Fence {
+                        decide_fence(&ctx.plan, &cmd, &situation)
+                    } else {
+                        decide_manual(&ctx.plan, &cmd, direction, &situation)
+                    };
                     act(ctx, verdict, direction, cmd.dry_run, situation).await
                 }
             }

@@ -43,6 +43,7 @@
 //! exists, wait for it to catch up, restore the pilot light after a failback) live in [`graceful`].
 
 pub mod aurora;
+pub mod fence;
 pub mod graceful;
 pub mod preflight;
 pub mod replica;
@@ -98,6 +99,16 @@ pub const PERMISSIONS: &[Use] = &[
         "IsRdsReplica",
         &rds::CREATE_READ_REPLICA,
         "creates the cross-region replica of the writer",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::STOP_DB_INSTANCE,
+        "fence: stops the old writer of the side a failover left",
+    ),
+    Use::when(
+        "IsRdsReplica",
+        &rds::START_DB_INSTANCE,
+        "failback prepare: starts a fenced (stopped) old writer so it can be renamed and retired",
     ),
     Use::when(
         "IsAuroraGlobal",
@@ -278,6 +289,7 @@ impl StepEvent for PromoteDbInput {
             Action::CatchUp,
             Action::Reprotect,
             Action::Preflight,
+            Action::Fence,
         ];
         StepInput::parse_with(STEP, payload, &graceful).map(PromoteDbInput)
     }
@@ -291,6 +303,7 @@ pub async fn handle(ctx: &Context, PromoteDbInput(input): PromoteDbInput) -> Res
         (Action::CatchUp, _) => Box::pin(graceful::catchup(ctx, &input)).await?,
         (Action::Reprotect, _) => Box::pin(graceful::reprotect(ctx, &input)).await?,
         (Action::Preflight, _) => Box::pin(preflight::preflight(ctx, &input)).await?,
+        (Action::Fence, _) => Box::pin(fence::fence(ctx, &input)).await,
         (_, DatabasePlan::RdsReplica { .. }) => replica::promote_replica(ctx, &input).await?,
         (_, DatabasePlan::AuroraGlobal { global_cluster, .. }) => {
             aurora::switch_global_cluster(ctx, &input, global_cluster).await?

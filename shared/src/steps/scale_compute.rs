@@ -27,6 +27,7 @@
 
 pub mod ami;
 pub mod capacity;
+pub mod fence;
 pub mod preflight;
 
 use std::collections::{BTreeMap, HashSet};
@@ -80,7 +81,11 @@ pub const PERMISSIONS: &[Use] = &[
     ),
     Use::always(
         &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
-        "reprotect never scales down a region that takes traffic",
+        "reprotect and fence never scale down a region that takes traffic",
+    ),
+    Use::always(
+        &autoscaling::TAG_GROUP,
+        "fence: records the capacity it took away, for failback",
     ),
 ];
 
@@ -117,8 +122,12 @@ pub struct ScaleComputeInput(pub StepInput);
 
 impl StepEvent for ScaleComputeInput {
     fn from_payload(payload: Value) -> Result<Self> {
-        StepInput::parse_with(STEP, payload, &[Action::Reprotect, Action::Preflight])
-            .map(ScaleComputeInput)
+        StepInput::parse_with(
+            STEP,
+            payload,
+            &[Action::Reprotect, Action::Preflight, Action::Fence],
+        )
+        .map(ScaleComputeInput)
     }
 }
 
@@ -132,6 +141,7 @@ pub async fn handle(
         Action::Status => status(ctx, &input, report).await?,
         Action::Reprotect => reprotect(ctx, &input, report).await?,
         Action::Preflight => preflight::preflight(ctx, &input, report).await?,
+        Action::Fence => fence::fence(ctx, &input, report).await,
         // parse_with already refuses these; an error (not a panic) keeps it that way if that ever changes.
         other @ (Action::Prepare | Action::CatchUp | Action::Drain) => {
             return Err(Error::invalid_input(format!(
@@ -167,7 +177,13 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
         ctx.plan.max_ami_age_hours,
         input.overrides.allow_stale_ami,
     )?;
-    let (wanted, basis) = wanted_capacity(tp.capacity, source_capacity.capacity());
+    // A group a fence took to 0/0/0 recorded what it ran at: that, not the plan's pilot figure, is what to restore.
+    let (base, recorded) = fence::restore_base(tp.capacity, group.fenced_capacity);
+    let (wanted, basis) = wanted_capacity(base, source_capacity.capacity());
+    let basis = match recorded {
+        Some(r) => format!("{r}; {basis}"),
+        None => basis,
+    };
     let target_capacity = scale_up_only(group.capacity, wanted);
 
     report.record_saw(&CapacitySaw {

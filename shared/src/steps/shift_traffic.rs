@@ -8,6 +8,7 @@
 //! loop then ramps the target up from wherever it is (0 included), never raising the source again. The dial
 //! sequence itself is [`ramp`] (pure).
 
+pub mod fence;
 pub mod ramp;
 
 use serde::Serialize;
@@ -31,7 +32,10 @@ pub const PERMISSIONS: &[Use] = &[
         &globalaccelerator::DESCRIBE_ENDPOINT_GROUP,
         "reads both dials",
     ),
-    Use::always(&globalaccelerator::SET_DIAL, "turns a dial one step"),
+    Use::always(
+        &globalaccelerator::SET_DIAL,
+        "turns a dial one step (fence: the left side's back to 0)",
+    ),
 ];
 
 pub const STEP: &str = "shift-traffic";
@@ -69,8 +73,12 @@ pub struct ShiftTrafficInput(pub StepInput);
 
 impl StepEvent for ShiftTrafficInput {
     fn from_payload(payload: Value) -> Result<Self> {
-        StepInput::parse_with(STEP, payload, &[Action::Drain, Action::Preflight])
-            .map(ShiftTrafficInput)
+        StepInput::parse_with(
+            STEP,
+            payload,
+            &[Action::Drain, Action::Preflight, Action::Fence],
+        )
+        .map(ShiftTrafficInput)
     }
 }
 
@@ -81,6 +89,7 @@ pub async fn handle(
     let report = match input.action {
         Action::Drain => drain(ctx, &input).await?,
         Action::Preflight => preflight(ctx, &input).await?,
+        Action::Fence => fence::fence(ctx, &input).await,
         Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
         other => {
             return Err(Error::invalid_input(format!(

@@ -243,6 +243,7 @@ pub fn decide_alarm(plan: &FailoverPlan, t: &AlarmTransition, s: &Situation) -> 
             required: plan.approval_required && !dry_run,
             pause_on_findings: plan.pause_on_findings,
         },
+        fence_only: false,
     };
     Verdict::Start {
         name,
@@ -309,11 +310,58 @@ pub fn decide_manual(
             required: (plan.approval_required || cmd.approval == Some(true)) && !cmd.dry_run,
             pause_on_findings: plan.pause_on_findings || cmd.approval == Some(true),
         },
+        fence_only: false,
     };
     Verdict::Start {
         name: base,
         input,
         reason: format!("manual {}: {reason}", direction.as_str()),
+    }
+}
+
+/// The `fence` command (docs/guarantees.md "Fencing"): retry fencing the primary, the side a failover left. Only
+/// while the DR region is active: fencing the primary while it serves would take it down. The run holds the flow
+/// lock like any other (never beside a failover or failback).
+pub fn decide_fence(plan: &FailoverPlan, cmd: &ManualCommand, s: &Situation) -> Verdict {
+    if let Some(reason) = blocked_by_executions(s, cmd.dry_run, None) {
+        return Verdict::Skip { reason };
+    }
+    if !s.active.is(Side::Dr) {
+        return Verdict::Skip {
+            reason: format!(
+                "fence refused: the DR region {} is not the active side ({}); fencing the primary {} now would cut                  the side that serves. Fence only after a failover.",
+                plan.dr.region,
+                serde_json::to_string(&s.active).unwrap_or_default(),
+                plan.primary.region
+            ),
+        };
+    }
+    let reason = cmd.reason.clone().unwrap_or_else(|| "manual fence".into());
+    let identity = serde_json::to_string(cmd).unwrap_or_default();
+    let minute = DateTime::from_timestamp(s.now.timestamp() / 60 * 60, 0).unwrap_or(s.now);
+    let input = ExecutionInput {
+        direction: Direction::Failover,
+        mode: Mode::Ungraceful,
+        dry_run: cmd.dry_run,
+        overrides: Overrides::default(),
+        trigger: TriggerInfo {
+            source: "manual".into(),
+            alarms: vec![],
+            state_change_time: s.now,
+            reason: reason.clone(),
+        },
+        timing: plan.timing,
+        // Fencing the side already left needs no approval: it never touches the side that serves.
+        approval: ApprovalGate {
+            required: false,
+            pause_on_findings: false,
+        },
+        fence_only: true,
+    };
+    Verdict::Start {
+        name: execution_name(cmd.dry_run, "fence", minute, &identity),
+        input,
+        reason: format!("manual fence: {reason}"),
     }
 }
 
@@ -500,6 +548,49 @@ mod tests {
             &s,
         ));
         assert!(reason.contains("not found"), "{reason}");
+    }
+
+    #[test]
+    fn fence_runs_only_while_dr_is_active_and_never_beside_another_flow() {
+        let plan = plan_with(&[("PILOTLIGHT_APPROVAL", "required")]);
+        let cmd: ManualCommand = serde_json::from_value(
+            serde_json::json!({"command": "fence", "reason": "Seoul is back"}),
+        )
+        .unwrap();
+        let mut s = situation(vec![]);
+        let reason = skip_reason(decide_fence(&plan, &cmd, &s));
+        assert!(reason.contains("would cut"), "{reason}");
+        s.active = ActiveSide::Dr;
+        let Verdict::Start { name, input, .. } = decide_fence(&plan, &cmd, &s) else {
+            panic!()
+        };
+        assert!(name.starts_with("fence-"), "{name}");
+        assert!(input.fence_only);
+        assert_eq!(input.direction, Direction::Failover);
+        assert!(!input.approval.required && !input.approval.pause_on_findings);
+        let wire = serde_json::to_value(&input).unwrap();
+        assert_eq!(wire["fence_only"], true);
+        s.executions.push(RecentExecution {
+            name: "failover-20261129T101000Z-0".into(),
+            status: "RUNNING".into(),
+            started_at: at(10),
+        });
+        let reason = skip_reason(decide_fence(&plan, &cmd, &s));
+        assert!(reason.contains("already running"), "{reason}");
+        // Every other run's input carries no fence_only at all (byte-identical to before).
+        let failover = serde_json::json!({"command": "failover"});
+        let cmd: ManualCommand = serde_json::from_value(failover).unwrap();
+        let Verdict::Start { input, .. } =
+            decide_manual(&plan, &cmd, Direction::Failover, &situation(vec![]))
+        else {
+            panic!()
+        };
+        assert!(
+            serde_json::to_value(&input)
+                .unwrap()
+                .get("fence_only")
+                .is_none()
+        );
     }
 
     #[test]

@@ -122,11 +122,17 @@ pub fn compose(
         NotifyKind::Approval => "APPROVAL NEEDED".to_string(),
         NotifyKind::Report => match &report {
             Some(r) => format!(
-                "report: {}, RTO {}",
+                "report: {}, RTO {}{}",
                 r.outcome,
                 r.rto_seconds
                     .map(|s| format!("{s:.1}s"))
-                    .unwrap_or_else(|| "n/a".into())
+                    .unwrap_or_else(|| "n/a".into()),
+                // The success notice warns when the side left is not fenced (the body says what and how to retry).
+                if r.fence.as_ref().is_some_and(|f| f.warning.is_some()) {
+                    ", NOT FENCED"
+                } else {
+                    ""
+                }
             ),
             None => "report".to_string(),
         },

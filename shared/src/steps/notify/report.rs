@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::step::{Change, StepReport};
+use crate::fence::{FenceOutcome, FenceStatus, RETRY_HINT};
+use crate::step::{Action, Change, StepReport};
 
 /// The step reports the execution history gave, or why there are none.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,9 +101,61 @@ pub struct Report {
     /// The operator's answer when the execution waited for approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Value>,
+    /// The fence of the side left (failover flows and the `fence` command's run): each call's outcome, and a
+    /// warning naming what is not fenced. None when the run had no fence phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fence: Option<FenceReport>,
     /// Where the step reports came from: "execution history: N step results", or why the history was not used.
     pub history: String,
     pub summary: String,
+}
+
+/// What the fence phase did (docs/guarantees.md "Fencing").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FenceReport {
+    pub outcomes: Vec<FenceOutcome>,
+    /// Set when something is not fenced (or the phase failed before reporting): what, and how to retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The fence outcomes of the run, the latest per step; `phase_error` is `$.fence_error` (the phase's Catch).
+pub fn fence_report(reports: &[StepReport], phase_error: Option<&Value>) -> Option<FenceReport> {
+    let mut outcomes: Vec<FenceOutcome> = Vec::new();
+    let mut steps: Vec<&str> = Vec::new();
+    for r in reports.iter().rev().filter(|r| r.action == Action::Fence) {
+        if steps.contains(&r.step.as_str()) {
+            continue;
+        }
+        steps.push(&r.step);
+        if let Some(o) = r
+            .saw
+            .get("fence")
+            .and_then(|v| serde_json::from_value::<FenceOutcome>(v.clone()).ok())
+        {
+            outcomes.push(o);
+        }
+    }
+    if outcomes.is_empty() && phase_error.is_none() {
+        return None;
+    }
+    outcomes.reverse();
+    let mut problems: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.status == FenceStatus::NotFenced)
+        .map(FenceOutcome::line)
+        .collect();
+    if let Some(e) = phase_error {
+        problems.push(format!(
+            "the fence phase failed ({}); {RETRY_HINT}",
+            e.get("Cause")
+                .or_else(|| e.get("Error"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+        ));
+    }
+    let warning = (!problems.is_empty()).then(|| format!("NOT FENCED: {}", problems.join(" | ")));
+    Some(FenceReport { outcomes, warning })
 }
 
 /// The timeline phase a step report belongs to: the flow definition names them (start and status calls of a step
@@ -262,6 +315,7 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
     let preflight = serde_json::json!({"findings": findings, "overrides_needed": needed, "accepted_by_override": accepted});
+    let fence = fence_report(&reports, state.get("fence_error"));
     let error = state.get("error").cloned();
     let outcome = if error.is_some() {
         "failed"
@@ -269,10 +323,15 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         "succeeded"
     }
     .to_string();
-    let summary = format!(
+    let fence_only = state.get("fence_only").and_then(Value::as_bool) == Some(true);
+    let mut summary = format!(
         "{}{} {}: {} steps, {} changes{}, RTO {}, RPO {}",
         if dry_run { "[DRY RUN] " } else { "" },
-        text("direction"),
+        if fence_only {
+            "fence".to_string()
+        } else {
+            text("direction")
+        },
         outcome,
         timeline.len(),
         changes.len(),
@@ -283,6 +342,15 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         rpo.map(|s| format!("{s:.1}s"))
             .unwrap_or_else(|| "unknown".into()),
     );
+    match &fence {
+        Some(FenceReport {
+            warning: Some(w), ..
+        }) => summary.push_str(&format!("; WARNING {w}")),
+        Some(f) if f.outcomes.iter().all(FenceOutcome::is_fenced) => {
+            summary.push_str("; side left fenced")
+        }
+        _ => {}
+    }
     Report {
         execution: execution.to_string(),
         direction: text("direction"),
@@ -304,6 +372,7 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
             .get("approval")
             .and_then(|a| a.get("decision"))
             .cloned(),
+        fence,
         history: history.describe(),
         summary,
     }
@@ -316,7 +385,6 @@ fn secs(d: chrono::TimeDelta) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::Action;
     use serde_json::json;
 
     fn step(
@@ -343,6 +411,62 @@ mod tests {
 
     fn names(r: &Report) -> Vec<&str> {
         r.timeline.iter().map(|t| t.step.as_str()).collect()
+    }
+
+    fn fenced(step_name: &str, status: &str) -> Value {
+        let mut r = step(
+            step_name,
+            "fence",
+            "2026-11-29T10:20:00Z",
+            "2026-11-29T10:20:01Z",
+            true,
+            json!([]),
+            None,
+        );
+        r["saw"] = json!({"fence": {"what": "w", "resource": step_name, "region": "ap-northeast-2",
+                          "status": status, "detail": "d"}});
+        r
+    }
+
+    #[test]
+    fn the_report_warns_when_the_side_left_is_not_fenced() {
+        let base = json!({"direction": "failover", "mode": "ungraceful", "dry_run": false});
+        let mut state = base.clone();
+        state["steps"] = json!({"fence": [
+            {"promote_db_fence": fenced("promote-db", "fenced")},
+            {"scale_compute_fence": fenced("scale-compute", "not_fenced")},
+            {"shift_traffic_fence": fenced("shift-traffic", "already_fenced")}]});
+        let r = build("e", &state, &StepHistory::NotRead);
+        let f = r.fence.as_ref().unwrap();
+        assert_eq!(f.outcomes.len(), 3);
+        let w = f.warning.as_deref().unwrap();
+        assert!(
+            w.contains("scale-compute") && !w.contains("promote-db"),
+            "{w}"
+        );
+        assert!(w.contains("\"command\": \"fence\""), "{w}");
+        assert_eq!(r.outcome, "succeeded");
+        assert!(r.summary.contains("WARNING NOT FENCED"), "{}", r.summary);
+
+        state["steps"]["fence"][1] =
+            json!({"scale_compute_fence": fenced("scale-compute", "fenced")});
+        let r = build("e", &state, &StepHistory::NotRead);
+        assert!(r.summary.ends_with("side left fenced"), "{}", r.summary);
+
+        // The phase failed before any report (its Catch): said so, the run still succeeded.
+        let mut failed = base.clone();
+        failed["fence_error"] = json!({"Error": "Lambda.Unknown", "Cause": "crashed"});
+        let r = build("e", &failed, &StepHistory::NotRead);
+        assert!(
+            r.fence
+                .unwrap()
+                .warning
+                .unwrap()
+                .contains("fence phase failed (crashed)")
+        );
+        assert_eq!(r.outcome, "succeeded");
+        // No fence phase (failback): nothing about fencing.
+        assert!(build("e", &base, &StepHistory::NotRead).fence.is_none());
     }
 
     #[test]

@@ -39,7 +39,7 @@ use super::{
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{
     GlobalClusterView, InstanceView, ReplicaSpec, create_read_replica, list_db_instances,
-    rename_db_instance,
+    rename_db_instance, start_db_instance,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{DatabasePlan, Direction, Mode, Side, arn_account};
@@ -63,6 +63,9 @@ pub enum ReplicaVerdict {
     Create,
     /// A stale standalone instance holds the identifier: rename it to `retired_id`, then create the replica.
     RetireAndCreate { retired_id: String, reason: String },
+    /// A stale instance holds the identifier but is stopped (fenced after a failover): start it (StartDBInstance)
+    /// so it can be renamed; the polls then retire it like any stale instance.
+    StartToRetire { reason: String },
     /// The state forbids the step; an operator must look.
     Refuse(String),
 }
@@ -74,6 +77,7 @@ impl ReplicaVerdict {
             ReplicaVerdict::Pending(_) => "pending",
             ReplicaVerdict::Create => "create",
             ReplicaVerdict::RetireAndCreate { .. } => "retire-and-create",
+            ReplicaVerdict::StartToRetire { .. } => "start-to-retire",
             ReplicaVerdict::Refuse(_) => "refuse",
         }
     }
@@ -211,7 +215,15 @@ pub fn decide_replica_slot(
     };
     match slot.status.as_str() {
         AVAILABLE => {}
-        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
+        // Fenced (see `super::fence`): a stopped instance cannot be renamed, so it runs again first.
+        "stopped" => {
+            return StartToRetire {
+                reason: format!(
+                    "stale {id} in {r} is stopped (fenced); it is started so it can be renamed and retired: {reason}"
+                ),
+            };
+        }
+        s if TRANSITIONAL.contains(&s) || s == "backing-up" || s == "stopping" => {
             return Pending(format!(
                 "stale instance {id} in {r} is {s}; it is renamed once available"
             ));
@@ -657,6 +669,36 @@ async fn ensure_replica(
                      available",
                     placement_note(&spec)
                 ),
+            ))
+        }
+        ReplicaVerdict::StartToRetire { reason } => {
+            saw.stale_because = Some(reason.clone());
+            report.change(
+                &instance_arn(&writer.arn, slot_region, slot_id),
+                "status",
+                json!("stopped"),
+                json!(AVAILABLE),
+            );
+            report.record_saw(&saw);
+            if input.dry_run {
+                return Ok(report.finish(
+                    true,
+                    format!(
+                        "dry-run: would start {slot_id} in {slot_region} to retire it ({reason})"
+                    ),
+                ));
+            }
+            start_db_instance(slot_rds, slot_id).await.map_err(|e| {
+                hint(
+                    e,
+                    format!(
+                        "starting the fenced {slot_id} in {slot_region} so it can be retired; check the instance and                          the promote-db role's rds:StartDBInstance permission"
+                    ),
+                )
+            })?;
+            Ok(report.finish(
+                false,
+                format!("starting {slot_id} in {slot_region} ({reason}); poll {action}: it is renamed once available"),
             ))
         }
         ReplicaVerdict::RetireAndCreate { retired_id, reason } => {
@@ -1279,8 +1321,24 @@ mod tests {
             status: "stopped".into(),
             ..old_primary()
         };
+        // A fenced (stopped) old primary is started first, then retired; one still stopping is waited for.
         assert!(
-            matches!(decide(&dr_writer(), Some(&stopped), false), ReplicaVerdict::Refuse(r) if r.contains("stopped"))
+            matches!(decide(&dr_writer(), Some(&stopped), false), ReplicaVerdict::StartToRetire { reason } if reason.contains("fenced"))
+        );
+        let stopping = InstanceView {
+            status: "stopping".into(),
+            ..old_primary()
+        };
+        assert!(matches!(
+            decide(&dr_writer(), Some(&stopping), false),
+            ReplicaVerdict::Pending(_)
+        ));
+        let failed = InstanceView {
+            status: "failed".into(),
+            ..old_primary()
+        };
+        assert!(
+            matches!(decide(&dr_writer(), Some(&failed), false), ReplicaVerdict::Refuse(r) if r.contains("failed"))
         );
         let long_id = "d".repeat(43);
         let long = InstanceView {

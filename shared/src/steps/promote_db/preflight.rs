@@ -150,6 +150,9 @@ pub fn check_replica_slot(
                 ReplicaVerdict::RetireAndCreate { reason, .. } => {
                     format!("prepare retires the stale {slot_id} and creates the replica: {reason}")
                 }
+                ReplicaVerdict::StartToRetire { reason } => {
+                    format!("prepare starts, then retires the fenced {slot_id}: {reason}")
+                }
                 ReplicaVerdict::Pending(p) => p,
                 ReplicaVerdict::Refuse(r) => r,
             },
@@ -221,6 +224,13 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                     &input.overrides,
                     now,
                 ));
+                if input.direction == Direction::Failback {
+                    checks.push(super::fence::check_old_writer(
+                        found.as_ref(),
+                        &writer,
+                        &input.overrides,
+                    ));
+                }
                 checks.push(Check::pass(
                     "db.lag",
                     json!(null),

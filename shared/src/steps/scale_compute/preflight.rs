@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::ami::{ami_id, newest_completed};
 use super::capacity::{scale_up_only, wanted_capacity};
+use super::fence::restore_base;
 use super::{STEP, read_source_capacity, source_recovery_points};
 use crate::aws::autoscaling::{GroupState, describe_group};
 use crate::aws::backup::RecoveryPoint;
@@ -173,7 +174,8 @@ pub(super) async fn preflight(
     );
     let group = group?;
     let points = points?;
-    let (wanted, _) = wanted_capacity(tp.capacity, source_capacity.capacity());
+    let base = restore_base(tp.capacity, group.as_ref().and_then(|g| g.fenced_capacity));
+    let (wanted, _) = wanted_capacity(base.0, source_capacity.capacity());
     let o = &input.overrides;
     let mut checks = vec![check_ami_source(tp.ami_source.as_deref(), target, o)];
     checks.extend(check_ami(
@@ -288,6 +290,7 @@ mod tests {
             },
             instances: vec![],
             target_group_arns: vec![],
+            fenced_capacity: None,
         };
         assert!(
             check_group(Some(&g), "web-dr", wanted, &none)
