@@ -245,8 +245,8 @@ fn notify_task(comment: &str, kind: &str, milestone: &str, detail: (&str, J)) ->
 }
 
 /// A milestone notification: retried like every task, and a failure to notify never stops the flow.
-fn milestone_task(comment: &str, milestone: &str, detail: &str, next: &str) -> J {
-    notify_task(comment, "milestone", milestone, ("detail.$", s(detail)))
+fn milestone_task(comment: &str, milestone: &str, detail: (&str, J), next: &str) -> J {
+    notify_task(comment, "milestone", milestone, detail)
         .with("ResultPath", v(Value::Null))
         .with("Retry", retry(Retried::Step))
         .with("Catch", catch_all("$.notify_error", next))
@@ -327,7 +327,7 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
                 milestone_task(
                     &format!("Tell the operators: {milestone}."),
                     milestone,
-                    &result,
+                    ("detail.$", s(&result)),
                     next,
                 ),
             );
@@ -508,7 +508,7 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
             milestone_task(
                 &format!("Tell the operators: {milestone}."),
                 milestone,
-                &result,
+                ("detail.$", s(&result)),
                 next,
             ),
         );
@@ -640,10 +640,11 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
     if let Some(milestone) = phase.milestone {
         out.add(
             after,
+            // A Parallel's result is an array (one report per branch); notify's detail is an object.
             milestone_task(
                 &format!("Tell the operators: {milestone}."),
                 milestone,
-                &result,
+                ("detail", o([("branches.$", s(result))])),
                 next,
             ),
         );
@@ -963,7 +964,7 @@ fn definition() -> J {
         milestone_task(
             "Tell the operators a run started (detail: the execution input, with its trigger).",
             "started",
-            "$",
+            ("detail.$", s("$")),
             "FenceOnly?",
         ),
     );
@@ -1144,6 +1145,34 @@ mod tests {
                 .unwrap()
                 .contains("\"fence\"")
         );
+    }
+
+    /// A Parallel's result is an array, and notify takes an object as `detail`: the milestone after a side-by-side
+    /// phase wraps the branches' reports (a bare array was refused as InvalidInput and the milestone lost).
+    #[test]
+    fn milestones_after_a_parallel_send_an_object_detail() {
+        let def = definition_value();
+        let mut states = Vec::new();
+        all_states(&def, &mut states);
+        let by_name: std::collections::HashMap<&str, &Value> =
+            states.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        let mut seen = 0;
+        for (name, state) in &states {
+            if state["Type"] != "Parallel" {
+                continue;
+            }
+            let result = state["ResultPath"].as_str().unwrap_or_default();
+            let Some(next) = state["Next"].as_str().and_then(|n| by_name.get(n)) else {
+                continue;
+            };
+            if next["Parameters"]["kind"] != "milestone" {
+                continue;
+            }
+            seen += 1;
+            assert_eq!(next["Parameters"].get("detail.$"), None, "{name}");
+            assert_eq!(next["Parameters"]["detail"]["branches.$"], result, "{name}");
+        }
+        assert!(seen >= 1, "the reprotect milestone (pilot light restored) expected");
     }
 
     /// Issue #10: the preflight runs before the approval gate and before every flow; findings pause (on the same
