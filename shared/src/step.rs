@@ -150,6 +150,9 @@ pub enum Action {
     Reprotect,
     /// Every flow, first: read-only checks of everything a later call of this step could refuse (docs/guarantees.md).
     Preflight,
+    /// Graceful flows, on a failure after the drain and before the promotion (shift-traffic): the source dial back
+    /// up, so the side that still holds the writer serves again (docs/statemachine.md "Rollback").
+    Restore,
 }
 
 impl Action {
@@ -162,6 +165,7 @@ impl Action {
             Action::Drain => "drain",
             Action::Reprotect => "reprotect",
             Action::Preflight => "preflight",
+            Action::Restore => "restore",
         }
     }
 }
