@@ -98,6 +98,9 @@ def verify_rollback(d, before, after, execution, inbox):
           f"its body: {rollback.get('message')!r}")
     check(body.get("failed_at") == "catchup" and "PollLimitExceeded" in json.dumps(body.get("error")),
           f"failed_at {body.get('failed_at')!r}, error {(body.get('error') or {}).get('Error')!r}")
+    dials = [(c.get("from"), c.get("to")) for c in (body.get("report") or {}).get("changes") or []
+             if c.get("field") == "TrafficDialPercentage"]
+    check(dials == [(100, 0), (0, 100)], f"the report shows the drain, then the restore of the source dial: {dials}")
     check(*flow_lock_released(d))
     return checks.passed()
 
