@@ -62,7 +62,8 @@ drills=(
   "--probe"               # the primary's health path stops answering: probe -> its alarm (modelled) -> failover
   "--throttle within"     # the first calls of every step's API throttled: the SDK and the state machine retry
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)
-  "--throttle update-dns --until-failed"  # the retry budget (~4 min) runs out: FAILED, the notice names the step
+  "--dns-down"            # Route 53 AccessDenied after the shift: SUCCEEDED degraded; an update-dns re-run completes DNS
+  "--graceful-rollback"   # catch-up never reaches lag 0: source dial restored, FAILED, the notice says rolled back
   "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
   "--aurora"              # Aurora global database: lag-gated FailoverGlobalCluster, the DR cluster the writer (~1 min)
 )

@@ -409,3 +409,71 @@ async fn actions_of_other_steps_are_refused() {
     }
     assert_eq!(s.dials().await, (100, 0));
 }
+
+// ---- restore (the rollback of a graceful flow that failed after the drain) -----------------------------------
+
+#[tokio::test]
+async fn restore_puts_the_source_dial_back_after_a_drain_and_is_idempotent() {
+    let s = setup(100, 0).await;
+    s.run(common::event("shift-traffic-drain.json")).await;
+    assert_eq!(s.dials().await, (0, 0));
+    let restore = common::event("shift-traffic-restore.json");
+    assert_eq!(restore["action"], "restore");
+
+    // Dry-run: says what it would do, changes nothing.
+    let mut dry = restore.clone();
+    dry["dry_run"] = json!(true);
+    let r = s.run(dry).await;
+    assert_eq!(r["done"], true);
+    assert_eq!(changes(&r), vec![(s.primary_arn.clone(), 0, 100, false)]);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry-run: would restore"),
+        "{r}"
+    );
+    assert_eq!(s.dials().await, (0, 0));
+
+    let r = s.run(restore.clone()).await;
+    assert_eq!(
+        (r["action"].as_str(), r["done"].as_bool()),
+        (Some("restore"), Some(true)),
+        "{r}"
+    );
+    assert_eq!(r["saw"]["dials"], json!({"primary": 0, "dr": 0}));
+    assert_eq!(r["saw"]["dials_after"], json!({"primary": 100, "dr": 0}));
+    assert_eq!(
+        (
+            r["saw"]["source"].as_str(),
+            r["saw"]["restored_to"].as_i64()
+        ),
+        (Some("primary"), Some(100))
+    );
+    // Only the source dial moves.
+    assert_eq!(changes(&r), vec![(s.primary_arn.clone(), 0, 100, true)]);
+    assert_eq!(s.dials().await, (100, 0));
+
+    // Re-delivered: no-op, same end state.
+    let again = s.run(restore).await;
+    assert!(changes(&again).is_empty(), "{again}");
+    assert!(
+        again["message"].as_str().unwrap().starts_with("no-op"),
+        "{again}"
+    );
+    assert_eq!(s.dials().await, (100, 0));
+}
+
+#[tokio::test]
+async fn a_failback_restore_raises_the_dr_dial_and_leaves_the_primary_alone() {
+    let s = setup(0, 100).await;
+    let mut drain = common::event("shift-traffic-drain.json");
+    drain["direction"] = json!("failback");
+    s.run(drain).await;
+    assert_eq!(s.dials().await, (0, 0));
+    let mut restore = common::event("shift-traffic-restore.json");
+    restore["direction"] = json!("failback");
+    let r = s.run(restore).await;
+    assert_eq!(r["saw"]["source"], "dr");
+    assert_eq!(s.dials().await, (0, 100));
+}

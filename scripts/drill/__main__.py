@@ -44,6 +44,13 @@ def parse_args(argv):
                    help="with --throttle <step>: do not stop the execution; let the state machine's retries run out "
                         "(about 3 minutes) and check the failure notice names the step, the lock is released and the "
                         "status rule's FAILED notice arrives")
+    p.add_argument("--dns-down", action="store_true",
+                   help="Route 53's writes answer AccessDenied (fault proxy): the failover must SUCCEED degraded, the "
+                        "report and its notification warn, and a re-run of update-dns (faults off) completes DNS "
+                        "(scripts/drill/failure_paths.py)")
+    p.add_argument("--graceful-rollback", action="store_true",
+                   help="graceful failover whose catch-up never sees lag 0 (PILOTLIGHT_MAX_POLLS=3): the source dial "
+                        "is restored, the execution FAILED, the notice says rolled back")
     p.add_argument("--failback", action="store_true",
                    help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
@@ -76,10 +83,16 @@ def parse_args(argv):
     if a.primary_region == a.dr_region:
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
-    special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle")
-               if getattr(a, o)]
-    if (a.probe or a.throttle) and len(special) > 1:
-        p.error(f"--probe and --throttle run on their own (not with {', '.join('--' + o.replace('_', '-') for o in special)})")
+    special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
+                           "dns_down", "graceful_rollback", "stale_ami") if getattr(a, o)]
+    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback) and len(special) > 1:
+        p.error(f"--probe, --throttle, --dns-down and --graceful-rollback run on their own (not with "
+                f"{', '.join('--' + o.replace('_', '-') for o in special)})")
+    if a.graceful_rollback:
+        a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
+        # every loop gives up after 4 calls: the catch-up (lag never 0) within ~5 s (the environment overrides
+        # plans/drill.env)
+        os.environ["PILOTLIGHT_MAX_POLLS"] = "3"
     if a.failback and a.primary_outage:
         p.error("--failback needs the primary region back: not with --primary-outage")
     if a.failback and (a.dry_run or a.approval in ("reject", "timeout")):
@@ -136,16 +149,24 @@ def main(argv):
         print_topology(d, before, "topology before")
         if args.probe:
             d.template_parameters.update(probe.template_parameters(d))
-        if args.throttle:
+        if args.throttle or args.dns_down:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
         if args.throttle:
             throttle.arm(d)
+        if args.dns_down:
+            from . import failure_paths
+            failure_paths.arm_dns_down(d)
+        if args.graceful_rollback:
+            d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
         execution = follow(d, trigger(d))
         show(d, execution)
         after = snapshot(d)
         print_topology(d, after, "topology after")
-        if args.throttle and args.throttle != "within":
+        if args.dns_down or args.graceful_rollback:
+            from . import failure_paths
+            ok = failure_paths.run_check(d, before, after, execution)
+        elif args.throttle and args.throttle != "within":
             ok = throttle.verify_beyond(d, before, after, execution)
         else:
             ok = verify(d, before, after, execution, notifications(d))

@@ -177,10 +177,33 @@ pub fn phase(step: &str, action: Action) -> String {
         ("promote-db", Action::Prepare) => "prepare-db".to_string(),
         ("promote-db", Action::CatchUp) => "catchup".to_string(),
         ("shift-traffic", Action::Drain) => "drain".to_string(),
+        ("shift-traffic", Action::Restore) => "restore".to_string(),
         (_, Action::Preflight) => format!("preflight-{step}"),
         (_, other) => format!("{step}-{}", other.as_str()),
     }
 }
+
+/// What a failure of a phase (an error its retries did not absorb, or its poll limit) leads to. The generator
+/// turns each into its states (`flow::asl`); the phases say which applies, so the rule is written once here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Notify the failure and fail (recording the phase in `$.failed_at`): nothing to undo.
+    Fail,
+    /// Graceful flows between the drain and the promotion: nothing irreversible happened yet, but no side serves
+    /// traffic. Restore the source dial (shift-traffic `restore`, [`Flow::rollback`]), then notify and fail.
+    RollBack,
+    /// Graceful flows once the promotion was (or may have been) issued: notify and fail without restoring, and
+    /// say why ([`FORWARD_ONLY`]).
+    ForwardOnly,
+    /// Best effort once traffic has moved: record the error in `$.degraded.<key>` and go on to the next phase, so
+    /// the run succeeds with a warning the report and its notification carry (e.g. DNS after the shift).
+    Degrade(&'static str),
+}
+
+/// Why a graceful flow does not restore the source dial after the promotion was issued.
+pub const FORWARD_ONLY: &str = "no rollback: the promotion was issued (or may have been), and sending traffic back \
+     to the old writer could split the data between two writers; finish forward (the target's database is the \
+     writer): re-run the failed step, each step resumes from live state";
 
 /// One or more calls; the calls of a phase run side by side and the next phase starts when all are done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,9 +214,7 @@ pub struct Phase {
     /// Sent when every call of the phase is done.
     pub milestone: Option<&'static str>,
     pub what: Option<&'static str>,
-    /// A failure of the phase never fails the run: the flow goes on (fence: the failover is done by then, and what
-    /// could not be fenced is in the reports, for the `fence` command to retry).
-    pub best_effort: bool,
+    pub on_failure: OnFailure,
 }
 
 impl Phase {
@@ -203,7 +224,7 @@ impl Phase {
             calls: vec![call],
             milestone: None,
             what: None,
-            best_effort: false,
+            on_failure: OnFailure::Fail,
         }
     }
     fn side_by_side(name: &'static str, what: &'static str, calls: Vec<Call>) -> Self {
@@ -212,11 +233,15 @@ impl Phase {
             calls,
             milestone: None,
             what: Some(what),
-            best_effort: false,
+            on_failure: OnFailure::Fail,
         }
     }
     fn milestone(mut self, milestone: &'static str) -> Self {
         self.milestone = Some(milestone);
+        self
+    }
+    fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.on_failure = on_failure;
         self
     }
     pub fn is_parallel(&self) -> bool {
@@ -275,6 +300,8 @@ impl Flow {
                     .milestone("database ready"),
                 ),
                 Phase::one(scale()),
+                // From the drain to the promotion no side serves traffic, and nothing irreversible has happened:
+                // a failure there restores the source dial.
                 Phase::one(
                     Call::new(
                         ShiftTraffic,
@@ -283,7 +310,8 @@ impl Flow {
                         "drain the source traffic dial to 0",
                     )
                     .milestone("traffic drained"),
-                ),
+                )
+                .on_failure(OnFailure::RollBack),
                 Phase::one({
                     let mut call = Call::new(
                         PromoteDb,
@@ -295,10 +323,14 @@ impl Flow {
                     // Only a lag-0 datapoint taken after the drain finished counts.
                     call.reads_state = Some(("drained_at", "$.steps.drain.finished_at"));
                     call
-                }),
-                Phase::one(promote()),
-                Phase::one(shift(shift_what)),
-                Phase::one(dns()),
+                })
+                .on_failure(OnFailure::RollBack),
+                // A refused start issued nothing in that call, but a retried start refuses the same way after an
+                // earlier attempt's PromoteReadReplica was sent (its answer lost): the error cannot tell, so
+                // forward only (docs/guarantees.md).
+                Phase::one(promote()).on_failure(OnFailure::ForwardOnly),
+                Phase::one(shift(shift_what)).on_failure(OnFailure::ForwardOnly),
+                Phase::one(dns()).on_failure(OnFailure::Degrade("dns")),
             ]
         };
         let phases = match kind {
@@ -309,7 +341,7 @@ impl Flow {
                     vec![promote(), scale()],
                 ),
                 Phase::one(shift("shift traffic to the target")),
-                Phase::one(dns()),
+                Phase::one(dns()).on_failure(OnFailure::Degrade("dns")),
                 Flow::fence(),
             ],
             // After a graceful RDS promotion the old writer is still writable too: fence it the same way (an
@@ -380,7 +412,7 @@ impl Flow {
         use Function::*;
         let fence = |function, what| Call::new(function, Action::Fence, Poll::Once, what);
         Phase {
-            best_effort: true,
+            on_failure: OnFailure::Degrade("fence"),
             ..Phase::side_by_side(
                 "fence",
                 "fence the side left (best effort): stop the old writer, its Auto Scaling group to 0/0/0 (capacity recorded), its traffic dial held at 0",
@@ -394,6 +426,24 @@ impl Flow {
                 ],
             )
         }
+    }
+
+    /// The call a [`OnFailure::RollBack`] failure makes before notifying: the source dial back to 100 (one call:
+    /// it reads the dial back, and a disagreeing read is a Transient error the Retry absorbs).
+    pub fn rollback() -> Call {
+        Call::new(
+            Function::ShiftTraffic,
+            Action::Restore,
+            Poll::Once,
+            "restore the source traffic dial to 100",
+        )
+    }
+
+    /// Whether any phase of the flow rolls back on failure (the flow then has its rollback states).
+    pub fn rolls_back(&self) -> bool {
+        self.phases
+            .iter()
+            .any(|p| p.on_failure == OnFailure::RollBack)
     }
 
     /// The flow an execution with this direction and mode runs.
@@ -489,6 +539,84 @@ mod tests {
         );
     }
 
+    /// Issue #10: graceful flows roll back only between the drain and the promotion, go forward only after it;
+    /// DNS is degraded, not failed, and only once the traffic has moved.
+    #[test]
+    fn failures_roll_back_before_the_promotion_and_degrade_dns_after_the_shift() {
+        let on_failure = |kind| -> Vec<(String, OnFailure)> {
+            Flow::of(kind)
+                .phases
+                .iter()
+                .map(|p| {
+                    let name = if p.is_parallel() {
+                        p.name.to_string()
+                    } else {
+                        p.calls[0].phase()
+                    };
+                    (name, p.on_failure)
+                })
+                .collect()
+        };
+        use OnFailure::*;
+        let graceful = [
+            ("prepare-db", Fail),
+            ("scale-compute", Fail),
+            ("drain", RollBack),
+            ("catchup", RollBack),
+            ("promote-db", ForwardOnly),
+            ("shift-traffic", ForwardOnly),
+            ("update-dns", Degrade("dns")),
+        ]
+        .map(|(n, f)| (n.to_string(), f));
+        let fence = ("fence".to_string(), Degrade("fence"));
+        let mut graceful_failover = graceful.to_vec();
+        graceful_failover.push(fence.clone());
+        assert_eq!(on_failure(FlowKind::GracefulFailover), graceful_failover);
+        let mut failback = graceful.to_vec();
+        failback.push(("reprotect".to_string(), Fail));
+        assert_eq!(on_failure(FlowKind::Failback), failback);
+        assert_eq!(
+            on_failure(FlowKind::Failover),
+            [
+                ("recover".to_string(), Fail),
+                ("shift-traffic".to_string(), Fail),
+                ("update-dns".to_string(), Degrade("dns")),
+                fence.clone(),
+            ]
+        );
+        assert_eq!(on_failure(FlowKind::Fence), [fence]);
+        assert!(!Flow::of(FlowKind::Failover).rolls_back());
+        // Nothing before the drain and nothing after the promotion rolls back; nothing degrades before the
+        // traffic shift completed.
+        // The fence run has no shift of its own: it only ever follows a failover that moved the traffic.
+        for kind in FlowKind::ALL.into_iter().filter(|k| *k != FlowKind::Fence) {
+            let flow = Flow::of(kind);
+            let at =
+                |f: &dyn Fn(&Call) -> bool| flow.phases.iter().position(|p| p.calls.iter().any(f));
+            let drain = at(&|c| c.action == Action::Drain);
+            let promote =
+                at(&|c| c.function == Function::PromoteDb && c.action == Action::Start).unwrap();
+            let shifted =
+                at(&|c| c.function == Function::ShiftTraffic && c.action == Action::Start).unwrap();
+            for (i, p) in flow.phases.iter().enumerate() {
+                match p.on_failure {
+                    RollBack => {
+                        assert!(drain.is_some_and(|d| d <= i) && i < promote, "{kind:?} {i}")
+                    }
+                    Degrade(_) => assert!(i > shifted, "{kind:?} {i}"),
+                    ForwardOnly => assert!(drain.is_some() && i >= promote, "{kind:?} {i}"),
+                    Fail => {}
+                }
+            }
+        }
+        let restore = Flow::rollback();
+        assert_eq!(
+            (restore.function, restore.action, restore.poll),
+            (Function::ShiftTraffic, Action::Restore, Poll::Once)
+        );
+        assert_eq!(restore.phase(), "restore");
+    }
+
     #[test]
     fn both_failovers_end_with_the_best_effort_fence_and_the_fence_run_is_only_that() {
         for kind in [FlowKind::Failover, FlowKind::GracefulFailover] {
@@ -503,7 +631,7 @@ mod tests {
         let fence = Flow::of(FlowKind::Fence);
         assert_eq!(fence.phases, vec![Flow::fence()]);
         let p = &fence.phases[0];
-        assert!(p.best_effort && p.is_parallel());
+        assert!(p.on_failure == OnFailure::Degrade("fence") && p.is_parallel());
         assert!(
             p.calls
                 .iter()

@@ -163,6 +163,9 @@ pub enum Action {
     /// After a failover (and on the `fence` command): best effort, stop the side being left from taking writes and
     /// traffic; never fails the run, reports fenced / already fenced / not fenced (docs/guarantees.md "Fencing").
     Fence,
+    /// Graceful flows, on a failure after the drain and before the promotion (shift-traffic): the source dial back
+    /// up, so the side that still holds the writer serves again (docs/statemachine.md "Rollback").
+    Restore,
 }
 
 impl Action {
@@ -176,6 +179,7 @@ impl Action {
             Action::Reprotect => "reprotect",
             Action::Preflight => "preflight",
             Action::Fence => "fence",
+            Action::Restore => "restore",
         }
     }
 }

@@ -238,6 +238,9 @@ def checks(p):
     expect_error("Route 53 mutating:true error503 -> 503 ServiceUnavailable", "ServiceUnavailable", 503,
                  lambda: r53.update_health_check(HealthCheckId=hc, Disabled=True))
     check("mutating:true leaves reads alone", error_of(lambda: r53.get_change(Id=change)) is None)
+    p.rules({"service": "route53", "operation": "UpdateHealthCheck", "fault": "deny"})
+    expect_error("Route 53 UpdateHealthCheck deny -> 403 AccessDenied (REST-XML)", "AccessDenied", 403,
+                 lambda: r53.update_health_check(HealthCheckId=hc, Disabled=True))
 
     # ------------------------------------------------------------ Global Accelerator via gapfill (awsJson1_1)
     ga = client(p, "globalaccelerator", region="us-west-2")

@@ -9,6 +9,8 @@ returned unchanged, unless a rule injects a fault for that request's service / r
 * ``throttle``            HTTP 400 with the protocol's throttling error (code Throttling / ThrottlingException /
                           RequestLimitExceeded), so the SDK classifies it as throttling
 * ``error500``/``error503`` that status with the protocol's InternalFailure / ServiceUnavailable error
+* ``deny``                HTTP 403 with the protocol's AccessDenied error (AccessDeniedException / AccessDenied /
+                          UnauthorizedOperation): a non-retryable refusal, e.g. an IAM or SCP deny
 * ``slow``/``delay``      wait ``delay_ms``, then forward (``delay`` is the timing-model name; same behaviour)
 * ``blackhole``           read the request, never answer; the socket stays open until the client gives up, the
                           proxy stops, or 10 minutes pass
@@ -52,7 +54,7 @@ MAX_DELAY_MS = 600_000        # slow/delay: at most 10 minutes
 MAX_BODY = 64 * 1024 * 1024   # request bodies larger than this are refused
 MAX_LOG = 10_000              # request log entries kept (oldest dropped)
 UPSTREAM_TIMEOUT_S = 120.0
-FAULTS = {"throttle", "error500", "error503", "slow", "delay", "blackhole", "close", "reset", "rewrite"}
+FAULTS = {"throttle", "error500", "error503", "deny", "slow", "delay", "blackhole", "close", "reset", "rewrite"}
 RULE_FIELDS = {"service", "region", "operation", "mutating", "fault", "delay_ms", "times", "after", "code",
                "message", "find", "replace"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -248,6 +250,7 @@ ERROR_CODES = {
     "throttle": (400, "ThrottlingException", "Throttling", "RequestLimitExceeded"),
     "error500": (500, "InternalFailure", "InternalFailure", "InternalError"),
     "error503": (503, "ServiceUnavailable", "ServiceUnavailable", "Unavailable"),
+    "deny": (403, "AccessDeniedException", "AccessDenied", "UnauthorizedOperation"),
 }
 
 

@@ -9,7 +9,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use super::{Call, Flow, FlowKind, Function, Phase, Poll, Wait};
+use super::{Call, FORWARD_ONLY, Flow, FlowKind, Function, OnFailure, Phase, Poll, Wait};
 use crate::error::ErrorKind;
 use crate::plan::{Direction, Mode};
 
@@ -276,8 +276,160 @@ fn wait_path(wait: Wait) -> &'static str {
     }
 }
 
-/// The states of one call, entered at the first one returned by [`call_entry`]; they go to `next` when done.
-fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut States) {
+/// A step task: the call's action with the fields every step input carries, retried by the step policy. The
+/// caller adds the Catch (if any) and Next.
+fn step_task(call: &Call, action: &str, result_path: &str, extra: Option<(&str, String)>) -> J {
+    let mut params = o([
+        ("action", s(action)),
+        ("direction.$", s("$.direction")),
+        ("mode.$", s("$.mode")),
+        ("dry_run.$", s("$.dry_run")),
+        ("overrides.$", s("$.overrides")),
+    ]);
+    if let Some((k, path)) = extra {
+        params = params.with(&format!("{k}.$"), s(path));
+    }
+    o([
+        ("Type", s("Task")),
+        (
+            "Comment",
+            s(format!(
+                "{} {action}: {}.",
+                call.function.step_name(),
+                call.what
+            )),
+        ),
+        ("Resource", arn(call.function)),
+        ("Parameters", params),
+        ("ResultPath", s(result_path)),
+        ("Retry", retry(Retried::Step)),
+    ])
+}
+
+/// Where the errors of a top-level state go, by its phase's [`OnFailure`]; adds the states of that path and
+/// returns (the Catch's ResultPath, the state it goes to). Fail, RollBack and ForwardOnly record the error in
+/// `$.error` and the phase in `$.failed_at` (`<state> failed`), then go to NotifyFailure, the flow's rollback
+/// (`<Flow> roll back`) or `<state> forward only` (which says why there is no rollback); Degrade records the
+/// error in `$.degraded.<key>` (`<state> degraded`) and goes on to `next`: the run goes on, warned.
+fn failure_path(
+    prefix: &str,
+    state: &str,
+    phase: &str,
+    on_failure: OnFailure,
+    next: &str,
+    out: &mut States,
+) -> (String, String) {
+    let then = match on_failure {
+        OnFailure::Degrade(key) => {
+            let path = format!("$.degraded.{key}");
+            let name = format!("{state} degraded");
+            out.add(
+                name.clone(),
+                o([
+                    ("Type", s("Pass")),
+                    (
+                        "Comment",
+                        s(format!(
+                            "{phase} could not complete after the traffic moved: record it ($.degraded.{key}, read by the report and its notification) and go on; the run succeeds, warned."
+                        )),
+                    ),
+                    (
+                        "Parameters",
+                        o([("phase", s(phase)), ("error.$", s(path.clone()))]),
+                    ),
+                    ("ResultPath", s(path.clone())),
+                    ("Next", s(next)),
+                ]),
+            );
+            return (path, name);
+        }
+        OnFailure::Fail => "NotifyFailure".to_string(),
+        OnFailure::RollBack => rollback_entry(prefix),
+        OnFailure::ForwardOnly => {
+            let name = format!("{state} forward only");
+            out.add(
+                name.clone(),
+                o([
+                    ("Type", s("Pass")),
+                    (
+                        "Comment",
+                        s("After the promotion: no rollback; the failure notice says why ($.rollback)."),
+                    ),
+                    (
+                        "Result",
+                        o([("outcome", s("forward-only")), ("why", s(FORWARD_ONLY))]),
+                    ),
+                    ("ResultPath", s("$.rollback")),
+                    ("Next", s("NotifyFailure")),
+                ]),
+            );
+            name
+        }
+    };
+    failed_at(out, state, phase, &then);
+    ("$.error".to_string(), format!("{state} failed"))
+}
+
+fn rollback_entry(prefix: &str) -> String {
+    format!("{prefix} roll back")
+}
+
+/// A rolling-back flow's rollback ([`OnFailure::RollBack`]): shift-traffic `restore` puts the source dial back
+/// (`$.steps.restore`), `$.rollback.outcome` says `restored` or `failed` (with the error), then NotifyFailure.
+/// A failed restore never hides the original error (`$.error` stays).
+fn rollback_states(prefix: &str, out: &mut States) {
+    let call = Flow::rollback();
+    let name = rollback_entry(prefix);
+    let done = format!("{prefix} rolled back");
+    let failed = format!("{prefix} roll back failed");
+    out.add(
+        name,
+        step_task(&call, call.action.as_str(), "$.steps.restore", None)
+            .with("Catch", catch_all("$.rollback.error", &failed))
+            .with("Next", s(done.clone())),
+    );
+    out.add(
+        done,
+        o([
+            ("Type", s("Pass")),
+            (
+                "Comment",
+                s("The source dial is back: the old writer serves again; notify the failure, saying so."),
+            ),
+            ("Result", o([("outcome", s("restored"))])),
+            ("ResultPath", s("$.rollback")),
+            ("Next", s("NotifyFailure")),
+        ]),
+    );
+    out.add(
+        failed,
+        o([
+            ("Type", s("Pass")),
+            (
+                "Comment",
+                s("The restore failed too: the notice says the dials may be at 0 and what to do."),
+            ),
+            (
+                "Parameters",
+                o([("outcome", s("failed")), ("error.$", s("$.rollback.error"))]),
+            ),
+            ("ResultPath", s("$.rollback")),
+            ("Next", s("NotifyFailure")),
+        ]),
+    );
+}
+
+/// The states of one call, entered at the first one returned by [`call_entry`]; they go to `next` when done. At
+/// the top level, errors and the poll limit take the phase's `on_failure` path; inside a branch they end the
+/// branch (the Parallel's Catch takes it).
+fn call_states(
+    prefix: &str,
+    call: &Call,
+    scope: Scope,
+    on_failure: OnFailure,
+    next: &str,
+    out: &mut States,
+) {
     let step = call.function.step_name();
     let key = call.result_key();
     let base = format!("{prefix} {}", call.phase());
@@ -287,34 +439,25 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
         Some(_) => format!("{base} notify"),
         None => next.to_string(),
     };
+    let failure = match scope {
+        Scope::Top => Some(failure_path(
+            prefix,
+            &base,
+            &call.phase(),
+            on_failure,
+            next,
+            out,
+        )),
+        Scope::Branch => None,
+    };
     let task = |action: &str, result_path: &str, next: &str, extra: Option<(&str, String)>| {
-        let mut params = o([
-            ("action", s(action)),
-            ("direction.$", s("$.direction")),
-            ("mode.$", s("$.mode")),
-            ("dry_run.$", s("$.dry_run")),
-            ("overrides.$", s("$.overrides")),
-        ]);
-        if let Some((k, path)) = extra {
-            params = params.with(&format!("{k}.$"), s(path));
-        }
-        let state = o([
-            ("Type", s("Task")),
-            ("Comment", s(format!("{step} {action}: {}.", call.what))),
-            ("Resource", arn(call.function)),
-            ("Parameters", params),
-            ("ResultPath", s(result_path)),
-            ("Retry", retry(Retried::Step)),
-        ]);
-        let state = match scope {
-            Scope::Top => state.with("Catch", catch_all("$.error", &format!("{base} failed"))),
-            Scope::Branch => state,
+        let state = step_task(call, action, result_path, extra);
+        let state = match &failure {
+            Some((path, target)) => state.with("Catch", catch_all(path, target)),
+            None => state,
         };
         state.with("Next", s(next))
     };
-    if scope == Scope::Top {
-        failed_at(out, &base, &call.phase());
-    }
 
     if call.poll == Poll::Once {
         out.add(
@@ -480,18 +623,18 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
     let error = ErrorKind::PollLimitExceeded.error_type();
     out.add(
         limit,
-        match scope {
-            Scope::Top => o([
+        match &failure {
+            Some((path, target)) => o([
                 ("Type", s("Pass")),
                 (
                     "Comment",
-                    s("Record the error like a Catch would, then notify and fail."),
+                    s("Record the error like a Catch would, then take the phase's failure path."),
                 ),
                 ("Result", o([("Error", s(error)), ("Cause", s(cause))])),
-                ("ResultPath", s("$.error")),
-                ("Next", s(format!("{base} failed"))),
+                ("ResultPath", s(path)),
+                ("Next", s(target)),
             ]),
-            Scope::Branch => o([
+            None => o([
                 ("Type", s("Fail")),
                 (
                     "Comment",
@@ -515,9 +658,9 @@ fn call_states(prefix: &str, call: &Call, scope: Scope, next: &str, out: &mut St
     }
 }
 
-/// `<state> failed`: records which phase failed (`$.failed_at`) on the way to NotifyFailure, so the operators'
-/// failure notice names it.
-fn failed_at(out: &mut States, state: &str, phase: &str) {
+/// `<state> failed`: records which phase failed (`$.failed_at`) on the way to NotifyFailure (through a rollback
+/// or the forward-only note, `then`), so the operators' failure notice names it.
+fn failed_at(out: &mut States, state: &str, phase: &str, then: &str) {
     out.add(
         format!("{state} failed"),
         o([
@@ -528,7 +671,7 @@ fn failed_at(out: &mut States, state: &str, phase: &str) {
             ),
             ("Result", s(phase)),
             ("ResultPath", s("$.failed_at")),
-            ("Next", s("NotifyFailure")),
+            ("Next", s(then)),
         ]),
     );
 }
@@ -564,7 +707,14 @@ fn phase_states(prefix: &str, phase: &Phase, next: &str, out: &mut States) {
 
 fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &mut States) {
     if !phase.is_parallel() {
-        call_states(prefix, &phase.calls[0], Scope::Top, next, out);
+        call_states(
+            prefix,
+            &phase.calls[0],
+            Scope::Top,
+            phase.on_failure,
+            next,
+            out,
+        );
         return;
     }
     let name = phase_entry(prefix, phase);
@@ -580,7 +730,14 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
             let key = call.result_key();
             let done = format!("{prefix} {} branch done", call.phase());
             let mut states = States(Vec::new());
-            call_states(prefix, call, Scope::Branch, &done, &mut states);
+            call_states(
+                prefix,
+                call,
+                Scope::Branch,
+                phase.on_failure,
+                &done,
+                &mut states,
+            );
             // The branch's output is its own reports only (its input is the whole execution state).
             let mut keep = vec![(format!("{key}.$"), s(format!("$.steps.{key}")))];
             if call.poll == Poll::StartThenStatus {
@@ -604,6 +761,15 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
             ])
         })
         .collect();
+    let steps: Vec<String> = phase.calls.iter().map(|c| c.phase()).collect();
+    let (error_path, on_error) = failure_path(
+        prefix,
+        &name,
+        &format!("{} ({})", phase.name, steps.join(" | ")),
+        phase.on_failure,
+        next,
+        out,
+    );
     out.add(
         name.clone(),
         o([
@@ -617,26 +783,10 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
             ),
             ("Branches", J::A(branches)),
             ("ResultPath", s(result.clone())),
-            (
-                "Catch",
-                if phase.best_effort {
-                    // Best effort: a failure is recorded and the flow goes on (the report says what is unknown).
-                    catch_all(&format!("$.{}_error", phase.name), &after)
-                } else {
-                    catch_all("$.error", &format!("{name} failed"))
-                },
-            ),
+            ("Catch", catch_all(&error_path, &on_error)),
             ("Next", s(after.clone())),
         ]),
     );
-    let steps: Vec<String> = phase.calls.iter().map(|c| c.phase()).collect();
-    if !phase.best_effort {
-        failed_at(
-            out,
-            &name,
-            &format!("{} ({})", phase.name, steps.join(" | ")),
-        );
-    }
     if let Some(milestone) = phase.milestone {
         out.add(
             after,
@@ -659,6 +809,9 @@ fn flow_states(flow: &Flow, out: &mut States) {
             None => "Report".to_string(),
         };
         phase_states(prefix, phase, &next, out);
+    }
+    if flow.rolls_back() {
+        rollback_states(prefix, out);
     }
 }
 
@@ -1118,11 +1271,13 @@ mod tests {
             assert_eq!(fence["ResultPath"], "$.steps.fence");
             assert_eq!(fence["Next"], "Report");
             let catch = &fence["Catch"][0];
+            assert_eq!(catch["ResultPath"], "$.degraded.fence");
+            let degraded = format!("{prefix} fence degraded");
+            assert_eq!(catch["Next"], degraded);
             assert_eq!(
-                catch["Next"], "Report",
+                st[&degraded]["Next"], "Report",
                 "{prefix}: a fence failure never fails the run"
             );
-            assert_eq!(catch["ResultPath"], "$.fence_error");
             assert!(st.get(format!("{prefix} fence failed")).is_none());
             let actions: Vec<&str> = fence["Branches"]
                 .as_array()
@@ -1242,29 +1397,57 @@ mod tests {
         );
     }
 
+    fn flow_state(name: &str) -> bool {
+        FlowKind::ALL
+            .iter()
+            .any(|k| name.starts_with(&format!("{} ", k.name())))
+    }
+
+    /// Every Catch of a flow state that records `$.error` ends in Failed through NotifyFailure, past a state that
+    /// recorded the failed phase; the only other catches are a degraded phase's and the rollback's own.
     #[test]
     fn every_failure_path_says_which_phase_failed() {
         let def = definition_value();
         let states = def["States"].as_object().unwrap();
-        for (name, state) in states {
-            let catches = state["Catch"].as_array().into_iter().flatten();
-            let nexts = catches
-                .map(|c| c["Next"].as_str().unwrap())
-                .chain(state["Next"].as_str());
-            for next in nexts {
-                let flow_state = ["Failover ", "Graceful ", "Failback "]
-                    .iter()
-                    .any(|p| name.starts_with(p));
-                if next == "NotifyFailure" && flow_state {
-                    assert!(
-                        name.ends_with(" failed"),
-                        "{name} goes to NotifyFailure without recording the phase"
+        let mut failing = 0;
+        for (name, state) in states.iter().filter(|(n, _)| flow_state(n)) {
+            for c in state["Catch"].as_array().into_iter().flatten() {
+                let result_path = c["ResultPath"].as_str().unwrap();
+                if result_path == "$.notify_error" {
+                    continue; // a milestone notification: the flow goes on
+                }
+                let path = path_from(&def["States"], c["Next"].as_str().unwrap(), false);
+                if result_path == "$.error" {
+                    failing += 1;
+                    assert_eq!(
+                        path.last().map(String::as_str),
+                        Some("Failed"),
+                        "{name}: {path:?}"
                     );
-                    assert_eq!(state["ResultPath"], "$.failed_at", "{name}");
-                    assert!(state["Result"].is_string(), "{name}");
+                    assert!(
+                        path.iter().any(|n| n == "NotifyFailure"),
+                        "{name}: {path:?}"
+                    );
+                    let recorded = path
+                        .iter()
+                        .find(|n| states[n.as_str()]["ResultPath"] == "$.failed_at")
+                        .unwrap_or_else(|| {
+                            panic!("{name} fails without recording the phase: {path:?}")
+                        });
+                    assert!(recorded.ends_with(" failed"), "{recorded}");
+                    assert!(
+                        states[recorded.as_str()]["Result"].is_string(),
+                        "{recorded}"
+                    );
+                } else {
+                    assert!(
+                        result_path.starts_with("$.degraded.") || result_path == "$.rollback.error",
+                        "{name}: {result_path}"
+                    );
                 }
             }
         }
+        assert!(failing > 15, "{failing}");
         assert_eq!(
             states["Failover shift-traffic failed"]["Result"],
             "shift-traffic"
@@ -1273,6 +1456,138 @@ mod tests {
             states["Failover recover failed"]["Result"],
             "recover (promote-db | scale-compute)"
         );
+    }
+
+    /// Issue #10, graceful rollback: in the graceful flows a failure of the drain or the catch-up (an error or the
+    /// poll limit) restores the source dial before notifying; from the promotion on, forward only, saying why;
+    /// before the drain and in the ungraceful flow, a plain failure.
+    #[test]
+    fn graceful_failures_roll_back_until_the_promotion_and_go_forward_only_after() {
+        let def = definition_value();
+        let st = &def["States"];
+        let on_error = |state: &str| {
+            let catch = st[state]["Catch"].as_array().unwrap();
+            assert_eq!(catch.len(), 1, "{state}");
+            path_from(st, catch[0]["Next"].as_str().unwrap(), false)
+        };
+        let has = |path: &[String], n: &str| path.iter().any(|p| p == n);
+        for prefix in ["Graceful", "Failback"] {
+            let rollback = format!("{prefix} roll back");
+            for state in [
+                format!("{prefix} drain drain"),
+                format!("{prefix} catchup catchup"),
+            ] {
+                let path = on_error(&state);
+                assert!(has(&path, &rollback), "{state}: {path:?}");
+                assert!(has(&path, &format!("{prefix} rolled back")), "{path:?}");
+                assert_eq!(path.last().map(String::as_str), Some("Failed"));
+            }
+            // The catch-up's poll limit (lag never 0 within max_polls) rolls back too.
+            let limit = path_from(st, &format!("{prefix} catchup poll limit"), false);
+            assert_eq!(
+                st[&format!("{prefix} catchup poll limit")]["ResultPath"],
+                "$.error"
+            );
+            assert!(
+                has(&limit, &format!("{prefix} catchup failed")),
+                "{limit:?}"
+            );
+            assert!(has(&limit, &rollback), "{limit:?}");
+            for state in [
+                format!("{prefix} promote-db start"),
+                format!("{prefix} promote-db status"),
+                format!("{prefix} shift-traffic start"),
+            ] {
+                let path = on_error(&state);
+                assert!(
+                    !has(&path, &rollback),
+                    "{state} rolls back after the promotion: {path:?}"
+                );
+                let note = path.iter().find(|n| n.ends_with(" forward only")).unwrap();
+                assert_eq!(st[note]["ResultPath"], "$.rollback");
+                assert_eq!(st[note]["Result"]["outcome"], "forward-only");
+                assert_eq!(st[note]["Result"]["why"], FORWARD_ONLY);
+            }
+            for state in [
+                format!("{prefix} prepare-db prepare"),
+                format!("{prefix} scale-compute start"),
+            ] {
+                let path = on_error(&state);
+                assert!(
+                    !path
+                        .iter()
+                        .any(|n| n.contains("roll") || n.ends_with("forward only")),
+                    "{state}: {path:?}"
+                );
+            }
+            // The rollback: shift-traffic restore; its own failure still notifies (and fails), saying so.
+            let task = &st[&rollback];
+            assert_eq!(task["Parameters"]["action"], "restore");
+            assert_eq!(task["Resource"], "${ShiftTrafficFunctionArn}");
+            assert_eq!(task["ResultPath"], "$.steps.restore");
+            assert_eq!(task["Catch"][0]["ResultPath"], "$.rollback.error");
+            let failed = path_from(st, task["Catch"][0]["Next"].as_str().unwrap(), false);
+            assert_eq!(failed[0], format!("{prefix} roll back failed"));
+            assert_eq!(st[&failed[0]]["Parameters"]["outcome"], "failed");
+            assert_eq!(failed[1], "NotifyFailure");
+            assert_eq!(
+                st[&format!("{prefix} rolled back")]["Result"]["outcome"],
+                "restored"
+            );
+        }
+        assert!(st.get("Failover roll back").is_none());
+        for state in ["Failover recover", "Failover shift-traffic start"] {
+            let path = on_error(state);
+            assert!(
+                !path
+                    .iter()
+                    .any(|n| n.contains("roll") || n.ends_with("forward only")),
+                "{state}: {path:?}"
+            );
+        }
+    }
+
+    /// Issue #10, DNS degraded: once the traffic moved, update-dns failing (an error, or its poll limit) leads to
+    /// the normal success path with `$.degraded.dns` recorded, never to NotifyFailure, in every flow.
+    #[test]
+    fn a_dns_failure_after_the_shift_succeeds_degraded() {
+        let def = definition_value();
+        let st = &def["States"];
+        // The fence run changes no DNS.
+        for kind in FlowKind::ALL.into_iter().filter(|k| *k != FlowKind::Fence) {
+            let prefix = kind.name();
+            for state in [
+                format!("{prefix} update-dns start"),
+                format!("{prefix} update-dns status"),
+            ] {
+                let catch = &st[&state]["Catch"][0];
+                assert_eq!(catch["ErrorEquals"], json!(["States.ALL"]));
+                assert_eq!(catch["ResultPath"], "$.degraded.dns", "{state}");
+                let path = path_from(st, catch["Next"].as_str().unwrap(), false);
+                let degraded = &st[&path[0]];
+                assert_eq!(path[0], format!("{prefix} update-dns degraded"));
+                assert_eq!(degraded["ResultPath"], "$.degraded.dns");
+                assert_eq!(degraded["Parameters"]["phase"], "update-dns");
+                assert_eq!(degraded["Parameters"]["error.$"], "$.degraded.dns");
+                assert!(has_report_then_success(&path), "{state}: {path:?}");
+                assert!(!path.iter().any(|n| n == "NotifyFailure"), "{path:?}");
+            }
+            let limit = format!("{prefix} update-dns poll limit");
+            assert_eq!(st[&limit]["ResultPath"], "$.degraded.dns");
+            assert!(has_report_then_success(&path_from(st, &limit, false)));
+            // The milestone "dns updated" is for a DNS that was updated: a degraded run skips it.
+            assert!(
+                !path_from(st, &format!("{prefix} update-dns degraded"), false)
+                    .contains(&format!("{prefix} update-dns notify"))
+            );
+        }
+        // Failback: the re-protection still runs after a degraded DNS.
+        let path = path_from(st, "Failback update-dns degraded", false);
+        assert_eq!(path[1], "Failback reprotect");
+    }
+
+    fn has_report_then_success(path: &[String]) -> bool {
+        path.iter().any(|n| n == "Report") && path.last().map(String::as_str) == Some("Succeeded")
     }
 
     #[test]
@@ -1421,6 +1736,7 @@ mod tests {
         let mut path = vec![start.to_string()];
         let mut at = start.to_string();
         while let Some(state) = states.get(&at) {
+            assert!(path.len() < 200, "a loop from {start}: {path:?}");
             let next = if via_catch && state.get("Catch").is_some() && path.len() == 1 {
                 state["Catch"][0]["Next"].as_str()
             } else if state["Type"] == "Choice" {

@@ -143,7 +143,7 @@ pub async fn handle(
         Action::Preflight => preflight::preflight(ctx, &input, report).await?,
         Action::Fence => fence::fence(ctx, &input, report).await,
         // parse_with already refuses these; an error (not a panic) keeps it that way if that ever changes.
-        other @ (Action::Prepare | Action::CatchUp | Action::Drain) => {
+        other @ (Action::Prepare | Action::CatchUp | Action::Drain | Action::Restore) => {
             return Err(Error::invalid_input(format!(
                 "{STEP}: action {:?} is not one of this step's actions",
                 other.as_str()

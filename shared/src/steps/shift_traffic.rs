@@ -5,8 +5,9 @@
 //! until `done`), so a bad DR deployment shows up while it carries a quarter of the traffic, not all of it.
 //!
 //! `drain` (graceful flows) dials the source region to 0 before the database is promoted; the following `start`
-//! loop then ramps the target up from wherever it is (0 included), never raising the source again. The dial
-//! sequence itself is [`ramp`] (pure).
+//! loop then ramps the target up from wherever it is (0 included), never raising the source again. `restore` is
+//! the drain undone: when a graceful flow fails after the drain and before the promotion, the state machine calls
+//! it to put the source dial back (the old writer still is the writer). The dial sequence itself is [`ramp`] (pure).
 
 pub mod fence;
 pub mod ramp;
@@ -24,7 +25,7 @@ use crate::plan::{BySide, Mode, Side};
 use crate::routing::Dials;
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
-use ramp::{dial_path, drained_dials, next_dials};
+use ramp::{dial_path, drained_dials, next_dials, restored_dials};
 
 /// IAM: the adapter calls shift-traffic makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
 pub const PERMISSIONS: &[Use] = &[
@@ -76,7 +77,7 @@ impl StepEvent for ShiftTrafficInput {
         StepInput::parse_with(
             STEP,
             payload,
-            &[Action::Drain, Action::Preflight, Action::Fence],
+            &[Action::Drain, Action::Preflight, Action::Fence, Action::Restore],
         )
         .map(ShiftTrafficInput)
     }
@@ -88,6 +89,7 @@ pub async fn handle(
 ) -> Result<StepReport> {
     let report = match input.action {
         Action::Drain => drain(ctx, &input).await?,
+        Action::Restore => restore(ctx, &input).await?,
         Action::Preflight => preflight(ctx, &input).await?,
         Action::Fence => fence::fence(ctx, &input).await,
         Action::Start | Action::Status => shift_traffic(ctx, &input).await?,
@@ -247,6 +249,75 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     Ok(report.finish(done, message))
 }
 
+/// `restore` (the rollback of a graceful flow that failed after the drain, before the promotion): the source
+/// dial back to 100, the target's left alone. Observe, then act: a source already at 100 is a no-op; the dial is
+/// read back, and a read-back that disagrees is a Transient error the state machine's Retry absorbs. Only the
+/// state machine decides when this is safe (never after the promotion was issued: docs/statemachine.md).
+pub async fn restore(ctx: &Context, input: &StepInput) -> Result<StepReport> {
+    let mut report = StepReport::begin(STEP, input);
+    let (primary, dr) = observe(ctx).await?;
+    let before = Dials {
+        primary: primary.dial,
+        dr: dr.dial,
+    };
+    let direction = input.direction;
+    let source = direction.source();
+    let source_arn = &ctx.plan.region(source).endpoint_group_arn;
+    let source_region = &ctx.plan.region(source).region;
+    let wanted = restored_dials(before, direction);
+    let (from, to) = (before.get(source), wanted.get(source));
+    let mut after = before;
+    if from != to {
+        if !input.dry_run {
+            set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
+            after = after.with(
+                source,
+                read_dial(&ctx.aws.global_accelerator, source_arn).await?,
+            );
+        }
+        report.change(source_arn, "TrafficDialPercentage", from, to);
+    }
+    report.record_saw(&RestoreSaw {
+        dials: before,
+        endpoint_groups: BySide {
+            primary: &primary,
+            dr: &dr,
+        },
+        source,
+        restored_to: to,
+        dials_after: after,
+    });
+    let message = if input.dry_run {
+        if from == to {
+            format!("dry-run: nothing to restore: the {source_region} dial is {to}%")
+        } else {
+            format!(
+                "dry-run: would restore the {source_region} dial {from}% -> {to}%; nothing changed"
+            )
+        }
+    } else if from == to {
+        format!(
+            "no-op: the {source_region} dial is already {to}%; dials are {}",
+            describe(before)
+        )
+    } else if after.get(source) == to {
+        format!(
+            "restored {source_region}: {} -> {}",
+            describe(before),
+            describe(after)
+        )
+    } else {
+        return Err(Error::new(
+            ErrorKind::Transient,
+            format!(
+                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to {to}% but it reads {}%; restore again",
+                after.get(source)
+            ),
+        ));
+    };
+    Ok(report.finish(true, message))
+}
+
 pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let mut report = StepReport::begin(STEP, input);
     let (primary, dr) = observe(ctx).await?;
@@ -362,6 +433,16 @@ struct DrainSaw<'a> {
     dials: Dials,
     endpoint_groups: BySide<&'a EndpointGroupState>,
     mode: Mode,
+    dials_after: Dials,
+}
+
+/// What `restore` saw: the dials before and after, and which side it restored to what.
+#[derive(Serialize)]
+struct RestoreSaw<'a> {
+    dials: Dials,
+    endpoint_groups: BySide<&'a EndpointGroupState>,
+    source: Side,
+    restored_to: i32,
     dials_after: Dials,
 }
 

@@ -100,6 +100,10 @@ pub fn compose(
     // [`report`].
     let report = (input.kind == NotifyKind::Report)
         .then(|| report::build(&input.execution, &detail, history));
+    // A failure carries the report too (below); its rollback decides part of the subject.
+    let failure_report = (input.kind == NotifyKind::Failure)
+        .then(|| report::build(&input.execution, &detail, history));
+    let rollback = failure_report.as_ref().and_then(|r| r.rollback.clone());
     let base = format!("pilotlight: {} {from} -> {to}", direction.as_str());
     let what = match input.kind {
         NotifyKind::Milestone => milestone.unwrap_or("milestone").to_string(),
@@ -109,6 +113,14 @@ pub fn compose(
             let failed_at = text(detail.get("failed_at"));
             if let Some(m) = failed_at.or(milestone.filter(|m| !m.eq_ignore_ascii_case("failed"))) {
                 s.push_str(&format!(": {m}"));
+            }
+            // What happened to the traffic of a graceful flow that failed after its drain (`$.rollback`): before
+            // the error type, which the body keeps whole when the subject is cut.
+            match rollback.as_ref().map(|r| r.outcome.as_str()) {
+                Some("restored") => s.push_str(", rolled back"),
+                Some("failed") => s.push_str(", rollback FAILED"),
+                Some(_) => s.push_str(", forward only"),
+                None => {}
             }
             if let Some(name) = text(error.get("Error")) {
                 // The body keeps the full error type; the subject has little room for the namespace.
@@ -123,7 +135,14 @@ pub fn compose(
         NotifyKind::Report => match &report {
             Some(r) => format!(
                 "report: {}, RTO {}{}",
-                r.outcome,
+                match &r.degraded {
+                    // Never a clean success: say which part is degraded.
+                    Some(Value::Object(d)) => format!(
+                        "succeeded DEGRADED ({})",
+                        d.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    _ => r.outcome.clone(),
+                },
                 r.rto_seconds
                     .map(|s| format!("{s:.1}s"))
                     .unwrap_or_else(|| "n/a".into()),
@@ -164,6 +183,8 @@ pub fn compose(
             "result": if input.kind == NotifyKind::Failure { "failed" } else { "succeeded" },
             "message": text(detail.get("message")),
             "error": error,
+            // A graceful failure after the drain: the source dial restored, the restore failed, or forward only.
+            "rollback": rollback,
             "timestamps": {
                 "requested_at": text(detail.get("requested_at")),
                 "step_started_at": text(detail.get("started_at")),
@@ -172,8 +193,7 @@ pub fn compose(
             },
             "detail": detail,
             // An aborted or failed run (approval timeout or rejection included) is described like a finished one.
-            "report": (input.kind == NotifyKind::Failure)
-                .then(|| report::build(&input.execution, &detail, history)),
+            "report": failure_report,
         }),
     };
     Notice {
@@ -204,7 +224,8 @@ fn fit_message(body: Value, input: &NotifyInput, now: DateTime<Utc>) -> Value {
             continue;
         };
         let replacement = if key == "report" {
-            json!({ "omitted": note, "outcome": part.get("outcome"), "summary": part.get("summary") })
+            json!({ "omitted": note, "outcome": part.get("outcome"), "summary": part.get("summary"),
+                    "warnings": part.get("warnings"), "rollback": part.get("rollback") })
         } else {
             json!({ "omitted": note })
         };
@@ -217,7 +238,7 @@ fn fit_message(body: Value, input: &NotifyInput, now: DateTime<Utc>) -> Value {
         "source": "pilotlight", "kind": input.kind.as_str(), "execution": input.execution,
         "direction": input.direction.as_str(), "dry_run": input.dry_run, "omitted": note, "sent_at": now,
     });
-    for key in ["summary", "error", "how_to_answer"] {
+    for key in ["summary", "error", "rollback", "warnings", "how_to_answer"] {
         if let Some(v) = o.remove(key) {
             minimal[key] = v;
         }
@@ -695,6 +716,124 @@ mod tests {
         );
         let n = compose(&plan(), &failure, &history, Utc::now());
         assert_eq!(n.body["report"]["changes"].as_array().unwrap().len(), 2);
+    }
+
+    /// Issue #10: the success notification of a run whose DNS failed after the shift says DEGRADED, with the
+    /// warning (the error and how to re-run update-dns).
+    #[test]
+    fn a_degraded_run_is_reported_as_such() {
+        let cause = r#"{"errorType":"pilotlight.AwsError","errorMessage":"UpdateHealthCheck on hc failed: AccessDenied: denied (HTTP 403)"}"#;
+        let state = json!({"direction": "failover", "mode": "ungraceful", "dry_run": false,
+                           "trigger": {"state_change_time": "2026-11-29T10:00:00Z"}, "steps": {},
+                           "degraded": {"dns": {"phase": "update-dns", "error": {"Error": "pilotlight.AwsError", "Cause": cause}}}});
+        let n = compose(
+            &plan(),
+            &input(
+                json!({"kind": "report", "milestone": "report", "execution": EXEC, "detail": state}),
+            ),
+            &StepHistory::NotRead,
+            Utc::now(),
+        );
+        assert_eq!(
+            n.subject,
+            "pilotlight: failover ap-northeast-2 -> ap-northeast-1: report: succeeded DEGRADED (dns), RTO n/a"
+        );
+        assert_eq!(n.body["outcome"], "degraded");
+        let w = n.body["warnings"][0].as_str().unwrap();
+        assert!(
+            w.starts_with(
+                "DNS degraded: pilotlight.AwsError: UpdateHealthCheck on hc failed: AccessDenied"
+            ),
+            "{w}"
+        );
+        assert!(w.contains("re-run update-dns"), "{w}");
+        assert!(
+            n.body["summary"].as_str().unwrap().contains("DNS degraded"),
+            "{}",
+            n.body["summary"]
+        );
+    }
+
+    /// Issue #10: a graceful failure after the drain says in the subject and the body what happened to the traffic.
+    #[test]
+    fn a_failure_says_whether_it_rolled_back() {
+        let failure = |rollback: Value, steps: Value| {
+            let detail = json!({"direction": "failover", "mode": "graceful", "dry_run": false, "failed_at": "catchup",
+                                "steps": steps, "rollback": rollback,
+                                "error": {"Error": "pilotlight.PollLimitExceeded", "Cause": "promote-db catchup: not done after $.timing.max_polls polls"}});
+            compose(
+                &plan(),
+                &input(
+                    json!({"kind": "failure", "milestone": "failed", "execution": EXEC, "detail": detail}),
+                ),
+                &StepHistory::NotRead,
+                Utc::now(),
+            )
+        };
+        let restore = json!({"step": "shift-traffic", "action": "restore", "direction": "failover", "dry_run": false,
+            "started_at": "2026-11-29T10:02:00Z", "finished_at": "2026-11-29T10:02:01Z", "done": true,
+            "message": "restored ap-northeast-2", "changes": [],
+            "saw": {"source": "primary", "restored_to": 100}});
+        let n = failure(json!({"outcome": "restored"}), json!({"restore": restore}));
+        assert!(
+            n.subject
+                .starts_with("pilotlight: failover ap-northeast-2 -> ap-northeast-1: FAILED: catchup, rolled back ("),
+            "{}",
+            n.subject
+        );
+        assert_eq!(n.body["rollback"]["outcome"], "restored");
+        assert!(
+            n.body["rollback"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("rolled back: source dial restored to 100"),
+            "{}",
+            n.body["rollback"]
+        );
+        assert_eq!(n.body["report"]["rollback"], n.body["rollback"]);
+        let n = failure(
+            json!({"outcome": "failed", "error": {"Error": "pilotlight.Transient", "Cause": "throttled"}}),
+            json!({}),
+        );
+        assert!(
+            n.subject.contains("FAILED: catchup, rollback FAILED ("),
+            "{}",
+            n.subject
+        );
+        assert!(n.subject.len() <= SUBJECT_MAX_CHARS);
+        assert!(
+            n.body["rollback"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("both dials may be at 0 and no traffic is served"),
+            "{}",
+            n.body["rollback"]
+        );
+        let n = failure(
+            json!({"outcome": "forward-only", "why": crate::flow::FORWARD_ONLY}),
+            json!({}),
+        );
+        assert!(
+            n.subject.contains("FAILED: catchup, forward only ("),
+            "{}",
+            n.subject
+        );
+        assert!(
+            n.body["rollback"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("could split the data"),
+            "{}",
+            n.body["rollback"]
+        );
+        // No rollback decision (a failure before the drain): nothing said about one.
+        let n = failure(Value::Null, json!({}));
+        assert!(
+            n.subject.ends_with("FAILED: catchup (PollLimitExceeded)"),
+            "{}",
+            n.subject
+        );
+        assert_eq!(n.body["rollback"], Value::Null);
     }
 
     #[test]

@@ -73,8 +73,19 @@ pub struct Report {
     pub direction: String,
     pub mode: String,
     pub dry_run: bool,
-    /// "succeeded", or "failed" with `error` set.
+    /// "succeeded"; "degraded" when the run succeeded but a best-effort phase could not complete (`warnings`
+    /// says what and how to finish it); or "failed" with `error` set.
     pub outcome: String,
+    /// What a degraded run left undone and how to finish it, e.g. "DNS degraded: ...; re-run update-dns: ...".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// `$.degraded` as the state machine recorded it: per key, the phase and the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<Value>,
+    /// A graceful flow that failed after the drain: the source dial restored, the restore failed, or forward
+    /// only (after the promotion) and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
     pub trigger: Value,
@@ -119,7 +130,8 @@ pub struct FenceReport {
     pub warning: Option<String>,
 }
 
-/// The fence outcomes of the run, the latest per step; `phase_error` is `$.fence_error` (the phase's Catch).
+/// The fence outcomes of the run, the latest per step; `phase_error` is the error the phase's Catch recorded
+/// (`$.degraded.fence.error`).
 pub fn fence_report(reports: &[StepReport], phase_error: Option<&Value>) -> Option<FenceReport> {
     let mut outcomes: Vec<FenceOutcome> = Vec::new();
     let mut steps: Vec<&str> = Vec::new();
@@ -156,6 +168,135 @@ pub fn fence_report(reports: &[StepReport], phase_error: Option<&Value>) -> Opti
     }
     let warning = (!problems.is_empty()).then(|| format!("NOT FENCED: {}", problems.join(" | ")));
     Some(FenceReport { outcomes, warning })
+}
+
+/// What a graceful flow's failure after the drain did about the traffic (`$.rollback`, `$.steps.restore`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollback {
+    /// "restored", "failed" (the restore itself failed) or "forward-only".
+    pub outcome: String,
+    /// The source dial after the restore, when restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_to: Option<i64>,
+    /// For the operators: what happened to the traffic and, when it is not served, what to do.
+    pub message: String,
+}
+
+/// The error the state machine caught ({Error, Cause}), readable: a Lambda's Cause is JSON whose errorMessage
+/// is lifted out.
+pub fn error_text(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
+    let message = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| cause.to_string());
+    if message.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}: {message}")
+    }
+}
+
+/// How to finish a phase the run left degraded: re-run its step, whose start reads the live state first and
+/// changes only what differs (docs/statemachine.md "DNS degraded").
+fn rerun_hint(phase: &str, direction: &str) -> String {
+    use crate::flow::Function::*;
+    match [PromoteDb, ScaleCompute, ShiftTraffic, UpdateDns]
+        .into_iter()
+        .find(|f| f.step_name() == phase)
+    {
+        Some(f) => format!(
+            "re-run {phase}: invoke the {phase} function (stack output {}) with {{\"action\": \"start\", \
+             \"direction\": \"{direction}\"}}, then {{\"action\": \"status\", \"direction\": \"{direction}\"}} until it \
+             answers done: true (it reads the live state first and changes only what differs)",
+            f.arn_placeholder()
+        ),
+        None => format!("re-run {phase}"),
+    }
+}
+
+/// The warnings of `$.degraded` ({key: {phase, error}}), one per key.
+fn degraded_warnings(degraded: &Value, direction: &str) -> Vec<String> {
+    let Some(entries) = degraded.as_object() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        // A failed fence phase is warned about by the fence report, with the fence command to retry it.
+        .filter(|(key, _)| key.as_str() != "fence")
+        .map(|(key, d)| {
+            let phase = d.get("phase").and_then(Value::as_str).unwrap_or(key);
+            let what = if key == "dns" {
+                "DNS".to_string()
+            } else {
+                key.clone()
+            };
+            format!(
+                "{what} degraded: {}; {}",
+                error_text(d.get("error").unwrap_or(&Value::Null)),
+                rerun_hint(phase, direction)
+            )
+        })
+        .collect()
+}
+
+/// `$.rollback` read for the operators (see [`Rollback`]).
+fn rollback_of(state: &Value, direction: &str) -> Option<Rollback> {
+    let r = state.get("rollback")?;
+    let outcome = r.get("outcome").and_then(Value::as_str)?.to_string();
+    let restore = state.get("steps").and_then(|s| s.get("restore"));
+    let source = match direction {
+        "failback" => "dr",
+        _ => "primary",
+    };
+    let dry_run = restore
+        .and_then(|x| x.get("dry_run"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let restored_to = restore
+        .and_then(|x| x.pointer("/saw/restored_to"))
+        .and_then(Value::as_i64);
+    let message = match outcome.as_str() {
+        "restored" if dry_run => format!(
+            "dry-run rollback: {}",
+            restore
+                .and_then(|x| x.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("nothing changed")
+        ),
+        "restored" => format!(
+            "rolled back: source dial restored to {} ({source}: it still holds the writer, nothing was promoted)",
+            restored_to
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "100".into())
+        ),
+        "failed" => format!(
+            "rollback FAILED ({}): both dials may be at 0 and no traffic is served. Restore the {source} dial: \
+             invoke the shift-traffic function (stack output ShiftTrafficFunctionArn) with {{\"action\": \"restore\", \
+             \"direction\": \"{direction}\"}}, or set the {source} endpoint group's TrafficDialPercentage to 100",
+            error_text(r.get("error").unwrap_or(&Value::Null))
+        ),
+        _ => format!(
+            "forward only: {}",
+            r.get("why")
+                .and_then(Value::as_str)
+                .unwrap_or(crate::flow::FORWARD_ONLY)
+        ),
+    };
+    Some(Rollback {
+        outcome,
+        restored_to: restored_to
+            .filter(|_| r.get("outcome").and_then(Value::as_str) == Some("restored")),
+        message,
+    })
 }
 
 /// The timeline phase a step report belongs to: the flow definition names them (start and status calls of a step
@@ -315,17 +456,30 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
     let preflight = serde_json::json!({"findings": findings, "overrides_needed": needed, "accepted_by_override": accepted});
-    let fence = fence_report(&reports, state.get("fence_error"));
+    let fence = fence_report(&reports, state.pointer("/degraded/fence/error"));
     let error = state.get("error").cloned();
-    let outcome = if error.is_some() {
-        "failed"
-    } else {
-        "succeeded"
+    let degraded = state
+        .get("degraded")
+        .filter(|d| d.as_object().is_some_and(|o| !o.is_empty()))
+        .cloned();
+    let warnings = degraded
+        .as_ref()
+        .map(|d| degraded_warnings(d, &text("direction")))
+        .unwrap_or_default();
+    let rollback = rollback_of(state, &text("direction"));
+    // Not fenced is a success with a warning, like a degraded phase: the failover is done, its aftermath is not.
+    let not_fenced = fence.as_ref().is_some_and(|f| f.warning.is_some());
+    let outcome = match (&error, degraded.is_some() || not_fenced) {
+        (Some(_), _) => "failed",
+        (None, true) => "degraded",
+        (None, false) => "succeeded",
     }
     .to_string();
     let fence_only = state.get("fence_only").and_then(Value::as_bool) == Some(true);
+    let mut notes: Vec<&str> = warnings.iter().map(String::as_str).collect();
+    notes.extend(rollback.as_ref().map(|r| r.message.as_str()));
     let mut summary = format!(
-        "{}{} {}: {} steps, {} changes{}, RTO {}, RPO {}",
+        "{}{} {}: {} steps, {} changes{}, RTO {}, RPO {}{}",
         if dry_run { "[DRY RUN] " } else { "" },
         if fence_only {
             "fence".to_string()
@@ -341,6 +495,7 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
             .unwrap_or_else(|| "n/a".into()),
         rpo.map(|s| format!("{s:.1}s"))
             .unwrap_or_else(|| "unknown".into()),
+        notes.iter().map(|n| format!("; {n}")).collect::<String>(),
     );
     match &fence {
         Some(FenceReport {
@@ -357,6 +512,9 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         mode: text("mode"),
         dry_run,
         outcome,
+        warnings,
+        degraded,
+        rollback,
         error,
         trigger,
         timeline,
@@ -445,7 +603,7 @@ mod tests {
             "{w}"
         );
         assert!(w.contains("\"command\": \"fence\""), "{w}");
-        assert_eq!(r.outcome, "succeeded");
+        assert_eq!(r.outcome, "degraded");
         assert!(r.summary.contains("WARNING NOT FENCED"), "{}", r.summary);
 
         state["steps"]["fence"][1] =
@@ -453,9 +611,9 @@ mod tests {
         let r = build("e", &state, &StepHistory::NotRead);
         assert!(r.summary.ends_with("side left fenced"), "{}", r.summary);
 
-        // The phase failed before any report (its Catch): said so, the run still succeeded.
+        // The phase failed before any report (its Catch): said so, the run still succeeded (degraded).
         let mut failed = base.clone();
-        failed["fence_error"] = json!({"Error": "Lambda.Unknown", "Cause": "crashed"});
+        failed["degraded"] = json!({"fence": {"phase": "fence", "error": {"Error": "Lambda.Unknown", "Cause": "crashed"}}});
         let r = build("e", &failed, &StepHistory::NotRead);
         assert!(
             r.fence
@@ -464,7 +622,8 @@ mod tests {
                 .unwrap()
                 .contains("fence phase failed (crashed)")
         );
-        assert_eq!(r.outcome, "succeeded");
+        assert_eq!(r.outcome, "degraded");
+        assert!(r.warnings.is_empty(), "said once, by the fence report: {:?}", r.warnings);
         // No fence phase (failback): nothing about fencing.
         assert!(build("e", &base, &StepHistory::NotRead).fence.is_none());
     }
@@ -804,6 +963,141 @@ mod tests {
         ] {
             assert_eq!(phase(step, action), want, "{step} {action:?}");
         }
+    }
+
+    /// Issue #10: DNS failed after the shift: the run succeeded, but the report says degraded (never a clean
+    /// success) with the error and how to finish it.
+    #[test]
+    fn a_degraded_dns_is_a_warned_success() {
+        let cause = r#"{"errorType":"pilotlight.AwsError","errorMessage":"UpdateHealthCheck on hc-dr failed: AccessDenied: denied (HTTP 403)"}"#;
+        let state = json!({"direction": "failover", "mode": "ungraceful", "dry_run": false,
+            "trigger": {"state_change_time": "2026-11-29T10:00:00Z"},
+            "steps": {"shift_traffic": step("shift-traffic", "start", "2026-11-29T10:00:05Z", "2026-11-29T10:00:06Z", true, dial(0, 100), None)},
+            "degraded": {"dns": {"phase": "update-dns", "error": {"Error": "pilotlight.AwsError", "Cause": cause}}}});
+        let r = build("exec-7", &state, &StepHistory::NotRead);
+        assert_eq!(r.outcome, "degraded");
+        assert!(r.error.is_none());
+        assert_eq!(r.rto_seconds, Some(6.0), "the traffic moved: RTO stands");
+        assert_eq!(r.warnings.len(), 1);
+        let w = &r.warnings[0];
+        assert!(
+            w.starts_with(
+                "DNS degraded: pilotlight.AwsError: UpdateHealthCheck on hc-dr failed: AccessDenied"
+            ),
+            "{w}"
+        );
+        assert!(w.contains("re-run update-dns: invoke the update-dns function (stack output UpdateDnsFunctionArn)"), "{w}");
+        assert!(
+            w.contains(r#"{"action": "start", "direction": "failover"}"#),
+            "{w}"
+        );
+        assert!(r.summary.starts_with("failover degraded:"), "{}", r.summary);
+        assert!(r.summary.contains("; DNS degraded: "), "{}", r.summary);
+        assert_eq!(r.degraded.as_ref().unwrap()["dns"]["phase"], "update-dns");
+        // The poll limit's plain-text cause, on a failback.
+        let state = json!({"direction": "failback", "degraded": {"dns": {"phase": "update-dns",
+            "error": {"Error": "pilotlight.PollLimitExceeded", "Cause": "update-dns status: not done after $.timing.max_polls polls"}}}});
+        let r = build("exec-8", &state, &StepHistory::NotRead);
+        assert_eq!(r.outcome, "degraded");
+        assert!(
+            r.warnings[0].contains("PollLimitExceeded: update-dns status: not done"),
+            "{}",
+            r.warnings[0]
+        );
+        assert!(r.warnings[0].contains(r#""direction": "failback""#));
+        // No $.degraded (or an empty one): a clean success, no warning.
+        for state in [
+            json!({"direction": "failover"}),
+            json!({"direction": "failover", "degraded": {}}),
+        ] {
+            let r = build("exec-9", &state, &StepHistory::NotRead);
+            assert_eq!((r.outcome.as_str(), r.warnings.len()), ("succeeded", 0));
+            assert!(serde_json::to_value(&r).unwrap().get("warnings").is_none());
+        }
+    }
+
+    /// Issue #10: a graceful failure after the drain says what happened to the traffic.
+    #[test]
+    fn the_rollback_is_reported() {
+        let mut restore = step(
+            "shift-traffic",
+            "restore",
+            "2026-11-29T10:02:00Z",
+            "2026-11-29T10:02:01Z",
+            true,
+            json!([{"resource": "eg-primary", "field": "TrafficDialPercentage", "from": 0, "to": 100, "applied": true}]),
+            None,
+        );
+        restore["saw"] = json!({"source": "primary", "restored_to": 100, "dials": {"primary": 0, "dr": 0}, "dials_after": {"primary": 100, "dr": 0}});
+        let error = json!({"Error": "pilotlight.PollLimitExceeded", "Cause": "promote-db catchup: not done after $.timing.max_polls polls"});
+        let state = json!({"direction": "failover", "mode": "graceful", "failed_at": "catchup", "error": error,
+                           "steps": {"restore": restore}, "rollback": {"outcome": "restored"}});
+        let r = build("exec-10", &state, &StepHistory::NotRead);
+        assert_eq!(r.outcome, "failed");
+        let rb = r.rollback.as_ref().unwrap();
+        assert_eq!(
+            (rb.outcome.as_str(), rb.restored_to),
+            ("restored", Some(100))
+        );
+        assert!(
+            rb.message
+                .starts_with("rolled back: source dial restored to 100 (primary"),
+            "{}",
+            rb.message
+        );
+        assert!(
+            r.summary
+                .contains("; rolled back: source dial restored to 100"),
+            "{}",
+            r.summary
+        );
+        assert!(names(&r).contains(&"restore"), "{:?}", names(&r));
+        assert_eq!(r.changes.len(), 1);
+
+        let state = json!({"direction": "failback", "mode": "graceful", "error": error,
+            "rollback": {"outcome": "failed", "error": {"Error": "pilotlight.Transient", "Cause": "UpdateEndpointGroup throttled"}}});
+        let rb = build("exec-11", &state, &StepHistory::NotRead)
+            .rollback
+            .unwrap();
+        assert_eq!((rb.outcome.as_str(), rb.restored_to), ("failed", None));
+        assert!(
+            rb.message.contains("both dials may be at 0"),
+            "{}",
+            rb.message
+        );
+        assert!(
+            rb.message
+                .contains(r#"{"action": "restore", "direction": "failback"}"#),
+            "{}",
+            rb.message
+        );
+        assert!(rb.message.contains("Restore the dr dial"), "{}", rb.message);
+        assert!(
+            rb.message.contains("UpdateEndpointGroup throttled"),
+            "{}",
+            rb.message
+        );
+
+        let state = json!({"direction": "failover", "mode": "graceful", "error": error,
+                           "rollback": {"outcome": "forward-only", "why": crate::flow::FORWARD_ONLY}});
+        let rb = build("exec-12", &state, &StepHistory::NotRead)
+            .rollback
+            .unwrap();
+        assert_eq!(rb.outcome, "forward-only");
+        assert!(
+            rb.message
+                .starts_with("forward only: no rollback: the promotion was issued"),
+            "{}",
+            rb.message
+        );
+        assert!(rb.message.contains("split the data"));
+        // Failures with no rollback decision (before the drain, ungraceful) say nothing about one.
+        let r = build(
+            "exec-13",
+            &json!({"direction": "failover", "error": error}),
+            &StepHistory::NotRead,
+        );
+        assert!(r.rollback.is_none());
     }
 
     #[test]

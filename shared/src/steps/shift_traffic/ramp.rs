@@ -58,6 +58,19 @@ pub fn drained_dials(current: Dials, direction: Direction) -> Dials {
     current.with(direction.source(), 0)
 }
 
+/// The dial the source region gets back when a graceful flow rolls back: 100, the active side's dial.
+///
+/// Not "the value the drain saw before": the state keeps only the drain's latest call, and a retried drain saw
+/// its own 0; a drain that failed half-way left no report at all. 100 is what the source served with before every
+/// graceful flow of a pilot-light setup, and restoring more than it had is harmless (it still holds the writer).
+pub const RESTORED_SOURCE_DIAL: i32 = 100;
+
+/// The dials after a rollback (pure): the source dial back to [`RESTORED_SOURCE_DIAL`], the target's as it is
+/// (the drain never touched it, and raising the source never needs lowering the target). Idempotent.
+pub fn restored_dials(current: Dials, direction: Direction) -> Dials {
+    current.with(direction.source(), RESTORED_SOURCE_DIAL)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +168,27 @@ mod tests {
                 assert_eq!(drained_dials(once, dir), once);
             }
         }
+    }
+
+    #[test]
+    fn restore_undoes_the_drain_and_only_raises_the_source() {
+        for direction in [Direction::Failover, Direction::Failback] {
+            let (t, s) = (direction.target(), direction.source());
+            for before in [d(100, 0), d(0, 100), d(60, 40), d(100, 100)] {
+                let drained = drained_dials(before, direction);
+                let restored = restored_dials(drained, direction);
+                assert_eq!(restored.get(s), 100, "{direction:?} {before:?}");
+                assert_eq!(
+                    restored.get(t),
+                    before.get(t),
+                    "the target dial is left alone"
+                );
+                assert_eq!(restored_dials(restored, direction), restored, "idempotent");
+            }
+        }
+        // The usual graceful failover: 100/0 drained to 0/0, restored to 100/0.
+        assert_eq!(restored_dials(d(0, 0), Direction::Failover), d(100, 0));
+        assert_eq!(restored_dials(d(0, 0), Direction::Failback), d(0, 100));
     }
 
     #[test]
