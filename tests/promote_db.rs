@@ -63,11 +63,18 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     put_replica_lag(&config, &pair.replica, 4.0).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
 
-    let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
-        .await
-        .unwrap();
-    assert_eq!(before["done"], json!(false), "{before:#}");
-    assert_eq!(before["saw"]["writable"], json!(false));
+    // A dry-run status only reads (a real one would promote: status is start's continuation).
+    let mut dry_status = common::event("promote-db-status.json");
+    dry_status["dry_run"] = json!(true);
+    let before = invoke(handle, &ctx, dry_status).await.unwrap();
+    assert_eq!(before["saw"]["writable"], json!(false), "{before:#}");
+    assert!(
+        before["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["applied"] == json!(false))
+    );
     assert_eq!(
         before["saw"]["target"]["replica_source"],
         json!(pair.primary_arn)
@@ -205,17 +212,21 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
         instance(&config, PRIMARY_REGION, &pair.primary).await,
         primary_before
     );
-    // Still a replica: a real start afterwards promotes.
-    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
-        .await
-        .unwrap();
+    // Still a replica: a dry-run status says what it would do and changes nothing either.
+    let mut dry_status = common::event("promote-db-status.json");
+    dry_status["dry_run"] = json!(true);
+    let status = invoke(handle, &ctx, dry_status).await.unwrap();
     assert_eq!(status["saw"]["writable"], json!(false));
     assert!(
         status["message"]
             .as_str()
             .unwrap()
-            .contains("no promotion was requested"),
+            .contains("dry-run: would promote"),
         "{status:#}"
+    );
+    assert_eq!(
+        instance(&config, DR_REGION, &pair.replica).await,
+        replica_before
     );
 }
 
