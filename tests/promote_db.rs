@@ -646,19 +646,47 @@ fn count(proxy: &FaultProxy, operation: &str) -> usize {
         .count()
 }
 
-// Wait, don't fail: the replica is backing-up for its first two reads (the faultproxy's db-status mode, which also
-// answers InvalidDBInstanceState to mutating calls meanwhile, as AWS does). start and the first status report "not
-// yet" (done false, no error, nothing sent); the next status finds it available and promotes it itself; the one
-// after sees it writable.
+// Wait, don't fail: the replica is backing-up for its first three reads (the faultproxy's db-status mode, which also
+// answers InvalidDBInstanceState to mutating calls meanwhile, as AWS does). preflight says "will wait" (passed, a
+// warning); start and the first status report "not yet" (done false, no error, nothing sent); the next status finds
+// it available and promotes it itself; the one after sees it writable.
 #[tokio::test]
 async fn a_replica_backing_up_is_waited_for_and_status_promotes_it_once_available() {
     let config = common::sdk_config().await;
     let pair = seed_pair(&config).await;
     put_replica_lag(&config, &pair.replica, 2.0).await;
     let proxy = FaultProxy::start(&common::moto_url());
-    proxy.set_rules(json!([{"fault": "db-status", "db_instance": pair.replica, "status": "backing-up", "times": 2}]));
+    proxy.set_rules(json!([{"fault": "db-status", "db_instance": pair.replica, "status": "backing-up", "times": 3}]));
     let mut ctx = rds_context(&pair.primary, &pair.replica).await;
     dr_rds_through(&mut ctx, &proxy);
+
+    // Preflight: a replica backing up is "will wait", a passed check with a warning, not a finding.
+    let preflight = invoke(
+        handle,
+        &ctx,
+        event("promote-db-start.json", &[("action", json!("preflight"))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preflight["saw"]["passed"], json!(true), "{preflight:#}");
+    let checks = preflight["saw"]["checks"].as_array().unwrap();
+    let replica = checks.iter().find(|c| c["check"] == "db.replica").unwrap();
+    assert_eq!(replica["passed"], json!(true), "{replica:#}");
+    assert_eq!(replica["warning"], json!(true), "{replica:#}");
+    let will_wait = format!(
+        "will wait: waiting: {} in {DR_REGION} is backing-up",
+        pair.replica
+    );
+    assert!(
+        replica["message"].as_str().unwrap().starts_with(&will_wait),
+        "{replica:#}"
+    );
+    assert_eq!(
+        count(&proxy, "DescribeDBInstances"),
+        1,
+        "{:?}",
+        proxy.operations()
+    );
 
     let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
