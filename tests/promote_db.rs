@@ -13,6 +13,7 @@ mod common;
 use std::time::SystemTime;
 
 use aws_config::{Region, SdkConfig};
+use common::faultproxy::FaultProxy;
 use common::rds::{
     DR_REGION, Global, PRIMARY_REGION, Pair, aurora_context, event, global_state, instance,
     missing_global, put_global_lag_at, put_replica_lag_at, rds_context, seed_global, tag, writer,
@@ -63,11 +64,18 @@ async fn start_promotes_the_replica_and_status_says_writable() {
     put_replica_lag(&config, &pair.replica, 4.0).await;
     let ctx = rds_context(&pair.primary, &pair.replica).await;
 
-    let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
-        .await
-        .unwrap();
-    assert_eq!(before["done"], json!(false), "{before:#}");
-    assert_eq!(before["saw"]["writable"], json!(false));
+    // A dry-run status only reads (a real one would promote: status is start's continuation).
+    let mut dry_status = common::event("promote-db-status.json");
+    dry_status["dry_run"] = json!(true);
+    let before = invoke(handle, &ctx, dry_status).await.unwrap();
+    assert_eq!(before["saw"]["writable"], json!(false), "{before:#}");
+    assert!(
+        before["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["applied"] == json!(false))
+    );
     assert_eq!(
         before["saw"]["target"]["replica_source"],
         json!(pair.primary_arn)
@@ -205,17 +213,21 @@ async fn dry_run_reads_only_and_lists_the_exact_changes() {
         instance(&config, PRIMARY_REGION, &pair.primary).await,
         primary_before
     );
-    // Still a replica: a real start afterwards promotes.
-    let status = invoke(handle, &ctx, common::event("promote-db-status.json"))
-        .await
-        .unwrap();
+    // Still a replica: a dry-run status says what it would do and changes nothing either.
+    let mut dry_status = common::event("promote-db-status.json");
+    dry_status["dry_run"] = json!(true);
+    let status = invoke(handle, &ctx, dry_status).await.unwrap();
     assert_eq!(status["saw"]["writable"], json!(false));
     assert!(
         status["message"]
             .as_str()
             .unwrap()
-            .contains("no promotion was requested"),
+            .contains("dry-run: would promote"),
         "{status:#}"
+    );
+    assert_eq!(
+        instance(&config, DR_REGION, &pair.replica).await,
+        replica_before
     );
 }
 
@@ -778,4 +790,325 @@ async fn start_with(
         event("promote-db-start.json", &[("overrides", overrides)]),
     )
     .await
+}
+
+/// The DR region's RDS client of `ctx` pointed at `proxy` (the rest of the context unchanged).
+fn dr_rds_through(ctx: &mut pilotlight::runtime::Context, proxy: &FaultProxy) {
+    let conf = ctx
+        .aws
+        .dr
+        .rds
+        .config()
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .build();
+    ctx.aws.dr.rds = aws_sdk_rds::Client::from_conf(conf);
+}
+
+fn count(proxy: &FaultProxy, operation: &str) -> usize {
+    proxy
+        .operations()
+        .iter()
+        .filter(|o| o.as_str() == operation)
+        .count()
+}
+
+// Wait, don't fail: the replica is backing-up for its first three reads (the faultproxy's db-status mode, which also
+// answers InvalidDBInstanceState to mutating calls meanwhile, as AWS does). preflight says "will wait" (passed, a
+// warning); start and the first status report "not yet" (done false, no error, nothing sent); the next status finds
+// it available and promotes it itself; the one after sees it writable.
+#[tokio::test]
+async fn a_replica_backing_up_is_waited_for_and_status_promotes_it_once_available() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 2.0).await;
+    let proxy = FaultProxy::start(&common::moto_url());
+    proxy.set_rules(json!([{"fault": "db-status", "db_instance": pair.replica, "status": "backing-up", "times": 3}]));
+    let mut ctx = rds_context(&pair.primary, &pair.replica).await;
+    dr_rds_through(&mut ctx, &proxy);
+
+    // Preflight: a replica backing up is "will wait", a passed check with a warning, not a finding.
+    let preflight = invoke(
+        handle,
+        &ctx,
+        event("promote-db-start.json", &[("action", json!("preflight"))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preflight["saw"]["passed"], json!(true), "{preflight:#}");
+    let checks = preflight["saw"]["checks"].as_array().unwrap();
+    let replica = checks.iter().find(|c| c["check"] == "db.replica").unwrap();
+    assert_eq!(replica["passed"], json!(true), "{replica:#}");
+    assert_eq!(replica["warning"], json!(true), "{replica:#}");
+    let will_wait = format!(
+        "will wait: waiting: {} in {DR_REGION} is backing-up",
+        pair.replica
+    );
+    assert!(
+        replica["message"].as_str().unwrap().starts_with(&will_wait),
+        "{replica:#}"
+    );
+    assert_eq!(
+        count(&proxy, "DescribeDBInstances"),
+        1,
+        "{:?}",
+        proxy.operations()
+    );
+
+    let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(started["done"], json!(false), "{started:#}");
+    assert_eq!(started["saw"]["decision"], json!("wait"));
+    assert_eq!(started["saw"]["target"]["status"], json!("backing-up"));
+    let waiting = format!("waiting: {} in {DR_REGION} is backing-up", pair.replica);
+    assert!(
+        started["message"].as_str().unwrap().starts_with(&waiting),
+        "{started:#}"
+    );
+    assert_eq!(started["changes"], json!([]));
+    // The lag (the RPO basis) is reported even while waiting.
+    assert_eq!(started["saw"]["replica_lag"]["seconds"], json!(2.0));
+
+    let still = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(still["done"], json!(false), "{still:#}");
+    assert!(
+        still["message"].as_str().unwrap().starts_with(&waiting),
+        "{still:#}"
+    );
+    assert_eq!(count(&proxy, "PromoteReadReplica"), 0);
+    assert_eq!(count(&proxy, "AddTagsToResource"), 0);
+    let db = instance(&config, DR_REGION, &pair.replica).await;
+    assert_eq!(
+        tag(&db, PROMOTE_REQUESTED_TAG),
+        None,
+        "nothing recorded while waiting"
+    );
+
+    // The backup is over: status observes it available and asks for the promotion itself.
+    let promoting = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        promoting["saw"]["decision"],
+        json!("promote"),
+        "{promoting:#}"
+    );
+    assert_eq!(promoting["done"], json!(false));
+    assert!(
+        promoting["message"]
+            .as_str()
+            .unwrap()
+            .contains("requested by status"),
+        "{promoting:#}"
+    );
+    assert_eq!(promoting["rpo_seconds"], json!(2.0));
+    assert_eq!(count(&proxy, "PromoteReadReplica"), 1);
+
+    let done = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(done["done"], json!(true), "{done:#}");
+    assert_eq!(done["saw"]["writable"], json!(true));
+    assert_eq!(done["rpo_seconds"], json!(2.0));
+    // Asked once, and nothing was ever refused by the (emulated) busy instance.
+    assert_eq!(count(&proxy, "PromoteReadReplica"), 1);
+    assert!(
+        proxy.requests().iter().all(|r| r["status"] == json!(200)),
+        "{:#?}",
+        proxy.requests()
+    );
+}
+
+// AWS answers InvalidDBInstanceState when the replica changed state between the read and PromoteReadReplica (a backup
+// started): start reports "not yet" instead of failing, with the promotion marked not applied. (What the next status
+// sees is AWS's replica status info, which moto never reports: docs/emulators.md; the first test shows the retry.)
+#[tokio::test]
+async fn invalid_db_instance_state_from_promote_read_replica_is_not_yet() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 1.0).await;
+    let proxy = FaultProxy::start(&common::moto_url());
+    proxy.set_rules(json!([{"service": "rds", "operation": "PromoteReadReplica", "fault": "throttle",
+        "code": "InvalidDBInstanceState", "message": "Instance is not in available state.", "times": 1}]));
+    let mut ctx = rds_context(&pair.primary, &pair.replica).await;
+    dr_rds_through(&mut ctx, &proxy);
+    let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(started["done"], json!(false), "{started:#}");
+    assert!(
+        started["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting: AWS did not take the promotion"),
+        "{started:#}"
+    );
+    let promote = started["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"].as_str().unwrap().contains("PromoteReadReplica"))
+        .unwrap();
+    assert_eq!(promote["applied"], json!(false));
+    assert_eq!(
+        count(&proxy, "PromoteReadReplica"),
+        1,
+        "not retried by the SDK: a state, not throttling"
+    );
+}
+
+/// The plan asks for production size once the DR replica is promoted.
+async fn production_context(pair: &Pair, proxy: &FaultProxy) -> pilotlight::runtime::Context {
+    let mut ctx = common::context(&common::plan_vars(&[
+        ("PILOTLIGHT_PRIMARY_DB_INSTANCE", pair.primary.clone()),
+        ("PILOTLIGHT_DR_DB_INSTANCE", pair.replica.clone()),
+        (
+            "PILOTLIGHT_DR_DB_PROMOTED_INSTANCE_CLASS",
+            "db.r6g.large".into(),
+        ),
+        ("PILOTLIGHT_DR_DB_PROMOTED_MULTI_AZ", "true".into()),
+    ]))
+    .await;
+    dr_rds_through(&mut ctx, proxy);
+    ctx
+}
+
+// Production-ready after promotion: the status that first sees the promoted instance writable asks for the plan's
+// class and Multi-AZ once (ApplyImmediately, not waited for: done at once) and reports it; a second status observes it
+// applied (or pending) and asks nothing. A dry-run says what it would modify.
+#[tokio::test]
+async fn the_promoted_instance_is_modified_to_the_plans_size_once() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 3.0).await;
+    let proxy = FaultProxy::start(&common::moto_url());
+    let ctx = production_context(&pair, &proxy).await;
+
+    let dry = invoke(handle, &ctx, common::event("promote-db-start-dry-run.json"))
+        .await
+        .unwrap();
+    assert!(
+        dry["message"]
+            .as_str()
+            .unwrap()
+            .contains("would modify it to class db.r6g.large, Multi-AZ true"),
+        "{dry:#}"
+    );
+    assert!(dry["changes"].as_array().unwrap().iter().any(|c| c["field"]
+        == json!("ModifyDBInstance: DBInstanceClass (ApplyImmediately)")
+        && c["applied"] == json!(false)));
+
+    let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(started["saw"]["decision"], json!("promote"), "{started:#}");
+    assert_eq!(
+        count(&proxy, "ModifyDBInstance"),
+        0,
+        "nothing is resized before the promotion finished"
+    );
+
+    let ready = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(ready["done"], json!(true), "{ready:#}");
+    let promoted = &ready["saw"]["promoted"];
+    assert_eq!(
+        promoted["asked"],
+        json!({"DBInstanceClass": "db.r6g.large", "MultiAZ": true}),
+        "{ready:#}"
+    );
+    assert_eq!(promoted["instance_class"]["current"], json!("db.t3.micro"));
+    assert_eq!(promoted["instance_class"]["state"], json!("ask"));
+    assert_eq!(promoted["waited"], json!(false));
+    assert!(promoted.get("pending_after").is_some(), "{ready:#}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("not waited for"),
+        "{ready:#}"
+    );
+    let fields: Vec<&str> = ready["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["applied"] == json!(true))
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "ModifyDBInstance: DBInstanceClass (ApplyImmediately)",
+            "ModifyDBInstance: MultiAZ (ApplyImmediately)"
+        ]
+    );
+    assert_eq!(count(&proxy, "ModifyDBInstance"), 1);
+
+    // Once asked, never again: AWS shows it applied or pending.
+    let again = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(again["done"], json!(true));
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+    assert!(again["saw"]["promoted"].get("asked").is_none(), "{again:#}");
+    let state = again["saw"]["promoted"]["instance_class"]["state"]
+        .as_str()
+        .unwrap();
+    assert!(state == "applied" || state == "pending", "{again:#}");
+    assert_eq!(count(&proxy, "ModifyDBInstance"), 1);
+    // And a re-run of start (the writer already) asks nothing either.
+    let rerun = invoke(handle, &ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    assert_eq!(rerun["saw"]["decision"], json!("already-writer"));
+    assert_eq!(count(&proxy, "ModifyDBInstance"), 1);
+}
+
+// A failed modification is a warning in the report, never a failed failover: the database already is the writer.
+#[tokio::test]
+async fn a_failed_production_modify_is_a_warning_and_the_promotion_is_done() {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config).await;
+    put_replica_lag(&config, &pair.replica, 3.0).await;
+    let proxy = FaultProxy::start(&common::moto_url());
+    let ctx = production_context(&pair, &proxy).await;
+    invoke(handle, &ctx, common::event("promote-db-start.json"))
+        .await
+        .unwrap();
+    proxy.set_rules(
+        json!([{"service": "rds", "operation": "ModifyDBInstance", "fault": "error500"}]),
+    );
+    let ready = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap();
+    assert_eq!(ready["done"], json!(true), "{ready:#}");
+    let warning = ready["saw"]["promoted"]["warning"].as_str().unwrap();
+    assert!(
+        warning.contains(&pair.replica)
+            && warning.contains("PILOTLIGHT_DR_DB_PROMOTED_")
+            && warning.contains("modify it yourself"),
+        "{warning}"
+    );
+    assert!(
+        ready["message"].as_str().unwrap().contains("WARNING"),
+        "{ready:#}"
+    );
+    assert!(
+        ready["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["applied"] == json!(false)),
+        "{ready:#}"
+    );
+    let db = instance(&config, DR_REGION, &pair.replica).await;
+    assert_eq!(
+        db.db_instance_class(),
+        Some("db.t3.micro"),
+        "nothing was changed"
+    );
 }

@@ -489,6 +489,90 @@ async fn a_replica_created_after_an_earlier_rename_is_placed_like_the_retired_in
     );
 }
 
+// Issue #10, production-ready replicas: the replica prepare creates in place of a retired instance gets its DB
+// parameter group, option group, Multi-AZ and storage type (through CreateDBInstanceReadReplica, the real SDK), and
+// the report says what it could not copy: the backup retention, which CreateDBInstanceReadReplica does not take.
+#[tokio::test]
+async fn a_new_replica_copies_the_retired_instances_groups_multi_az_and_storage_and_says_what_it_cannot()
+ {
+    let config = common::sdk_config().await;
+    let pair = seed_pair(&config, "db.t3.micro").await;
+    let ctx = rds_context(&pair.primary, &pair.replica).await;
+    fail_over(&ctx).await;
+    let rds = rds_in(&config, PRIMARY_REGION);
+    let parameter_group = format!("{}-pg", pair.primary);
+    let option_group = format!("{}-og", pair.primary);
+    rds.create_db_parameter_group()
+        .db_parameter_group_name(&parameter_group)
+        .db_parameter_group_family("mysql8.0")
+        .description("production settings")
+        .send()
+        .await
+        .expect("parameter group");
+    rds.create_option_group()
+        .option_group_name(&option_group)
+        .engine_name("mysql")
+        .major_engine_version("8.0")
+        .option_group_description("production options")
+        .send()
+        .await
+        .expect("option group");
+    let retired = format!("{}-retired-202601010000", pair.primary);
+    rds.modify_db_instance()
+        .db_instance_identifier(&pair.primary)
+        .db_parameter_group_name(&parameter_group)
+        .option_group_name(&option_group)
+        .multi_az(true)
+        .storage_type("gp3")
+        .backup_retention_period(7)
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("production settings on the old primary");
+    rds.modify_db_instance()
+        .db_instance_identifier(&pair.primary)
+        .new_db_instance_identifier(&retired)
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("rename");
+
+    let report = invoke(handle, &ctx, common::event("promote-db-prepare.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["saw"]["decision"], json!("create"), "{report:#}");
+    let create = &change(&report, "CreateDBInstanceReadReplica")["to"];
+    assert_eq!(create["placement_from"], json!(retired), "{create:#}");
+    assert_eq!(create["DBParameterGroupName"], json!(parameter_group));
+    assert_eq!(create["OptionGroupName"], json!(option_group));
+    assert_eq!(create["MultiAZ"], json!(true));
+    assert_eq!(create["StorageType"], json!("gp3"));
+    let not_copied = create["not_copied"].as_array().unwrap();
+    assert!(
+        not_copied.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("BackupRetentionPeriod (7 days on {retired})"))),
+        "{create:#}"
+    );
+
+    let created = instance(&config, PRIMARY_REGION, &pair.primary).await;
+    let groups: Vec<&str> = created
+        .db_parameter_groups()
+        .iter()
+        .filter_map(|g| g.db_parameter_group_name())
+        .collect();
+    assert_eq!(groups, [parameter_group.as_str()]);
+    let options: Vec<&str> = created
+        .option_group_memberships()
+        .iter()
+        .filter_map(|g| g.option_group_name())
+        .collect();
+    assert_eq!(options, [option_group.as_str()]);
+    assert_eq!(created.multi_az(), Some(true));
+    assert_eq!(created.storage_type(), Some("gp3"));
+}
+
 #[tokio::test]
 async fn prepare_refuses_when_the_source_side_is_not_the_writer() {
     // Failback without a failover: the DR instance is still a replica, so there is no writer to follow there.

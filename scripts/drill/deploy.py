@@ -160,10 +160,13 @@ def subscribe_operators_queue(d, topic):
 
 
 def read_deployed_plan(d):
-    """detect's environment is the plan as CloudFormation resolved it: checked by the product's own parser; the
+    """detect's environment is the plan as CloudFormation resolved it, plus the variables only promote-db gets (the
+    promoted DB's size, a new replica's KMS key: template.yaml): checked by the product's own parser; the
     verification compares against this plan, not the one the drill asked for."""
-    env = d.lambda_client().get_function_configuration(FunctionName=d.seeded["functions"]["detect"])
-    deployed = {k: v for k, v in env["Environment"]["Variables"].items() if k.startswith("PILOTLIGHT_")}
+    deployed = {}
+    for binary in ("promote-db", "detect"):  # detect's values win: it has the plan's every shared variable
+        env = d.lambda_client().get_function_configuration(FunctionName=d.seeded["functions"][binary])
+        deployed.update({k: v for k, v in env["Environment"]["Variables"].items() if k.startswith("PILOTLIGHT_")})
     path = d.args.write_plan
     if not path:
         fd, path = tempfile.mkstemp(prefix="pilotlight-deployed-plan-", suffix=".env")

@@ -44,6 +44,7 @@ def db_view(d, side):
         "promote_requested_at": tags.get(PROMOTE_REQUESTED_TAG),
         "rpo_tag": tags.get("pilotlight:rpo-seconds"),
         "created": inst.get("InstanceCreateTime"),
+        "instance_class": inst.get("DBInstanceClass"), "multi_az": inst.get("MultiAZ"),
     }
     # the product's rule (shared/src/steps/promote_db.rs InstanceView::is_replica): a replica until promoted; moto keeps the
     # source field after PromoteReadReplica, so a promotion recorded on this very instance without replication

@@ -84,6 +84,15 @@ def verify(d, before, after, execution, inbox):
     else:
         db = after["db"]
         check(db["writer"], f"DR DB {db['instance']} promoted: available and no longer a read replica")
+        # The plan's production size, asked for once the promotion finished (moto applies it at once; AWS has it
+        # pending for a while, and promote-db does not wait for it).
+        want = d.plan["dr"]["db"]
+        if want["promoted_instance_class"] is not None or want["promoted_multi_az"] is not None:
+            got = (db["instance_class"], db["multi_az"])
+            asked = (want["promoted_instance_class"] or got[0],
+                     got[1] if want["promoted_multi_az"] is None else want["promoted_multi_az"])
+            check(got == asked, f"DR DB {db['instance']} made production-ready: class {asked[0]}, Multi-AZ {asked[1]} "
+                  f"(is {got[0]}, Multi-AZ {got[1]})")
         mn, desired, mx = capacity(d.plan["dr"])
         a = after["dr"]
         check(a["min"] >= mn and a["desired"] >= desired and a["max"] >= mx,

@@ -17,6 +17,8 @@ pub enum Resource {
     DbInstance,
     DbSubnetGroup,
     DbOptionGroup,
+    /// `arn:…:rds:<region>:<account>:pg:*`: the DB parameter group a new replica is created with.
+    DbParameterGroup,
     GlobalCluster,
     /// An Aurora member cluster (the plan's cluster ARNs).
     DbCluster,
@@ -45,6 +47,7 @@ impl Resource {
             Resource::DbInstance => ":db:",
             Resource::DbSubnetGroup => ":subgrp:",
             Resource::DbOptionGroup => ":og:",
+            Resource::DbParameterGroup => ":pg:",
             Resource::GlobalCluster => ":global-cluster:",
             Resource::DbCluster => "DbClusterArn",
             Resource::KmsKey => ":key/",
@@ -68,6 +71,7 @@ impl Resource {
             Resource::DbInstance => "DB instance",
             Resource::DbSubnetGroup => "DB subnet group",
             Resource::DbOptionGroup => "option group",
+            Resource::DbParameterGroup => "DB parameter group",
             Resource::GlobalCluster => "global cluster",
             Resource::DbCluster => "member cluster",
             Resource::KmsKey => "KMS key (via RDS)",

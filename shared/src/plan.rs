@@ -120,6 +120,21 @@ pub struct RegionPlan {
     /// The whole of one AWS call, retries included: no call waits longer, so a step always answers inside its
     /// function timeout (a black-holed endpoint costs this, not the read timeout times the attempts).
     pub operation_timeout: Duration,
+    /// The side's DB instance beyond its identifier (rds-replica; every field optional).
+    pub db: DbSidePlan,
+}
+
+/// What promote-db sets on this side's DB instance (rds-replica): production size once it is promoted, and the KMS
+/// key of a replica pilotlight creates in this region. Unset: left as it is (`steps::promote_db::promoted`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DbSidePlan {
+    /// PILOTLIGHT_<SIDE>_DB_PROMOTED_INSTANCE_CLASS: the class the instance is modified to once promoted.
+    pub promoted_instance_class: Option<String>,
+    /// PILOTLIGHT_<SIDE>_DB_PROMOTED_MULTI_AZ: Multi-AZ (true) or Single-AZ (false) once promoted.
+    pub promoted_multi_az: Option<bool>,
+    /// PILOTLIGHT_<SIDE>_DB_KMS_KEY_ID: the KMS key ARN (of this side's region) a replica pilotlight creates here is
+    /// encrypted with when its source is encrypted (a cross-region replica needs a key of its own region).
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -375,6 +390,7 @@ impl FailoverPlan {
         }
         let region_plan =
             |prefix: &str, region: String, timeouts: (u64, u64, u64)| -> Result<RegionPlan> {
+                let region_name = region.clone();
                 Ok(RegionPlan {
                     region,
                     asg: v.required(&format!("PILOTLIGHT_{prefix}_ASG"))?,
@@ -399,6 +415,7 @@ impl FailoverPlan {
                         timeouts.2,
                         500..=MAX_OPERATION_TIMEOUT_MS,
                     )?),
+                    db: v.db_side(prefix, &region_name, &account_id)?,
                 })
             };
         // The primary is the region most likely to be failing: short timeouts so a dead endpoint never blocks.
@@ -630,6 +647,18 @@ pub fn check_alarm_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// `db.r6g.large`, `db.m5d.24xlarge`: `db.` then two dot-separated lowercase words and digits.
+pub fn is_instance_class(c: &str) -> bool {
+    let parts: Vec<&str> = c.split('.').collect();
+    parts.len() == 3
+        && parts[0] == "db"
+        && parts[1..].iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 /// `ap-northeast-1`, `us-gov-west-1`: lowercase words and digits, ending in a number.
 pub fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
@@ -788,6 +817,48 @@ impl Vars<'_> {
             refs.push(alarm);
         }
         Ok(refs)
+    }
+    /// PILOTLIGHT_<SIDE>_DB_PROMOTED_INSTANCE_CLASS / _DB_PROMOTED_MULTI_AZ / _DB_KMS_KEY_ID.
+    fn db_side(&self, prefix: &str, region: &str, account: &str) -> Result<DbSidePlan> {
+        let class_var = format!("PILOTLIGHT_{prefix}_DB_PROMOTED_INSTANCE_CLASS");
+        let promoted_instance_class = match self.optional(&class_var) {
+            Some(c) if is_instance_class(&c) => Some(c),
+            Some(c) => {
+                return Err(Error::config(
+                    &class_var,
+                    format!("expected a DB instance class like db.r6g.large, got {c:?}"),
+                ));
+            }
+            None => None,
+        };
+        let multi_az_var = format!("PILOTLIGHT_{prefix}_DB_PROMOTED_MULTI_AZ");
+        let promoted_multi_az = match self.optional(&multi_az_var) {
+            Some(_) => Some(self.boolean(&multi_az_var, false)?),
+            None => None,
+        };
+        let kms_var = format!("PILOTLIGHT_{prefix}_DB_KMS_KEY_ID");
+        let kms_key_id = match self.optional(&kms_var) {
+            Some(k) => {
+                let parts: Vec<&str> = k.splitn(6, ':').collect();
+                let ok = matches!(parts.as_slice(), ["arn", _, "kms", r, a, key]
+                    if *r == region && *a == account && key.starts_with("key/") && key.len() > 4);
+                if !ok {
+                    return Err(Error::config(
+                        &kms_var,
+                        format!(
+                            "expected the ARN of a KMS key in {region} of account {account}                              (arn:aws:kms:{region}:{account}:key/<id>): a cross-region replica is encrypted with a                              key of its own region; got {k:?}"
+                        ),
+                    ));
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        Ok(DbSidePlan {
+            promoted_instance_class,
+            promoted_multi_az,
+            kms_key_id,
+        })
     }
     fn boolean(&self, name: &str, default: bool) -> Result<bool> {
         match self.optional(name).as_deref() {
@@ -1008,6 +1079,56 @@ pub(crate) mod tests {
         // An '@' that is not followed by a region is part of the name.
         let p = with(&[("PILOTLIGHT_ALARM_NAMES", "ops@example")]).unwrap();
         assert_eq!(p.alarms.alarms[0].to_string(), "ops@example@ap-northeast-1");
+    }
+
+    #[test]
+    fn promoted_db_settings_are_per_side_optional_and_checked() {
+        let p = with(&[]).unwrap();
+        assert_eq!(p.dr.db, DbSidePlan::default());
+        let p = with(&[
+            ("PILOTLIGHT_DR_DB_PROMOTED_INSTANCE_CLASS", "db.r6g.xlarge"),
+            ("PILOTLIGHT_DR_DB_PROMOTED_MULTI_AZ", "true"),
+            ("PILOTLIGHT_PRIMARY_DB_PROMOTED_MULTI_AZ", "false"),
+            (
+                "PILOTLIGHT_PRIMARY_DB_KMS_KEY_ID",
+                "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            p.dr.db.promoted_instance_class.as_deref(),
+            Some("db.r6g.xlarge")
+        );
+        assert_eq!(p.dr.db.promoted_multi_az, Some(true));
+        assert_eq!(p.primary.db.promoted_multi_az, Some(false));
+        assert_eq!(p.primary.db.promoted_instance_class, None);
+        assert!(p.primary.db.kms_key_id.is_some() && p.dr.db.kms_key_id.is_none());
+        for (var, value, expect) in [
+            (
+                "PILOTLIGHT_DR_DB_PROMOTED_INSTANCE_CLASS",
+                "r6g.large",
+                "db.r6g.large",
+            ),
+            ("PILOTLIGHT_DR_DB_PROMOTED_MULTI_AZ", "yes", "true or false"),
+            // A key of the other region: a cross-region replica needs one of its own region.
+            (
+                "PILOTLIGHT_DR_DB_KMS_KEY_ID",
+                "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd",
+                "in ap-northeast-1",
+            ),
+            (
+                "PILOTLIGHT_DR_DB_KMS_KEY_ID",
+                "alias/rds",
+                "ARN of a KMS key",
+            ),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert!(
+                e.message.contains(var) && e.message.contains(expect),
+                "{var}={value}: {e}"
+            );
+        }
+        assert!(is_instance_class("db.m5d.24xlarge") && !is_instance_class("db.large"));
     }
 
     #[test]

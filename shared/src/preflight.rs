@@ -25,6 +25,9 @@ pub struct Check {
     /// The check failed and its override is on: passed because the operator accepted the risk.
     #[serde(default)]
     pub overridden: bool,
+    /// Passed, but the step will wait (a "not yet" state such as a replica backing up): reported, never a refusal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     pub message: String,
 }
 
@@ -37,7 +40,17 @@ impl Check {
             limit,
             override_name: None,
             overridden: false,
+            warning: false,
             message: message.into(),
+        }
+    }
+
+    /// Passed with a warning: nothing to refuse, but the step will wait ("will wait: ..." in the message).
+    pub fn warn(check: &str, seen: Value, limit: Value, message: impl Into<String>) -> Check {
+        Check {
+            warning: true,
+            message: format!("will wait: {}", message.into()),
+            ..Check::pass(check, seen, limit, "")
         }
     }
 
@@ -64,6 +77,7 @@ impl Check {
             limit,
             override_name: override_name.map(str::to_string),
             overridden: on,
+            warning: false,
             message: match (on, override_name) {
                 (true, Some(name)) => format!("{message}; accepted by {name}"),
                 (false, Some(name)) => format!("{message}; to accept it, approve with {name}"),
@@ -116,8 +130,19 @@ impl PreflightSaw {
             } else {
                 format!(" ({} accepted by override)", overridden.join(", "))
             };
+            let warnings: Vec<String> = self
+                .checks
+                .iter()
+                .filter(|c| c.warning)
+                .map(|c| format!("{}: {}", c.check, c.message))
+                .collect();
+            let warned = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!("; warning: {}", warnings.join("; "))
+            };
             format!(
-                "{step} preflight: {} check(s) passed{note}; nothing was changed",
+                "{step} preflight: {} check(s) passed{note}{warned}; nothing was changed",
                 self.checks.len()
             )
         } else {
@@ -220,6 +245,21 @@ mod tests {
         );
         assert!(!c.passed, "no override accepts a missing group");
         let saw = PreflightSaw::of(vec![c.clone(), Check::pass("x", json!(1), json!(2), "ok")]);
+        // A warning passes and is said.
+        let w = Check::warn(
+            "db.replica",
+            json!("backing-up"),
+            json!("available"),
+            "x is backing-up",
+        );
+        assert!(w.passed && w.warning && w.message == "will wait: x is backing-up");
+        let warned = PreflightSaw::of(vec![w]);
+        assert!(
+            warned.passed
+                && warned
+                    .summary("promote-db")
+                    .contains("warning: db.replica: will wait")
+        );
         assert_eq!((saw.passed, saw.findings), (false, 1));
         assert!(saw.summary("scale-compute").contains("asg.exists: missing"));
     }

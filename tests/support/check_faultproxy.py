@@ -177,6 +177,40 @@ def checks(p):
               for _ in range(3)]
     check("rewrite times:2: the instance reports backing-up twice, then available",
           states == ["backing-up", "backing-up", "available"], states)
+
+    # db-status: one instance shows a transient status for 2 reads; meanwhile AWS refuses mutating calls on it.
+    other = f"fp-other-{RUN}"
+    rds.create_db_instance(DBInstanceIdentifier=other, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="admin1", MasterUserPassword="password123")
+    status, body = http(f"{p.url}/_faultproxy/rules", "POST", {"rules": [{"fault": "db-status", "status": "x"}]})
+    check("admin refuses db-status without db_instance and times", status == 400 and "db-status" in
+          body.get("error", ""), body)
+    p.rules({"fault": "db-status", "db_instance": db, "status": "backing-up", "times": 2})
+    listed = {d["DBInstanceIdentifier"]: d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]}
+    check("db-status: a listing shows only that instance in the status (read 1 of 2)",
+          listed.get(db) == "backing-up" and listed.get(other) == "available", listed)
+    expect_error("db-status: ModifyDBInstance on it meanwhile -> 400 InvalidDBInstanceState",
+                 "InvalidDBInstanceState", 400,
+                 lambda: rds.modify_db_instance(DBInstanceIdentifier=db, BackupRetentionPeriod=2,
+                                                ApplyImmediately=True))
+    expect_error("db-status: a call naming it by ARN is refused too", "InvalidDBInstanceState", 400,
+                 lambda: rds.promote_read_replica(DBInstanceIdentifier=f"arn:aws:rds:us-east-1:123456789012:db:{db}"))
+    rds.add_tags_to_resource(ResourceName=f"arn:aws:rds:us-east-1:123456789012:db:{db}",
+                             Tags=[{"Key": "k", "Value": "v"}])
+    check("db-status: tags pass (AWS tags a busy instance), other instances are not refused",
+          error_of(lambda: rds.modify_db_instance(DBInstanceIdentifier=other, BackupRetentionPeriod=2,
+                                                  ApplyImmediately=True)) is None)
+    seen = [rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceStatus"]
+            for _ in range(2)]
+    check("db-status times:2: backing-up once more, then available (the window closed)",
+          seen == ["backing-up", "available"], seen)
+    check("db-status: once the window closed, ModifyDBInstance passes",
+          error_of(lambda: rds.modify_db_instance(DBInstanceIdentifier=db, BackupRetentionPeriod=2,
+                                                  ApplyImmediately=True)) is None)
+    e = [r for r in p.requests() if r["fault"] == "db-status"]
+    check("db-status requests are logged with the fault", len(e) >= 5, e)
+    p.reset()
+    rds.delete_db_instance(DBInstanceIdentifier=other, SkipFinalSnapshot=True)
     rds.delete_db_instance(DBInstanceIdentifier=db, SkipFinalSnapshot=True)
 
     # ------------------------------------------------------------ Auto Scaling (awsQuery)

@@ -17,6 +17,14 @@ returned unchanged, unless a rule injects a fault for that request's service / r
 * ``close``               read the request, close the connection without an answer (EOF mid-call)
 * ``reset``               read the request, reset the connection (TCP RST: a server that died mid-call)
 * ``rewrite``             forward, then replace ``find`` by ``replace`` in the answer body (e.g. an RDS status)
+* ``db-status``           an RDS DB instance in a transient status for a while, as AWS shows it (no emulator moves
+                          an instance through statuses): the first ``times`` DescribeDBInstances answers that list
+                          ``db_instance`` show its ``DBInstanceStatus`` as ``status`` (e.g. ``backing-up``), and
+                          meanwhile every mutating RDS call naming it (``DBInstanceIdentifier`` or
+                          ``SourceDBInstanceIdentifier``, id or ARN; tags excepted, AWS tags in any status) is
+                          answered HTTP 400 ``InvalidDBInstanceState``, as AWS answers PromoteReadReplica /
+                          ModifyDBInstance / CreateDBInstanceReadReplica on a busy instance. Once ``times`` answers
+                          were rewritten the window is closed and everything passes unchanged
 
 The operation is identified the way the AWS protocols carry it: ``X-Amz-Target`` (awsJson), ``Action=`` in the
 form body or query (awsQuery, ec2), ``/service/<S>/operation/<Op>`` (smithy-rpc-v2-cbor), REST routes (Route 53,
@@ -54,9 +62,12 @@ MAX_DELAY_MS = 600_000        # slow/delay: at most 10 minutes
 MAX_BODY = 64 * 1024 * 1024   # request bodies larger than this are refused
 MAX_LOG = 10_000              # request log entries kept (oldest dropped)
 UPSTREAM_TIMEOUT_S = 120.0
-FAULTS = {"throttle", "error500", "error503", "deny", "slow", "delay", "blackhole", "close", "reset", "rewrite"}
+FAULTS = {"throttle", "error500", "error503", "deny", "slow", "delay", "blackhole", "close", "reset", "rewrite",
+          "db-status"}
 RULE_FIELDS = {"service", "region", "operation", "mutating", "fault", "delay_ms", "times", "after", "code",
-               "message", "find", "replace"}
+               "message", "find", "replace", "db_instance", "status"}
+# db-status: calls that work in any instance status (AWS tags a busy instance), never refused
+ANY_STATUS_OPERATIONS = {"AddTagsToResource", "RemoveTagsFromResource"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 CRED_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 CBOR_PATH_RE = re.compile(r"^/service/([^/]+)/operation/([^/?]+)$")
@@ -169,6 +180,14 @@ def _check_rule(rule) -> dict:
         raise BadRule(f"fault {rule['fault']} needs delay_ms")
     if rule["fault"] == "rewrite" and not (isinstance(rule.get("find"), str) and isinstance(rule.get("replace"), str)):
         raise BadRule("fault rewrite needs find and replace (strings)")
+    if rule["fault"] == "db-status":
+        if not (isinstance(rule.get("db_instance"), str) and rule["db_instance"]
+                and isinstance(rule.get("status"), str) and re.fullmatch(r"[a-z][a-z-]*", rule["status"])):
+            raise BadRule("fault db-status needs db_instance (an identifier) and status (e.g. backing-up)")
+        if not isinstance(rule.get("times"), int) or rule["times"] < 1:
+            raise BadRule("fault db-status needs times >= 1 (how many DescribeDBInstances answers show the status)")
+        if set(rule) & {"service", "operation", "mutating", "after", "find", "replace", "delay_ms"}:
+            raise BadRule("fault db-status takes db_instance, status, times and optionally region, code, message")
     return {**rule, "matched": 0, "applied": 0}
 
 
@@ -195,6 +214,8 @@ class State:
         """The first rule that matches and whose after/times window holds this match; counts matches."""
         with self.lock:
             for rule in self.rules:
+                if rule["fault"] == "db-status":  # see db_status()
+                    continue
                 if not (_field_matches(rule.get("service"), ident["service"])
                         and _field_matches(rule.get("region"), ident["region"])
                         and _field_matches(rule.get("operation"), ident["operation"])
@@ -206,6 +227,22 @@ class State:
                     rule["applied"] += 1
                     return dict(rule)
             return None
+
+    def db_status(self, ident: dict) -> dict | None:
+        """The open db-status rule for an RDS request (its window not yet used up), or None."""
+        if ident["service"] != "rds":
+            return None
+        with self.lock:
+            for rule in self.rules:
+                if (rule["fault"] == "db-status" and _field_matches(rule.get("region"), ident["region"])
+                        and rule["applied"] < rule["times"]):
+                    rule["matched"] += 1
+                    return rule
+            return None
+
+    def count_applied(self, rule: dict):
+        with self.lock:
+            rule["applied"] += 1
 
     def log(self, entry: dict):
         with self.lock:
@@ -252,6 +289,33 @@ ERROR_CODES = {
     "error503": (503, "ServiceUnavailable", "ServiceUnavailable", "Unavailable"),
     "deny": (403, "AccessDeniedException", "AccessDenied", "UnauthorizedOperation"),
 }
+
+
+def names_instance(form: dict, instance: str) -> bool:
+    """Whether an awsQuery RDS request names the DB instance (identifier, or an ARN ending in :db:<id>)."""
+    for key in ("DBInstanceIdentifier", "SourceDBInstanceIdentifier"):
+        for value in form.get(key, []):
+            if value == instance or value.endswith(f":db:{instance}"):
+                return True
+    return False
+
+
+def rewrite_db_status(body: bytes, instance: str, status: str) -> tuple[bytes, bool]:
+    """DescribeDBInstances' answer with `instance`'s DBInstanceStatus replaced; whether it was listed."""
+    text = body.decode("utf-8", "replace")
+    found = False
+
+    def one(m):
+        nonlocal found
+        block = m.group(0)
+        if f"<DBInstanceIdentifier>{_xml_escape(instance)}</DBInstanceIdentifier>" not in block:
+            return block
+        found = True
+        return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>",
+                      f"<DBInstanceStatus>{status}</DBInstanceStatus>", block, count=1)
+
+    out = re.sub(r"<DBInstance>.*?</DBInstance>", one, text, flags=re.S)
+    return out.encode(), found
 
 
 def error_response(fault: str, ident: dict, rule: dict, req_ctype: str) -> tuple[int, dict, bytes]:
@@ -365,7 +429,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin(split.path, body)
         ident = identify(self.command, split.path, split.query, self.headers, body)
         mutating = is_mutating(ident["operation"])
-        rule = STATE.pick(ident, mutating)
+        rule = STATE.db_status(ident) or STATE.pick(ident, mutating)
         fault = rule["fault"] if rule else None
         entry = {"time": round(time.time(), 3), "method": self.command, "path": split.path,
                  "service": ident["service"], "region": ident["region"], "operation": ident["operation"],
@@ -382,6 +446,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _apply(self, fault, rule, ident, body) -> int | str:
         """Answers the request (or not) as the fault says; returns the status logged."""
+        if fault == "db-status":
+            return self._db_status(rule, ident, body)
         if fault in ERROR_CODES:
             status, headers, payload = error_response(fault, ident, rule, self.headers.get("Content-Type", ""))
             self._send(status, headers, payload)
@@ -407,6 +473,27 @@ class Handler(BaseHTTPRequestHandler):
         status, headers, payload = self._forward(ident, body)
         if fault == "rewrite":
             payload = payload.replace(rule["find"].encode(), rule["replace"].encode())
+        self._send(status, headers, payload)
+        return status
+
+    def _db_status(self, rule, ident, body) -> int:
+        """fault db-status: rewrite the instance's status in DescribeDBInstances, refuse mutating calls on it."""
+        instance = rule["db_instance"]
+        form = parse_qs(urlsplit(self.path).query)
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            form.update(parse_qs(body.decode("utf-8", "replace")))
+        op = ident["operation"]
+        if is_mutating(op) and op not in ANY_STATUS_OPERATIONS and names_instance(form, instance):
+            message = rule.get("message") or f"Instance {instance} is not in available state (it is {rule['status']})."
+            refusal = {"code": rule.get("code") or "InvalidDBInstanceState", "message": message}
+            status, headers, payload = error_response("throttle", ident, refusal, self.headers.get("Content-Type", ""))
+            self._send(status, headers, payload)
+            return status
+        status, headers, payload = self._forward(ident, body)
+        if op == "DescribeDBInstances" and status == 200:
+            payload, listed = rewrite_db_status(payload, instance, rule["status"])
+            if listed:
+                STATE.count_applied(rule)
         self._send(status, headers, payload)
         return status
 

@@ -47,6 +47,70 @@ pub struct InstanceView {
     pub security_groups: Vec<String>,
     pub storage_encrypted: bool,
     pub kms_key_id: Option<String>,
+    /// The settings a replica that replaces this instance copies, and what is pending on it.
+    pub settings: InstanceSettings,
+}
+
+/// Settings of a DB instance beyond its placement (DescribeDBInstances), as `steps::promote_db` copies and sets them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InstanceSettings {
+    /// `DBParameterGroups[0]` (a DB parameter group lives in one region).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
+    /// `OptionGroupMemberships[0]` (regional too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub option_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i32>,
+    /// `BackupRetentionPeriod` (days; 0 = no automated backups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_retention: Option<i32>,
+    /// `PendingModifiedValues`: what a ModifyDBInstance asked for and AWS has not applied yet.
+    pub pending: PendingView,
+}
+
+/// The part of `PendingModifiedValues` pilotlight asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PendingView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_retention: Option<i32>,
+}
+
+impl InstanceSettings {
+    fn from_db(db: &DbInstance) -> Self {
+        let pending = db.pending_modified_values();
+        InstanceSettings {
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_string),
+            option_group: db
+                .option_group_memberships()
+                .first()
+                .and_then(|g| g.option_group_name())
+                .map(str::to_string),
+            multi_az: db.multi_az(),
+            storage_type: db.storage_type().map(str::to_string),
+            iops: db.iops(),
+            backup_retention: db.backup_retention_period(),
+            pending: PendingView {
+                instance_class: pending
+                    .and_then(|p| p.db_instance_class())
+                    .map(str::to_string),
+                multi_az: pending.and_then(|p| p.multi_az()),
+                backup_retention: pending.and_then(|p| p.backup_retention_period()),
+            },
+        }
+    }
 }
 
 impl InstanceView {
@@ -100,6 +164,7 @@ impl InstanceView {
                 .kms_key_id()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            settings: InstanceSettings::from_db(db),
         }
     }
 }
@@ -154,9 +219,28 @@ pub struct ReplicaSpec {
     pub security_groups: Vec<String>,
     #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    #[serde(
+        rename = "DBParameterGroupName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parameter_group: Option<String>,
+    #[serde(rename = "OptionGroupName", skip_serializing_if = "Option::is_none")]
+    pub option_group: Option<String>,
+    #[serde(rename = "MultiAZ", skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
+    #[serde(rename = "StorageType", skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<String>,
+    #[serde(rename = "Iops", skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i32>,
     /// The instance the placement was copied from (not sent).
     #[serde(rename = "placement_from", skip_serializing_if = "Option::is_none")]
     pub placement_from: Option<String>,
+    /// Where the KMS key came from (not sent): the plan's variable or the instance it replaces.
+    #[serde(rename = "kms_key_from", skip_serializing_if = "Option::is_none")]
+    pub kms_key_from: Option<String>,
+    /// What could not be copied onto the replica, and why (not sent; the report says it).
+    #[serde(rename = "not_copied", skip_serializing_if = "Vec::is_empty")]
+    pub not_copied: Vec<String>,
 }
 
 /// IAM: what [`describe_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
@@ -290,6 +374,10 @@ pub const CREATE_READ_REPLICA: Call = Call {
         Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbInstance),
         Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbSubnetGroup),
         Permission::new("rds:CreateDBInstanceReadReplica", Resource::DbOptionGroup),
+        Permission::new(
+            "rds:CreateDBInstanceReadReplica",
+            Resource::DbParameterGroup,
+        ),
         Permission::new("kms:CreateGrant", Resource::KmsKey),
         Permission::new("kms:DescribeKey", Resource::KmsKey),
     ],
@@ -311,6 +399,11 @@ pub async fn create_read_replica(
             (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()),
         )
         .set_kms_key_id(spec.kms_key_id.clone())
+        .set_db_parameter_group_name(spec.parameter_group.clone())
+        .set_option_group_name(spec.option_group.clone())
+        .set_multi_az(spec.multi_az)
+        .set_storage_type(spec.storage_type.clone())
+        .set_iops(spec.iops)
         .send()
         .await
         .map_err(|e| Error::aws("CreateDBInstanceReadReplica", &spec.instance, e))?;
@@ -334,7 +427,56 @@ pub async fn create_read_replica(
             security_groups: spec.security_groups.clone(),
             storage_encrypted: false,
             kms_key_id: spec.kms_key_id.clone(),
+            settings: InstanceSettings::default(),
         }))
+}
+
+/// The ModifyDBInstance pilotlight sends to make a promoted instance production-ready (the plan's class and
+/// Multi-AZ), in the API's own names (as the report shows it). Always ApplyImmediately.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Modification {
+    #[serde(rename = "DBInstanceClass", skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    #[serde(rename = "MultiAZ", skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
+}
+
+impl Modification {
+    pub fn is_empty(&self) -> bool {
+        self.instance_class.is_none() && self.multi_az.is_none()
+    }
+}
+
+/// IAM: what [`modify_db_instance`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const MODIFY_DB_INSTANCE: Call = Call {
+    adapter: "rds::modify_db_instance",
+    operations: &["modify_db_instance"],
+    needs: &[Permission::new(
+        "rds:ModifyDBInstance",
+        Resource::DbInstance,
+    )],
+};
+
+/// ModifyDBInstance with `change`, applied immediately (not in the maintenance window); the instance as the answer
+/// shows it (its PendingModifiedValues say what AWS took).
+pub async fn modify_db_instance(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    instance: &str,
+    change: &Modification,
+) -> Result<Option<InstanceView>> {
+    let resp = rds
+        .modify_db_instance()
+        .db_instance_identifier(instance)
+        .set_db_instance_class(change.instance_class.clone())
+        .set_multi_az(change.multi_az)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ModifyDBInstance", instance, e))?;
+    Ok(resp
+        .db_instance()
+        .map(|db| InstanceView::from_db(db, region, instance)))
 }
 
 /// IAM: what [`describe_global_cluster`] sends and needs (checked against the code below by `crate::permissions`' tests).
@@ -473,6 +615,7 @@ pub const CALLS: &[&Call] = &[
     &ADD_TAGS,
     &PROMOTE_READ_REPLICA,
     &RENAME_DB_INSTANCE,
+    &MODIFY_DB_INSTANCE,
     &CREATE_READ_REPLICA,
     &DESCRIBE_GLOBAL_CLUSTER,
     &SWITCHOVER_GLOBAL_CLUSTER,

@@ -45,7 +45,9 @@
 pub mod aurora;
 pub mod fence;
 pub mod graceful;
+pub mod instance_status;
 pub mod preflight;
+pub mod promoted;
 pub mod replica;
 
 use std::time::Duration;
@@ -97,6 +99,11 @@ pub const PERMISSIONS: &[Use] = &[
     ),
     Use::when(
         "IsRdsReplica",
+        &rds::MODIFY_DB_INSTANCE,
+        "makes the promoted instance production-ready (the plan's class / Multi-AZ), not waited for",
+    ),
+    Use::when(
+        "IsRdsReplica",
         &rds::CREATE_READ_REPLICA,
         "creates the cross-region replica of the writer",
     ),
@@ -143,23 +150,7 @@ pub const LAG_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// pre-outage 0 is not an RPO of 0.
 pub const LAG_MAX_AGE_SECONDS: i64 = 120;
 
-const AVAILABLE: &str = "available";
-/// Statuses that pass on their own within minutes (the promotion itself runs through `modifying` and `rebooting`).
-const TRANSITIONAL: &[&str] = &[
-    "modifying",
-    "rebooting",
-    "starting",
-    "upgrading",
-    "maintenance",
-    "renaming",
-    "resetting-master-credentials",
-    "configuring-enhanced-monitoring",
-    "configuring-iam-database-auth",
-    "configuring-log-exports",
-    "storage-config-upgrade",
-    "moving-to-vpc",
-    "converting-to-vpc",
-];
+const AVAILABLE: &str = instance_status::AVAILABLE;
 
 /// What the step decided from the live state.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +161,8 @@ pub enum Verdict {
     AlreadyWriter,
     /// The change was made earlier and is still running: poll `status`.
     InProgress(String),
-    /// The state is changing for another reason; retry shortly (a Transient error, retried by the state machine).
+    /// The state is changing for another reason and passes on its own ([`instance_status`]): not yet. RDS reports
+    /// `done: false` ("waiting: ...") and the state machine polls again; Aurora still answers a Transient error.
     Wait(String),
     /// The state forbids the step; an operator must look.
     Refuse(String),

@@ -32,9 +32,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::instance_status::{is_not_yet, is_transient, refusal_hint};
 use super::{
-    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, ReplicaLagSeen, STEP, TRANSITIONAL,
-    describe_global_cluster, describe_instance, hint,
+    AVAILABLE, LAG_WINDOW, PROMOTE_REQUESTED_TAG, ReplicaLagSeen, STEP, describe_global_cluster,
+    describe_instance, hint,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{
@@ -120,15 +121,17 @@ pub fn decide_replica_slot(
     }
     match writer.status.as_str() {
         AVAILABLE => {}
-        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
+        s if is_transient(s) => {
             return Pending(format!(
-                "writer {w} in {wr} is {s}; waiting for it to be available before replicating from it"
+                "waiting: writer {w} in {wr} is {s}, which passes on its own; the replica is created from it once \
+                 it is available"
             ));
         }
         s => {
             return Refuse(format!(
-                "writer {w} in {wr} is {s}: a replica can only be created from an available writer, and the \
-                 graceful path needs the current writer. Check {w} and its events in the RDS console"
+                "writer {w} in {wr} is {s} ({}): a replica can only be created from an available writer, and the \
+                 graceful path needs the current writer. Check {w} and its events in the RDS console",
+                refusal_hint(s)
             ));
         }
     }
@@ -158,12 +161,13 @@ pub fn decide_replica_slot(
                      the replica's events and replication errors in the RDS console ({r})"
                 )),
             },
-            s if s == "creating" || TRANSITIONAL.contains(&s) || s == "backing-up" => {
-                Pending(format!("replica {id} of {w} in {r} is {s}"))
-            }
+            s if is_transient(s) => Pending(format!(
+                "waiting: replica {id} of {w} in {r} is {s}, which passes on its own"
+            )),
             s => Refuse(format!(
-                "replica {id} of {w} in {r} is {s}: check it in the RDS console; if it cannot recover, delete it and \
-                 re-run, which creates a new replica"
+                "replica {id} of {w} in {r} is {s} ({}): check it in the RDS console; if it cannot recover, delete \
+                 it and re-run, which creates a new replica",
+                refusal_hint(s)
             )),
         };
     }
@@ -223,9 +227,10 @@ pub fn decide_replica_slot(
                 ),
             };
         }
-        s if TRANSITIONAL.contains(&s) || s == "backing-up" || s == "stopping" => {
+        // `stopping`: a fence is stopping it; it is started once stopped (above).
+        s if is_transient(s) || s == "stopping" => {
             return Pending(format!(
-                "stale instance {id} in {r} is {s}; it is renamed once available"
+                "waiting: stale instance {id} in {r} is {s}, which passes on its own; it is renamed once available"
             ));
         }
         s => {
@@ -245,15 +250,67 @@ pub fn decide_replica_slot(
     RetireAndCreate { retired_id, reason }
 }
 
-/// The replica to create: the writer's class; the subnet group, security groups and (for an encrypted writer) KMS
-/// key of the instance it replaces, which lived in the same region. Without those AWS would put the replica in the
-/// region's default VPC and refuse an encrypted cross-region replica without a key of that region.
+/// The replica to create, or why it cannot be (a refusal, nothing changed). Copied onto it: the writer's class;
+/// from the instance it replaces (`placement`, same region): the subnet group, security groups, DB parameter group
+/// and option group (they live in one region: the writer's are not valid here); Multi-AZ and storage type from
+/// the instance replaced, else the writer's. An encrypted writer needs a KMS key of the replica's region: the
+/// plan's `kms_key` (`PILOTLIGHT_<SIDE>_DB_KMS_KEY_ID`) first, else the replaced instance's; with neither, AWS would
+/// refuse the replica, so this refuses first, naming the variable to set. What CreateDBInstanceReadReplica does
+/// not accept (backup retention) or pilotlight does not copy is listed in `not_copied`, for the report.
 pub fn replica_spec(
     writer: &InstanceView,
     slot_id: &str,
+    slot_region: &str,
     placement: Option<&InstanceView>,
-) -> ReplicaSpec {
-    ReplicaSpec {
+    kms_key: Option<&str>,
+    kms_variable: &str,
+) -> std::result::Result<ReplicaSpec, String> {
+    let like = placement.unwrap_or(writer);
+    let (kms_key_id, kms_key_from) = match (writer.storage_encrypted, kms_key, placement) {
+        (false, _, _) => (None, None),
+        (true, Some(k), _) => (Some(k.to_string()), Some(kms_variable.to_string())),
+        (true, None, Some(p)) if p.kms_key_id.is_some() => {
+            (p.kms_key_id.clone(), Some(p.instance.clone()))
+        }
+        (true, None, _) => {
+            return Err(format!(
+                "the writer {} is encrypted, and a cross-region replica in {slot_region} must be encrypted with a KMS \
+                 key of {slot_region}: none is known (no replaced instance there to take it from, and {kms_variable} \
+                 is not set). Set {kms_variable} to the ARN of a KMS key in {slot_region}, then re-run; nothing was \
+                 changed",
+                writer.instance
+            ));
+        }
+    };
+    let storage_type = like.settings.storage_type.clone();
+    let provisioned = matches!(storage_type.as_deref(), Some("io1" | "io2"));
+    let mut not_copied = Vec::new();
+    if placement.is_none() {
+        not_copied.push(format!(
+            "DBSubnetGroupName, VpcSecurityGroupIds, DBParameterGroupName, OptionGroupName: no instance in \
+             {slot_region} to copy them from (they live in one region; the writer's are in {}): RDS's defaults apply",
+            writer.region
+        ));
+    }
+    if let Some(days) = like.settings.backup_retention.filter(|d| *d > 0) {
+        not_copied.push(format!(
+            "BackupRetentionPeriod ({days} days on {}): CreateDBInstanceReadReplica does not accept it; set it on \
+             {slot_id} (ModifyDBInstance) once it is available if the replica needs its own automated backups",
+            like.instance
+        ));
+    }
+    if !provisioned && like.settings.iops.is_some() {
+        not_copied.push(format!(
+            "Iops / StorageThroughput of {}: left to the storage type's defaults",
+            like.instance
+        ));
+    }
+    not_copied.push(
+        "monitoring, Performance Insights, log exports, IAM database authentication, deletion protection, \
+         maintenance and backup windows: RDS's defaults"
+            .to_string(),
+    );
+    Ok(ReplicaSpec {
         instance: slot_id.to_string(),
         source_arn: writer.arn.clone(),
         instance_class: writer.instance_class.clone(),
@@ -261,11 +318,16 @@ pub fn replica_spec(
         security_groups: placement
             .map(|p| p.security_groups.clone())
             .unwrap_or_default(),
-        kms_key_id: placement
-            .filter(|_| writer.storage_encrypted)
-            .and_then(|p| p.kms_key_id.clone()),
+        kms_key_id,
+        parameter_group: placement.and_then(|p| p.settings.parameter_group.clone()),
+        option_group: placement.and_then(|p| p.settings.option_group.clone()),
+        multi_az: like.settings.multi_az,
+        storage_type,
+        iops: like.settings.iops.filter(|_| provisioned),
         placement_from: placement.map(|p| p.instance.clone()),
-    }
+        kms_key_from,
+        not_copied,
+    })
 }
 
 /// The ARN an instance `id` in `region` will have, in the writer's partition and account.
@@ -465,52 +527,62 @@ async fn find_retired(
     Ok(newest)
 }
 
+/// Renames `id` to `retired_id`: Ok(Some(why)) when AWS answered InvalidDBInstanceState (not yet: a later poll
+/// asks again).
 async fn rename_instance(
     rds: &aws_sdk_rds::Client,
     region: &str,
     id: &str,
     retired_id: &str,
-) -> Result<()> {
-    rename_db_instance(rds, id, retired_id).await.map_err(|e| {
-        match e.aws_code.as_deref() {
-            Some("InvalidDBInstanceState") => Error::new(
-                ErrorKind::Transient,
-                format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message),
-            ),
+) -> Result<Option<String>> {
+    match rename_db_instance(rds, id, retired_id).await {
+        Ok(()) => Ok(None),
+        Err(e) if is_not_yet(&e) => Ok(Some(e.message)),
+        Err(e) => Err(match e.aws_code.as_deref() {
             Some("DBInstanceAlreadyExists") => Error::refused(format!(
                 "{STEP}: {}; an instance named {retired_id} already exists in {region}: rename or delete one of \
                  them, then re-run",
                 e.message
             )),
-            _ => hint(e, format!(
-                "renaming {id} to {retired_id} in {region}; check the instance and the promote-db role's \
+            _ => hint(
+                e,
+                format!(
+                    "renaming {id} to {retired_id} in {region}; check the instance and the promote-db role's \
                  rds:ModifyDBInstance permission on both names"
-            )),
-        }
-    })
+                ),
+            ),
+        }),
+    }
 }
 
+/// Creates the replica: Ok(Err(why)) when AWS answered InvalidDBInstanceState (the writer changed state: not yet).
 async fn create_replica(
     rds: &aws_sdk_rds::Client,
     region: &str,
     spec: &ReplicaSpec,
-) -> Result<InstanceView> {
-    create_read_replica(rds, region, spec).await.map_err(|e| {
-        match e.aws_code.as_deref() {
+) -> Result<std::result::Result<InstanceView, String>> {
+    match create_read_replica(rds, region, spec).await {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if is_not_yet(&e) => Ok(Err(e.message)),
+        Err(e) => Err(match e.aws_code.as_deref() {
             // Taken since it was read (another invocation?): a re-run observes what holds it and decides.
             Some("DBInstanceAlreadyExists") => Error::new(
                 ErrorKind::Transient,
                 format!("{STEP}: {}; retrying re-reads the identifier", e.message),
             ),
-            _ => hint(e, format!(
-                "creating read replica {} of {} in {region}; check the promote-db role's \
+            _ => hint(
+                e,
+                format!(
+                    "creating read replica {} of {} in {region}; check the promote-db role's \
                  rds:CreateDBInstanceReadReplica permission (on both instances), that the source has automated \
-                 backups, and, for an encrypted source, that a KMS key in {region} is known (it is copied from \
-                 the retired instance when there is one)",
-                spec.instance, spec.source_arn
-            )),
-        }
-    })
+                 backups, and, for an encrypted source, the KMS key ({})",
+                    spec.instance,
+                    spec.source_arn,
+                    spec.kms_key_from.as_deref().unwrap_or("none")
+                ),
+            ),
+        }),
+    }
 }
 
 /// Records a change the step plans but has not made (yet).
@@ -625,6 +697,19 @@ async fn ensure_replica(
     }
 
     let replica_arn = instance_arn(&writer.arn, slot_region, slot_id);
+    let kms_variable = slot_side.variable("DB_KMS_KEY_ID");
+    let kms_key = ctx.plan.region(slot_side).db.kms_key_id.as_deref();
+    let spec_for = |placement: Option<&InstanceView>| {
+        replica_spec(
+            &writer,
+            slot_id,
+            slot_region,
+            placement,
+            kms_key,
+            &kms_variable,
+        )
+        .map_err(|why| Error::refused(format!("{STEP}: {action}: {why}")))
+    };
     match verdict {
         ReplicaVerdict::Refuse(reason) => {
             report.record_saw(&saw);
@@ -646,7 +731,13 @@ async fn ensure_replica(
         }
         ReplicaVerdict::Create => {
             let placement = find_retired(slot_rds, slot_region, slot_id).await?;
-            let spec = replica_spec(&writer, slot_id, placement.as_ref());
+            let spec = match spec_for(placement.as_ref()) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    report.record_saw(&saw);
+                    return Err(e);
+                }
+            };
             report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
             if input.dry_run {
                 report.record_saw(&saw);
@@ -658,7 +749,10 @@ async fn ensure_replica(
                     ),
                 ));
             }
-            let created = create_replica(slot_rds, slot_region, &spec).await?;
+            let created = match create_replica(slot_rds, slot_region, &spec).await? {
+                Ok(created) => created,
+                Err(why) => return Ok(not_yet_created(report, &saw, slot_id, slot_region, &why)),
+            };
             saw.replica_created_at = created.created_at;
             saw.created = Some(created);
             report.record_saw(&saw);
@@ -709,7 +803,14 @@ async fn ensure_replica(
                     format!("{STEP}: {action}: no instance holds {slot_id} to retire; re-run"),
                 ));
             };
-            let spec = replica_spec(&writer, slot_id, Some(holder));
+            // Judged before the rename: a replica that could not be created must not cost the slot its instance.
+            let spec = match spec_for(Some(holder)) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    report.record_saw(&saw);
+                    return Err(e);
+                }
+            };
             saw.stale_because = Some(reason.clone());
             report.change(&holder.arn, RENAME_FIELD, json!(slot_id), json!(retired_id));
             if input.dry_run {
@@ -723,7 +824,19 @@ async fn ensure_replica(
                     ),
                 ));
             }
-            rename_instance(slot_rds, slot_region, slot_id, &retired_id).await?;
+            if let Some(why) = rename_instance(slot_rds, slot_region, slot_id, &retired_id).await? {
+                if let Some(c) = report.changes.last_mut() {
+                    c.applied = false;
+                }
+                report.record_saw(&saw);
+                return Ok(report.finish(
+                    false,
+                    format!(
+                        "waiting: AWS did not take the rename of stale {slot_id} in {slot_region} yet ({why}): it \
+                         changed state since it was read; {action} asks again once it is available"
+                    ),
+                ));
+            }
             // AWS frees the identifier when the rename takes effect, at once or a little later. Create now if it is free,
             // otherwise the next poll does (placing the replica like the retired instance, found by its name).
             let freed = find_instance(
@@ -752,7 +865,10 @@ async fn ensure_replica(
                 ));
             }
             report.change(&replica_arn, CREATE_FIELD, Value::Null, json!(spec));
-            let created = create_replica(slot_rds, slot_region, &spec).await?;
+            let created = match create_replica(slot_rds, slot_region, &spec).await? {
+                Ok(created) => created,
+                Err(why) => return Ok(not_yet_created(report, &saw, slot_id, slot_region, &why)),
+            };
             saw.replica_created_at = created.created_at;
             saw.created = Some(created);
             report.record_saw(&saw);
@@ -768,12 +884,40 @@ async fn ensure_replica(
     }
 }
 
+/// AWS answered InvalidDBInstanceState to CreateDBInstanceReadReplica: not yet (the next poll re-reads and asks again).
+fn not_yet_created(
+    mut report: StepReport,
+    saw: &ReplicaSlotSaw,
+    slot_id: &str,
+    slot_region: &str,
+    why: &str,
+) -> StepReport {
+    if let Some(c) = report.changes.last_mut() {
+        c.applied = false;
+    }
+    report.record_saw(saw);
+    let action = report.action.as_str();
+    report.finish(
+        false,
+        format!(
+            "waiting: AWS did not take the creation of read replica {slot_id} in {slot_region} yet ({why}): the \
+             writer changed state since it was read; {action} asks again once it is available"
+        ),
+    )
+}
+
 fn placement_note(spec: &ReplicaSpec) -> String {
     match &spec.placement_from {
-        Some(from) => format!(" (subnet group and security groups of {from})"),
-        None => {
-            " (no instance to copy a subnet group from: the region's defaults apply)".to_string()
-        }
+        Some(from) => format!(
+            " (subnet group, security groups, parameter and option groups, Multi-AZ and storage type of {from}{}; not \
+             copied: {})",
+            spec.kms_key_from
+                .as_deref()
+                .map(|k| format!(", KMS key from {k}"))
+                .unwrap_or_default(),
+            spec.not_copied.join("; ")
+        ),
+        None => format!(" (not copied: {})", spec.not_copied.join("; ")),
     }
 }
 
@@ -1060,6 +1204,7 @@ mod tests {
             security_groups: vec![],
             storage_encrypted: false,
             kms_key_id: None,
+            settings: Default::default(),
         }
     }
 
@@ -1072,9 +1217,18 @@ mod tests {
         }
     }
 
-    /// The old primary after the outage: standalone, never promoted.
+    /// The old primary after the outage: standalone, never promoted; a production instance.
     fn old_primary() -> InstanceView {
         InstanceView {
+            settings: crate::aws::rds::InstanceSettings {
+                parameter_group: Some("web-mysql80".into()),
+                option_group: Some("web-mysql-8-0".into()),
+                multi_az: Some(true),
+                storage_type: Some("io1".into()),
+                iops: Some(3000),
+                backup_retention: Some(7),
+                pending: Default::default(),
+            },
             subnet_group: Some("web-db-subnets".into()),
             security_groups: vec!["sg-0aa".into()],
             storage_encrypted: true,
@@ -1355,35 +1509,82 @@ mod tests {
 
     #[test]
     fn the_replica_takes_the_writers_class_and_the_retired_instances_placement() {
+        const VAR: &str = "PILOTLIGHT_PRIMARY_DB_KMS_KEY_ID";
+        let spec_of = |w: &InstanceView, p: Option<&InstanceView>, k: Option<&str>| {
+            replica_spec(w, "web-db", "ap-northeast-2", p, k, VAR)
+        };
         let writer = InstanceView {
             instance_class: Some("db.r6g.xlarge".into()),
             ..dr_writer()
         };
-        let spec = replica_spec(&writer, "web-db", Some(&old_primary()));
+        let spec = spec_of(&writer, Some(&old_primary()), None).unwrap();
         assert_eq!(spec.source_arn, DR_ARN);
         assert_eq!(spec.instance_class.as_deref(), Some("db.r6g.xlarge"));
         assert_eq!(spec.subnet_group.as_deref(), Some("web-db-subnets"));
         assert_eq!(spec.security_groups, vec!["sg-0aa".to_string()]);
+        // The regional settings come from the instance replaced (the writer's groups live in its own region).
+        assert_eq!(spec.parameter_group.as_deref(), Some("web-mysql80"));
+        assert_eq!(spec.option_group.as_deref(), Some("web-mysql-8-0"));
+        assert_eq!(spec.multi_az, Some(true));
+        assert_eq!(
+            (spec.storage_type.as_deref(), spec.iops),
+            (Some("io1"), Some(3000))
+        );
+        // Backup retention cannot be given to CreateDBInstanceReadReplica: the report says so.
+        assert!(
+            spec.not_copied
+                .iter()
+                .any(|n| n.contains("BackupRetentionPeriod (7 days on web-db)")),
+            "{:?}",
+            spec.not_copied
+        );
         // The writer is unencrypted: a KMS key would be rejected.
         assert_eq!(spec.kms_key_id, None);
         let encrypted = InstanceView {
             storage_encrypted: true,
             ..writer
         };
-        let spec = replica_spec(&encrypted, "web-db", Some(&old_primary()));
+        let spec = spec_of(&encrypted, Some(&old_primary()), None).unwrap();
         assert_eq!(
-            spec.kms_key_id.as_deref(),
-            Some("arn:aws:kms:ap-northeast-2:123456789012:key/k1")
+            (spec.kms_key_id.as_deref(), spec.kms_key_from.as_deref()),
+            (
+                Some("arn:aws:kms:ap-northeast-2:123456789012:key/k1"),
+                Some("web-db")
+            )
         );
-        let bare = replica_spec(&encrypted, "web-db", None);
+        // The plan's key wins over the replaced instance's.
+        let planned = "arn:aws:kms:ap-northeast-2:123456789012:key/plan";
+        let spec = spec_of(&encrypted, Some(&old_primary()), Some(planned)).unwrap();
         assert_eq!(
-            (bare.subnet_group, bare.kms_key_id, bare.placement_from),
+            (spec.kms_key_id.as_deref(), spec.kms_key_from.as_deref()),
+            (Some(planned), Some(VAR))
+        );
+        // Encrypted, no replaced instance, no key in the plan: refused, naming what to set.
+        let why = spec_of(&encrypted, None, None).unwrap_err();
+        assert!(
+            why.contains(VAR)
+                && why.contains("ap-northeast-2")
+                && why.contains("nothing was changed"),
+            "{why}"
+        );
+        let bare = spec_of(&encrypted, None, Some(planned)).unwrap();
+        assert_eq!(
+            (bare.subnet_group, bare.parameter_group, bare.placement_from),
             (None, None, None)
         );
+        assert!(
+            bare.not_copied[0].contains("RDS's defaults apply"),
+            "{:?}",
+            bare.not_copied
+        );
+        // Multi-AZ and storage type fall back to the writer's.
+        assert_eq!(bare.multi_az, None);
         let shown =
-            serde_json::to_value(replica_spec(&encrypted, "web-db", Some(&old_primary()))).unwrap();
+            serde_json::to_value(spec_of(&encrypted, Some(&old_primary()), None).unwrap()).unwrap();
         assert_eq!(shown["SourceDBInstanceIdentifier"], json!(DR_ARN));
         assert_eq!(shown["DBInstanceIdentifier"], json!("web-db"));
+        assert_eq!(shown["DBParameterGroupName"], json!("web-mysql80"));
+        assert_eq!(shown["MultiAZ"], json!(true));
         assert_eq!(
             instance_arn(DR_ARN, "ap-northeast-2", "web-db"),
             PRIMARY_ARN

@@ -89,7 +89,9 @@ pub fn check_target_replica(
             limit,
             format!("{target_id} is already the writer (promoted by this failover)"),
         ),
-        Verdict::Promote | Verdict::InProgress(_) | Verdict::Wait(_) => Check::pass(
+        // A status that passes on its own (backing-up, modifying, ...): promote-db start/status wait through it.
+        Verdict::Wait(why) => Check::warn("db.replica", seen, limit, why),
+        Verdict::Promote | Verdict::InProgress(_) => Check::pass(
             "db.replica",
             seen,
             limit,
@@ -138,6 +140,8 @@ pub fn check_replica_slot(
                 .then_some("allow_stale_writer");
             Check::fail("db.replica", seen, limit, name, overrides, why)
         }
+        // Something under way (a status that passes on its own, a replica being created): prepare waits.
+        ReplicaVerdict::Pending(why) => Check::warn("db.replica", seen, limit, why),
         v => Check::pass(
             "db.replica",
             seen,
@@ -348,7 +352,27 @@ mod tests {
             &none,
             now(),
         );
-        assert!(!c.passed && c.override_name.is_none(), "{c:?}");
+        // A backup window is not a refusal: the promotion waits through it.
+        assert!(
+            c.passed && c.warning && c.message.starts_with("will wait: waiting: web-db-replica"),
+            "{c:?}"
+        );
+        let full = InstanceView {
+            status: "storage-full".into(),
+            ..replica()
+        };
+        let c = check_target_replica(
+            Some(&full),
+            "web-db-replica",
+            "web-db",
+            "ap-northeast-2",
+            &none,
+            now(),
+        );
+        assert!(
+            !c.passed && !c.warning && c.message.contains("storage"),
+            "{c:?}"
+        );
         // A standalone instance without a promotion record: a stale writer, accepted only by allow_stale_writer.
         let standalone = InstanceView {
             replica_source: None,
@@ -451,6 +475,16 @@ mod tests {
         let c = check_replica_slot(&writer, Some(&stale), "web-db-replica", &none, now());
         assert!(
             !c.passed && c.override_name.as_deref() == Some("allow_stale_writer"),
+            "{c:?}"
+        );
+        // The writer in its backup window: prepare waits, a warning.
+        let backing_up = InstanceView {
+            status: "backing-up".into(),
+            ..writer
+        };
+        let c = check_replica_slot(&backing_up, None, "web-db-replica", &none, now());
+        assert!(
+            c.passed && c.warning && c.message.contains("backing-up"),
             "{c:?}"
         );
     }

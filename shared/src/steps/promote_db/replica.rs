@@ -5,14 +5,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::instance_status::{
+    StatusClass, classify, is_not_yet, is_transient, refusal_hint, waiting,
+};
+use super::promoted::{PromotedSaw, make_production_ready};
 use super::{
     AVAILABLE, LAG_MAX_AGE_SECONDS, LAG_WINDOW, PROMOTE_REQUESTED_TAG, PROMOTED_INSTANCE_TAG,
-    RPO_TAG, ReplicaLagSeen, STEP, SourcePeek, TRANSITIONAL, Verdict, describe_instance, hint,
-    lag_rule, peek_source_instance,
+    RPO_TAG, ReplicaLagSeen, STEP, SourcePeek, Verdict, describe_instance, hint, lag_rule,
+    peek_source_instance,
 };
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::plan::Mode;
 use crate::runtime::Context;
 use crate::step::{Action, Overrides, StepInput, StepReport};
@@ -65,22 +69,17 @@ pub fn decide_promotion(
                 }
                 _ => Verdict::Promote,
             },
-            "backing-up" => Verdict::Refuse(format!(
-                "read replica {id} is backing-up and AWS cannot promote a replica while it backs up: wait for the \
-                 backup to finish (move the replica's backup window away from failover hours) and re-run"
+            s if is_transient(s) && v.promotion_record().is_some() => Verdict::InProgress(format!(
+                "promotion of {id} requested; status {s}, still a replica of {source}: waiting for it to finish \
+                     (or, if AWS did not take the request, for available to ask again)"
             )),
-            s if TRANSITIONAL.contains(&s) && v.promotion_record().is_some() => {
-                Verdict::InProgress(format!(
-                    "promotion of {id} requested; status {s}, still a replica of {source}"
-                ))
+            s if is_transient(s) => {
+                Verdict::Wait(waiting(id, &v.region, s, "promote-db promotes it"))
             }
-            s if TRANSITIONAL.contains(&s) => Verdict::Wait(format!(
-                "read replica {id} is {s}; PromoteReadReplica needs it available. If it stays {s}, check its \
-                 pending modifications and events in the RDS console"
-            )),
             s => Verdict::Refuse(format!(
-                "read replica {id} is {s}, a status from which it cannot be promoted: check the instance and its \
-                 events in the RDS console ({})",
+                "read replica {id} is {s}, a status from which it cannot be promoted ({}): check the instance and \
+                 its events in the RDS console ({})",
+                refusal_hint(s),
                 v.region
             )),
         };
@@ -108,16 +107,16 @@ pub fn decide_promotion(
             v.region
         ));
     }
-    match status {
-        AVAILABLE => Verdict::AlreadyWriter,
-        s if TRANSITIONAL.contains(&s) || s == "backing-up" => {
-            // A promotion ends with a reboot and an automated backup.
-            Verdict::InProgress(format!(
-                "{id} is no longer a replica; status {s}, waiting for available"
-            ))
-        }
-        s => Verdict::Refuse(format!(
-            "DB instance {id} is {s}: it cannot take writes. Check the instance and its events in the RDS console ({})",
+    match classify(status) {
+        StatusClass::Available => Verdict::AlreadyWriter,
+        // A promotion ends with a reboot and an automated backup.
+        StatusClass::Transient => Verdict::InProgress(format!(
+            "{id} is no longer a replica; status {status}, waiting for available"
+        )),
+        StatusClass::Refusal => Verdict::Refuse(format!(
+            "DB instance {id} is {status}: it cannot take writes ({}). Check the instance and its events in the RDS \
+             console ({})",
+            refusal_hint(status),
             v.region
         )),
     }
@@ -150,8 +149,18 @@ struct PromotionSaw<'a> {
     source: Option<SourcePeek>,
     #[serde(skip_serializing_if = "Option::is_none")]
     decision: Option<&'static str>,
+    /// Production-ready after promotion (the plan's class / Multi-AZ): see [`super::promoted`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promoted: Option<PromotedSaw>,
 }
 
+/// `start` and `status` of an RDS promotion. `status` is start's continuation (the flow's StartThenStatus loop):
+/// while the target is not writable it observes and decides exactly as `start` does — so a promotion that `start`
+/// could not ask for yet (the replica was backing-up, or AWS answered InvalidDBInstanceState) is asked for by the
+/// first `status` that finds the replica available, under the same lag rule and overrides. Asking twice is
+/// prevented by the promotion record: a replica whose promotion runs shows a transient status with the record
+/// (in progress, nothing sent). Once the target is writable, the call makes it production-ready (the plan's class
+/// and Multi-AZ, [`super::promoted`]) and is done.
 pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let target = input.direction.target();
     let region = &ctx.plan.region(target).region;
@@ -159,6 +168,9 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     let clients = ctx.aws.region(target);
     let mut report = StepReport::begin(STEP, input);
     let now = Utc::now();
+    let action = input.action.as_str();
+    let want = &ctx.plan.region(target).db;
+    let variable_prefix = format!("PILOTLIGHT_{}", target.as_str().to_ascii_uppercase());
 
     let view = describe_instance(
         &clients.rds,
@@ -180,6 +192,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         overrides: input.overrides.granted(),
         source: None,
         decision: None,
+        promoted: None,
     };
     if view.promote_requested_at.is_some() && view.promotion_record().is_none() {
         saw.note_record = Some(format!(
@@ -197,42 +210,41 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         );
     }
 
-    if input.action == Action::Status {
+    if input.action == Action::Status && view.writable() {
         report.rpo_seconds = view.recorded_rpo_seconds();
+        saw.promoted = make_production_ready(
+            &clients.rds,
+            &view,
+            want,
+            &variable_prefix,
+            input.dry_run,
+            &mut report,
+        )
+        .await;
+        let note = saw
+            .promoted
+            .as_ref()
+            .map(|p| p.summary(input.dry_run))
+            .unwrap_or_default();
         report.record_saw(&saw);
-        let message = if view.writable() {
-            format!("{instance} in {region} is writable (status available, not a read replica)")
-        } else if view.is_replica() {
+        return Ok(report.finish(
+            true,
             format!(
-                "{instance} in {region} is not writable yet: status {}, still a read replica of {}{}",
-                view.status,
-                view.replica_source.as_deref().unwrap_or_default(),
-                if view.promotion_record().is_none() {
-                    "; no promotion was requested (run start)"
-                } else {
-                    ""
-                }
-            )
-        } else {
-            format!(
-                "{instance} in {region} is not writable yet: status {}",
-                view.status
-            )
-        };
-        // Dry-run never waits (docs/contract.md): the report still says whether it is writable.
-        let done = input.dry_run || view.writable();
-        return Ok(report.finish(done, message));
+                "{instance} in {region} is writable (status available, not a read replica){note}"
+            ),
+        ));
     }
 
-    // The lag only matters (and is only reported) while the instance is still a replica.
-    let lag = if view.is_replica() {
+    // The lag only matters (and is only reported) while the instance is still a replica that could be promoted now
+    // (start always reads it: its report states the RPO basis even when it waits).
+    let lag = if view.is_replica() && (input.action == Action::Start || view.status == AVAILABLE) {
         replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW).await?
     } else {
         None
     };
     let seen = ReplicaLagSeen::of(lag, now);
     let estimate = seen.seconds;
-    if view.is_replica() {
+    if view.is_replica() && (input.action == Action::Start || view.status == AVAILABLE) {
         saw.rpo_rule = Some(
             match (
                 input.mode,
@@ -251,7 +263,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         saw.replica_lag = Some(seen);
         saw.max_replica_lag_seconds = Some(ctx.plan.max_replica_lag_seconds);
     }
-    if input.mode == Mode::Graceful {
+    if input.mode == Mode::Graceful && input.action == Action::Start {
         saw.source = Some(peek_source_instance(ctx, input.direction.source()).await);
     }
 
@@ -264,24 +276,48 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         now,
     );
     saw.decision = Some(verdict.name());
-    report.record_saw(&saw);
     match verdict {
-        Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
-        Verdict::Wait(reason) => Err(Error::new(
-            ErrorKind::Transient,
-            format!("{STEP}: {reason}"),
-        )),
+        Verdict::Refuse(reason) => {
+            report.record_saw(&saw);
+            Err(Error::refused(format!("{STEP}: {action}: {reason}")))
+        }
+        Verdict::Wait(reason) => {
+            // Not yet: polled by the state machine (dry-run never waits, docs/contract.md).
+            report.record_saw(&saw);
+            Ok(if input.dry_run {
+                report.finish(true, format!("dry-run: would wait: {reason}"))
+            } else {
+                report.finish(false, reason)
+            })
+        }
         Verdict::AlreadyWriter => {
             report.rpo_seconds = view.recorded_rpo_seconds();
+            // start on a re-run: the flow moves on without a status call, so production-ready is made here too.
+            saw.promoted = make_production_ready(
+                &clients.rds,
+                &view,
+                want,
+                &variable_prefix,
+                input.dry_run,
+                &mut report,
+            )
+            .await;
+            let note = saw
+                .promoted
+                .as_ref()
+                .map(|p| p.summary(input.dry_run))
+                .unwrap_or_default();
+            report.record_saw(&saw);
             Ok(report.finish(
                 true,
                 format!(
-                    "{instance} in {region} is already the writer (available, not a read replica)"
+                    "{instance} in {region} is already the writer (available, not a read replica){note}"
                 ),
             ))
         }
         Verdict::InProgress(reason) => {
             report.rpo_seconds = view.recorded_rpo_seconds();
+            report.record_saw(&saw);
             Ok(report.finish(input.dry_run, reason))
         }
         Verdict::Promote => {
@@ -295,7 +331,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
             report.change(
                 &view.arn,
                 "tags (AddTagsToResource)",
-                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(|t| rfc3339(t, SecondsFormat::Millis)), RPO_TAG: view.recorded_rpo, PROMOTED_INSTANCE_TAG: view.promoted_instance }),
+                json!({ PROMOTE_REQUESTED_TAG: view.promote_requested_at.map(|t| rfc3339(t, SecondsFormat::Millis)), RPO_TAG: view.recorded_rpo, PROMOTED_INSTANCE_TAG: view.arn }),
                 json!({ PROMOTE_REQUESTED_TAG: requested_at, RPO_TAG: rpo, PROMOTED_INSTANCE_TAG: view.arn }),
             );
             report.change(
@@ -315,13 +351,30 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
                 None => "replica lag unknown".to_string(),
             };
             if input.dry_run {
+                // What would follow the promotion, judged on the replica as it is now.
+                saw.promoted = make_production_ready(
+                    &clients.rds,
+                    &view,
+                    want,
+                    &variable_prefix,
+                    true,
+                    &mut report,
+                )
+                .await;
+                let note = saw
+                    .promoted
+                    .as_ref()
+                    .map(|p| p.summary(true))
+                    .unwrap_or_default();
+                report.record_saw(&saw);
                 return Ok(report.finish(
                     true,
                     format!(
-                        "dry-run: would promote read replica {instance} in {region} ({lag_note})"
+                        "dry-run: would promote read replica {instance} in {region} ({lag_note}){note}"
                     ),
                 ));
             }
+            report.record_saw(&saw);
             // Record first (see the module documentation), then promote.
             add_tags(
                 &clients.rds,
@@ -339,15 +392,31 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
                     "check the promote-db role's rds:AddTagsToResource permission",
                 )
             })?;
-            promote_read_replica(&clients.rds, instance).await.map_err(|e| {
-                if e.aws_code.as_deref() == Some("InvalidDBInstanceState") {
-                    // The state changed since it was read: a re-run observes it again and decides.
-                    Error::new(ErrorKind::Transient, format!("{STEP}: {}; the instance changed state, retrying re-reads it", e.message))
-                } else {
-                    hint(e, format!("check read replica {instance} in {region} in the RDS console and the promote-db role's rds:PromoteReadReplica permission"))
+            if let Err(e) = promote_read_replica(&clients.rds, instance).await {
+                if !is_not_yet(&e) {
+                    return Err(hint(
+                        e,
+                        format!(
+                            "check read replica {instance} in {region} in the RDS console and the promote-db role's rds:PromoteReadReplica permission"
+                        ),
+                    ));
                 }
-            })?;
-            Ok(report.finish(false, format!("promotion of read replica {instance} in {region} requested ({lag_note}); poll status until writable")))
+                // The state changed since it was read (a backup started): not yet. The next status re-reads it and
+                // asks again once it is available (on AWS the replica keeps its read-replication status info, so
+                // the record alone does not make it look promoted).
+                if let Some(c) = report.changes.last_mut() {
+                    c.applied = false;
+                }
+                return Ok(report.finish(
+                    false,
+                    format!(
+                        "waiting: AWS did not take the promotion of {instance} in {region} yet ({}): the instance \
+                         changed state since it was read; status asks again once it is available",
+                        e.message
+                    ),
+                ));
+            }
+            Ok(report.finish(false, format!("promotion of read replica {instance} in {region} requested by {action} ({lag_note}); poll status until writable")))
         }
     }
 }
@@ -381,6 +450,7 @@ pub(super) mod tests {
             security_groups: vec!["sg-0123".into()],
             storage_encrypted: false,
             kms_key_id: None,
+            settings: Default::default(),
         }
     }
 
@@ -522,42 +592,43 @@ pub(super) mod tests {
         assert_eq!(decide(&replica(), Some(900.0), true), Verdict::Promote);
     }
 
-    // The emulators cannot put an instance in backing-up (or any status but available), so these statuses are tested
-    // here.
+    // Every documented status through the promotion decision (the faultproxy's db-status mode shows backing-up
+    // end to end: tests/promote_db.rs).
     #[test]
-    fn backing_up_replica_is_refused_with_the_reason() {
-        let v = InstanceView {
-            status: "backing-up".into(),
-            ..replica()
-        };
-        match decide(&v, Some(1.0), true) {
-            Verdict::Refuse(r) => assert!(
-                r.contains("web-db-replica is backing-up") && r.contains("cannot promote"),
-                "{r}"
-            ),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn transitional_replica_waits_and_broken_one_is_refused() {
-        let v = InstanceView {
-            status: "modifying".into(),
-            ..replica()
-        };
-        assert!(matches!(decide(&v, None, false), Verdict::Wait(r) if r.contains("modifying")));
-        for s in [
-            "storage-full",
-            "creating",
-            "failed",
-            "incompatible-parameters",
-        ] {
+    fn a_replica_in_a_transient_status_waits_and_one_in_a_refusal_status_is_refused() {
+        use crate::steps::promote_db::instance_status::{REFUSALS, TRANSIENT};
+        for s in TRANSIENT {
             let v = InstanceView {
-                status: s.into(),
+                status: (*s).into(),
+                ..replica()
+            };
+            // Even a forced run waits: an override accepts a risk, it does not make AWS promote a busy replica.
+            for force in [false, true] {
+                match decide(&v, Some(1.0), force) {
+                    Verdict::Wait(r) => assert!(
+                        r.starts_with(&format!("waiting: web-db-replica in ap-northeast-1 is {s}")),
+                        "{r}"
+                    ),
+                    other => panic!("{s}: {other:?}"),
+                }
+            }
+            // With a promotion record it is the promotion running (AWS: modifying -> rebooting -> available).
+            let requested = InstanceView {
+                promote_requested_at: Some(now()),
+                ..v
+            };
+            assert!(
+                matches!(decide(&requested, None, false), Verdict::InProgress(_)),
+                "{s}"
+            );
+        }
+        for s in REFUSALS.iter().chain(&["something-new"]) {
+            let v = InstanceView {
+                status: (*s).into(),
                 ..replica()
             };
             assert!(
-                matches!(decide(&v, None, false), Verdict::Refuse(r) if r.contains(s)),
+                matches!(decide(&v, Some(1.0), true), Verdict::Refuse(r) if r.contains(s) && r.contains("cannot be promoted")),
                 "{s}"
             );
         }
