@@ -1327,7 +1327,10 @@ mod tests {
             assert_eq!(next["Parameters"].get("detail.$"), None, "{name}");
             assert_eq!(next["Parameters"]["detail"]["branches.$"], result, "{name}");
         }
-        assert!(seen >= 1, "the reprotect milestone (pilot light restored) expected");
+        assert!(
+            seen >= 1,
+            "the reprotect milestone (pilot light restored) expected"
+        );
     }
 
     /// Issue #10: the preflight runs before the approval gate and before every flow; findings pause (on the same

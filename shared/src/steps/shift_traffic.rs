@@ -77,7 +77,12 @@ impl StepEvent for ShiftTrafficInput {
         StepInput::parse_with(
             STEP,
             payload,
-            &[Action::Drain, Action::Preflight, Action::Fence, Action::Restore],
+            &[
+                Action::Drain,
+                Action::Preflight,
+                Action::Fence,
+                Action::Restore,
+            ],
         )
         .map(ShiftTrafficInput)
     }

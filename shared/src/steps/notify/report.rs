@@ -623,7 +623,11 @@ mod tests {
                 .contains("fence phase failed (crashed)")
         );
         assert_eq!(r.outcome, "degraded");
-        assert!(r.warnings.is_empty(), "said once, by the fence report: {:?}", r.warnings);
+        assert!(
+            r.warnings.is_empty(),
+            "said once, by the fence report: {:?}",
+            r.warnings
+        );
         // No fence phase (failback): nothing about fencing.
         assert!(build("e", &base, &StepHistory::NotRead).fence.is_none());
     }
