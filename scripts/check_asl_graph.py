@@ -25,7 +25,8 @@ branch / Map processor (each is its own scope: transitions cannot leave it), fai
     terminal state (Succeed, Fail, End: true) can be reached;
   * a Choice without Default (unmatched input would fail with States.NoChoiceMatched);
   * an unbounded loop: every cycle must pass through a Choice with a rule whose target lies outside the
-    cycle and from which every path ends in a Fail state (the poll-limit guard), and that rule must be an
+    cycle and from which every path ends in a Fail state (the poll-limit guard) or that records the failure in
+    $.degraded.<key> (a best-effort phase's poll limit: the run goes on, warned), and that rule must be an
     upper bound (NumericGreaterThan[Equals][Path]) on a Variable that a Pass state on the same cycle
     increments (Parameters "<key>.$": "States.MathAdd(<that Variable>, n>0)" with ResultPath + key = it);
   * a Task without a non-empty Retry;
@@ -243,6 +244,11 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
         ends = [n for n in region if is_terminal(states[n])]
         return bool(ends) and all(states[n].get("Type") == "Fail" for n in ends)
 
+    # A poll limit may also end a best-effort phase: the exit records the failure in $.degraded.<key> (the
+    # report's warning) and the flow goes on, so the run succeeds warned (flow::OnFailure::Degrade).
+    def records_degraded(start: str) -> bool:
+        return str(states[start].get("ResultPath", "")).startswith("$.degraded.")
+
     components = sccs(graph)
     comp_of = {n: i for i, comp in enumerate(components) for n in comp}
 
@@ -265,7 +271,8 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
             continue
         for i, rule in enumerate(state.get("Choices") or []):
             target = rule.get("Next")
-            if not (target in states and comp_of.get(target) != comp_of.get(name) and only_fails(target)):
+            if not (target in states and comp_of.get(target) != comp_of.get(name)
+                    and (only_fails(target) or records_degraded(target))):
                 continue
             # The exit must be an upper bound on a counter that a Pass on the same loop increments; otherwise the
             # exit may never be taken.
@@ -292,7 +299,8 @@ def check_scope(scope: Scope, errors: list[str], notes: list[str], scopes: list[
         if len(comp) > 1 or any(n in unguarded[n] for n in comp):
             errors.append(
                 f"{scope.name}: unbounded loop through [{', '.join(sorted(comp))}]: no Choice on it exits, on an "
-                "upper bound of a counter a Pass on the loop increments, to a path that ends in a Fail state"
+                "upper bound of a counter a Pass on the loop increments, to a path that ends in a Fail state or records "
+                "$.degraded"
             )
     tasks = sum(1 for s in states.values() if s.get("Type") == "Task")
     notes.append(f"{scope.name}: {len(states)} states, {tasks} tasks, {loops} loop(s), all targets/reachability checked")
