@@ -1230,3 +1230,94 @@ async fn aurora_invalid_cluster_state_is_not_yet_and_status_fails_over_under_the
         "asked once more, not again"
     );
 }
+
+// Wait, don't fail, for a graceful switchover: the global cluster is modifying for its first three reads (the
+// faultproxy's db-status mode with global_cluster, which also answers InvalidGlobalClusterStateFault to a switch of it
+// meanwhile, as AWS does). preflight says "will wait" (passed, a warning); start and the first status report "not
+// yet" (done false, no error, nothing sent); the next status finds it available and asks for the switchover itself;
+// the one after sees the target writing.
+#[tokio::test]
+async fn aurora_global_cluster_modifying_is_waited_for_and_status_switches_over_once_available() {
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg-busy").await;
+    let proxy = FaultProxy::start(&common::ministack_url());
+    proxy.set_rules(
+        json!([{"fault": "db-status", "global_cluster": g.id, "status": "modifying", "times": 3}]),
+    );
+    let mut ctx = aurora_context(&config, &g);
+    dr_rds_through(&mut ctx, &proxy);
+    let graceful = |action: &str| {
+        event(
+            "promote-db-start.json",
+            &[("mode", json!("graceful")), ("action", json!(action))],
+        )
+    };
+    let waiting = format!("waiting: global cluster {} is modifying", g.id);
+
+    let preflight = invoke(handle, &ctx, graceful("preflight")).await.unwrap();
+    let checks = preflight["saw"]["checks"].as_array().unwrap();
+    let member = checks
+        .iter()
+        .find(|c| c["check"] == "db.global-member")
+        .unwrap();
+    assert_eq!(member["passed"], json!(true), "{member:#}");
+    assert_eq!(member["warning"], json!(true), "{member:#}");
+    assert!(
+        member["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("will wait: {waiting}")),
+        "{member:#}"
+    );
+
+    for action in ["start", "status"] {
+        let report = invoke(handle, &ctx, graceful(action)).await.unwrap();
+        assert_eq!(report["done"], json!(false), "{action}: {report:#}");
+        assert_eq!(report["saw"]["decision"], json!("wait"), "{action}");
+        assert!(
+            report["message"].as_str().unwrap().starts_with(&waiting),
+            "{action}: {report:#}"
+        );
+        assert_eq!(report["changes"], json!([]), "{action}");
+    }
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 0);
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.primary_arn.as_str())
+    );
+
+    // The modification is over: status observes it available and asks for the switchover itself.
+    let switching = invoke(handle, &ctx, graceful("status")).await.unwrap();
+    assert_eq!(
+        switching["saw"]["decision"],
+        json!("promote"),
+        "{switching:#}"
+    );
+    assert!(
+        switching["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("SwitchoverGlobalCluster to ")
+            && switching["message"]
+                .as_str()
+                .unwrap()
+                .contains("requested by status"),
+        "{switching:#}"
+    );
+    assert_eq!(switching["rpo_seconds"], json!(0.0));
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 1);
+
+    let done = invoke(handle, &ctx, graceful("status")).await.unwrap();
+    assert_eq!(done["done"], json!(true), "{done:#}");
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.dr_arn.as_str())
+    );
+    // Asked once, and nothing was ever refused by the (emulated) busy global cluster.
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 1);
+    assert!(
+        proxy.requests().iter().all(|r| r["status"] == json!(200)),
+        "{:#?}",
+        proxy.requests()
+    );
+}
