@@ -410,11 +410,30 @@ async fn aurora_ungraceful_fails_over_with_data_loss_allowed_and_status_follows_
     )
     .await;
 
-    let before = invoke(handle, &ctx, common::event("promote-db-status.json"))
-        .await
-        .unwrap();
-    assert_eq!(before["done"], json!(false), "{before:#}");
-    assert_eq!(before["saw"]["target_is_writer"], json!(false));
+    // A dry-run status (start's continuation) says what it would do and changes nothing.
+    let before = invoke(
+        handle,
+        &ctx,
+        event("promote-db-status.json", &[("dry_run", json!(true))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        before["saw"]["target_is_writer"],
+        json!(false),
+        "{before:#}"
+    );
+    assert!(
+        before["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry-run: would call FailoverGlobalCluster"),
+        "{before:#}"
+    );
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.primary_arn.as_str())
+    );
 
     let started = invoke(handle, &ctx, common::event("promote-db-start.json"))
         .await
@@ -1110,5 +1129,195 @@ async fn a_failed_production_modify_is_a_warning_and_the_promotion_is_done() {
         db.db_instance_class(),
         Some("db.t3.micro"),
         "nothing was changed"
+    );
+}
+
+// Wait, don't fail, for Aurora: AWS answers InvalidDBClusterStateFault to the first FailoverGlobalCluster (a member
+// cluster changed state since it was read), as it does while a cluster is backing up or being modified. start reports
+// "not yet" (done false, no error, the change not applied); status is start's continuation and applies the same lag
+// gate: without the override the lag above the maximum is refused (nothing sent), with it status asks for the
+// failover itself; the next status sees the target writing.
+#[tokio::test]
+async fn aurora_invalid_cluster_state_is_not_yet_and_status_fails_over_under_the_lag_gate() {
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg-wait").await;
+    let proxy = FaultProxy::start(&common::ministack_url());
+    proxy.set_rules(json!([{"service": "rds", "operation": "FailoverGlobalCluster", "fault": "throttle",
+        "code": "InvalidDBClusterStateFault", "message": "DB cluster is not in available state.", "times": 1}]));
+    let mut ctx = aurora_context(&config, &g);
+    dr_rds_through(&mut ctx, &proxy);
+    // Fresh, above the plan's 300 s: 900 s (900 000 ms), accepted by allow_replica_lag.
+    put_global_lag_at(
+        &config,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        900_000.0,
+        SystemTime::now(),
+    )
+    .await;
+    let allow = json!({"allow_replica_lag": true});
+
+    let started = start_with(&ctx, allow.clone()).await.unwrap();
+    assert_eq!(started["done"], json!(false), "{started:#}");
+    assert!(
+        started["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting: AWS did not take the FailoverGlobalCluster"),
+        "{started:#}"
+    );
+    assert_eq!(
+        started["changes"][0]["applied"],
+        json!(false),
+        "{started:#}"
+    );
+    assert_eq!(count(&proxy, "FailoverGlobalCluster"), 1);
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.primary_arn.as_str())
+    );
+
+    // status without the override: the lag gate applies, nothing is sent.
+    let err = invoke(handle, &ctx, common::event("promote-db-status.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(err.message.contains("allow_replica_lag"), "{err}");
+    assert_eq!(count(&proxy, "FailoverGlobalCluster"), 1);
+
+    let status = |overrides: Value| {
+        invoke(
+            handle,
+            &ctx,
+            event("promote-db-status.json", &[("overrides", overrides)]),
+        )
+    };
+    let promoting = status(allow.clone()).await.unwrap();
+    assert_eq!(
+        promoting["saw"]["decision"],
+        json!("promote"),
+        "{promoting:#}"
+    );
+    assert_eq!(promoting["done"], json!(false));
+    assert!(
+        promoting["message"]
+            .as_str()
+            .unwrap()
+            .contains("requested by status"),
+        "{promoting:#}"
+    );
+    assert_eq!(promoting["changes"][0]["applied"], json!(true));
+    assert_eq!(promoting["rpo_seconds"], json!(900.0));
+    assert!(
+        promoting["saw"]["rpo_rule"]
+            .as_str()
+            .unwrap()
+            .contains("accepted by allow_replica_lag"),
+        "{promoting:#}"
+    );
+    assert_eq!(count(&proxy, "FailoverGlobalCluster"), 2);
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.dr_arn.as_str())
+    );
+
+    let done = status(allow).await.unwrap();
+    assert_eq!(done["done"], json!(true), "{done:#}");
+    assert_eq!(done["saw"]["target_is_writer"], json!(true));
+    assert_eq!(
+        count(&proxy, "FailoverGlobalCluster"),
+        2,
+        "asked once more, not again"
+    );
+}
+
+// Wait, don't fail, for a graceful switchover: the global cluster is modifying for its first three reads (the
+// faultproxy's db-status mode with global_cluster, which also answers InvalidGlobalClusterStateFault to a switch of it
+// meanwhile, as AWS does). preflight says "will wait" (passed, a warning); start and the first status report "not
+// yet" (done false, no error, nothing sent); the next status finds it available and asks for the switchover itself;
+// the one after sees the target writing.
+#[tokio::test]
+async fn aurora_global_cluster_modifying_is_waited_for_and_status_switches_over_once_available() {
+    let config = common::sdk_config_at(&common::ministack_url()).await;
+    let g = seed_global(&config, "plg-busy").await;
+    let proxy = FaultProxy::start(&common::ministack_url());
+    proxy.set_rules(
+        json!([{"fault": "db-status", "global_cluster": g.id, "status": "modifying", "times": 3}]),
+    );
+    let mut ctx = aurora_context(&config, &g);
+    dr_rds_through(&mut ctx, &proxy);
+    let graceful = |action: &str| {
+        event(
+            "promote-db-start.json",
+            &[("mode", json!("graceful")), ("action", json!(action))],
+        )
+    };
+    let waiting = format!("waiting: global cluster {} is modifying", g.id);
+
+    let preflight = invoke(handle, &ctx, graceful("preflight")).await.unwrap();
+    let checks = preflight["saw"]["checks"].as_array().unwrap();
+    let member = checks
+        .iter()
+        .find(|c| c["check"] == "db.global-member")
+        .unwrap();
+    assert_eq!(member["passed"], json!(true), "{member:#}");
+    assert_eq!(member["warning"], json!(true), "{member:#}");
+    assert!(
+        member["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("will wait: {waiting}")),
+        "{member:#}"
+    );
+
+    for action in ["start", "status"] {
+        let report = invoke(handle, &ctx, graceful(action)).await.unwrap();
+        assert_eq!(report["done"], json!(false), "{action}: {report:#}");
+        assert_eq!(report["saw"]["decision"], json!("wait"), "{action}");
+        assert!(
+            report["message"].as_str().unwrap().starts_with(&waiting),
+            "{action}: {report:#}"
+        );
+        assert_eq!(report["changes"], json!([]), "{action}");
+    }
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 0);
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.primary_arn.as_str())
+    );
+
+    // The modification is over: status observes it available and asks for the switchover itself.
+    let switching = invoke(handle, &ctx, graceful("status")).await.unwrap();
+    assert_eq!(
+        switching["saw"]["decision"],
+        json!("promote"),
+        "{switching:#}"
+    );
+    assert!(
+        switching["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("SwitchoverGlobalCluster to ")
+            && switching["message"]
+                .as_str()
+                .unwrap()
+                .contains("requested by status"),
+        "{switching:#}"
+    );
+    assert_eq!(switching["rpo_seconds"], json!(0.0));
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 1);
+
+    let done = invoke(handle, &ctx, graceful("status")).await.unwrap();
+    assert_eq!(done["done"], json!(true), "{done:#}");
+    assert_eq!(
+        writer(&config, &g.id).await.as_deref(),
+        Some(g.dr_arn.as_str())
+    );
+    // Asked once, and nothing was ever refused by the (emulated) busy global cluster.
+    assert_eq!(count(&proxy, "SwitchoverGlobalCluster"), 1);
+    assert!(
+        proxy.requests().iter().all(|r| r["status"] == json!(200)),
+        "{:#?}",
+        proxy.requests()
     );
 }

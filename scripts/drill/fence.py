@@ -4,6 +4,7 @@ and, once the region answers again, the fence command (`{"command": "fence"}` to
 
 import json
 
+from .aurora import db_view as aurora_db_view
 from .console import kv, phase, say
 from .follow import follow
 from .report import find_report, show
@@ -31,19 +32,30 @@ def primary_fenced_state(d):
     rds = d.client("rds", region)
     inst = rds.describe_db_instances(DBInstanceIdentifier=d.seeded["db"]["primary"])["DBInstances"][0]
     tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=inst["DBInstanceArn"])["TagList"]}
-    asg = d.client("autoscaling", region).describe_auto_scaling_groups(
+    return (inst["DBInstanceStatus"], tags.get(FENCED_AT_TAG), *primary_asg_state(d))
+
+
+def primary_asg_state(d):
+    """(ASG min/desired/max, recorded capacity tag) of the primary, read back."""
+    asg = d.client("autoscaling", d.primary).describe_auto_scaling_groups(
         AutoScalingGroupNames=[d.seeded["primary"]["asg"]])["AutoScalingGroups"][0]
     recorded = next((t["Value"] for t in asg.get("Tags", []) if t["Key"] == FENCED_CAPACITY_TAG), None)
-    return (inst["DBInstanceStatus"], tags.get(FENCED_AT_TAG), (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]),
-            recorded)
+    return (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]), recorded
 
 
 def check_fenced(d, check, where):
-    status, fenced_at, capacity, recorded = primary_fenced_state(d)
     c = d.plan["primary"]["capacity"]
     seeded = f"{c['min']}/{c['desired']}/{c['max']}"
-    check(status in ("stopped", "stopping") and fenced_at,
-          f"{where}: the old writer {d.seeded['db']['primary']} is stopped (status {status}, fenced-at {fenced_at})")
+    if d.args.aurora:
+        # Aurora: AWS fences the old writer (FailoverGlobalCluster makes it a read-only secondary); the ASG as below.
+        old = aurora_db_view(d, "primary")
+        check(old["member"] and not old["writer"],
+              f"{where}: the old writer cluster {old['instance']} is no longer the writer of {old['global_cluster']}")
+        capacity, recorded = primary_asg_state(d)
+    else:
+        status, fenced_at, capacity, recorded = primary_fenced_state(d)
+        check(status in ("stopped", "stopping") and fenced_at,
+              f"{where}: the old writer {d.seeded['db']['primary']} is stopped (status {status}, fenced-at {fenced_at})")
     check(capacity == (0, 0, 0) and recorded == seeded,
           f"{where}: primary ASG at 0/0/0 (is {'/'.join(map(str, capacity))}) with its capacity {seeded} recorded "
           f"({FENCED_CAPACITY_TAG}={recorded})")

@@ -213,6 +213,35 @@ def checks(p):
     rds.delete_db_instance(DBInstanceIdentifier=other, SkipFinalSnapshot=True)
     rds.delete_db_instance(DBInstanceIdentifier=db, SkipFinalSnapshot=True)
 
+    # db-status with global_cluster: an Aurora global cluster shows a transient status for 2 reads; meanwhile AWS
+    # refuses a switchover / failover of it with InvalidGlobalClusterStateFault.
+    gc, gc_other = f"fp-global-{RUN}", f"fp-global-other-{RUN}"
+    for g in (gc, gc_other):
+        rds.create_global_cluster(GlobalClusterIdentifier=g, Engine="aurora-postgresql")
+    status, body = http(f"{p.url}/_faultproxy/rules", "POST", {"rules": [
+        {"fault": "db-status", "db_instance": db, "global_cluster": gc, "status": "modifying", "times": 1}]})
+    check("admin refuses db-status naming both db_instance and global_cluster", status == 400, body)
+    p.rules({"fault": "db-status", "global_cluster": gc, "status": "modifying", "times": 2})
+    listed = {g["GlobalClusterIdentifier"]: g["Status"] for g in rds.describe_global_clusters()["GlobalClusters"]}
+    check("db-status global_cluster: a listing shows only that global cluster modifying (read 1 of 2)",
+          listed.get(gc) == "modifying" and listed.get(gc_other) == "available", listed)
+    arn = f"arn:aws:rds:us-east-1:123456789012:cluster:fp-{RUN}"
+    expect_error("db-status global_cluster: SwitchoverGlobalCluster meanwhile -> 400 InvalidGlobalClusterStateFault",
+                 "InvalidGlobalClusterStateFault", 400,
+                 lambda: rds.switchover_global_cluster(GlobalClusterIdentifier=gc, TargetDbClusterIdentifier=arn))
+    expect_error("db-status global_cluster: FailoverGlobalCluster by ARN is refused too",
+                 "InvalidGlobalClusterStateFault", 400,
+                 lambda: rds.failover_global_cluster(
+                     GlobalClusterIdentifier=f"arn:aws:rds::123456789012:global-cluster:{gc}",
+                     TargetDbClusterIdentifier=arn, AllowDataLoss=True))
+    seen = [rds.describe_global_clusters(GlobalClusterIdentifier=gc)["GlobalClusters"][0]["Status"]
+            for _ in range(2)]
+    check("db-status global_cluster times:2: modifying once more, then available (the window closed)",
+          seen == ["modifying", "available"], seen)
+    p.reset()
+    for g in (gc, gc_other):
+        rds.delete_global_cluster(GlobalClusterIdentifier=g)
+
     # ------------------------------------------------------------ Auto Scaling (awsQuery)
     asg = client(p, "autoscaling", region="eu-west-1")
     asg.describe_auto_scaling_groups()

@@ -24,7 +24,10 @@ returned unchanged, unless a rule injects a fault for that request's service / r
                           ``SourceDBInstanceIdentifier``, id or ARN; tags excepted, AWS tags in any status) is
                           answered HTTP 400 ``InvalidDBInstanceState``, as AWS answers PromoteReadReplica /
                           ModifyDBInstance / CreateDBInstanceReadReplica on a busy instance. Once ``times`` answers
-                          were rewritten the window is closed and everything passes unchanged
+                          were rewritten the window is closed and everything passes unchanged. With
+                          ``global_cluster`` instead of ``db_instance``, an Aurora global cluster: its ``Status`` in
+                          DescribeGlobalClusters, and mutating calls naming its ``GlobalClusterIdentifier``
+                          (SwitchoverGlobalCluster, FailoverGlobalCluster, ...) answered ``InvalidGlobalClusterStateFault``
 
 The operation is identified the way the AWS protocols carry it: ``X-Amz-Target`` (awsJson), ``Action=`` in the
 form body or query (awsQuery, ec2), ``/service/<S>/operation/<Op>`` (smithy-rpc-v2-cbor), REST routes (Route 53,
@@ -51,6 +54,7 @@ import sys
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,7 +69,7 @@ UPSTREAM_TIMEOUT_S = 120.0
 FAULTS = {"throttle", "error500", "error503", "deny", "slow", "delay", "blackhole", "close", "reset", "rewrite",
           "db-status"}
 RULE_FIELDS = {"service", "region", "operation", "mutating", "fault", "delay_ms", "times", "after", "code",
-               "message", "find", "replace", "db_instance", "status"}
+               "message", "find", "replace", "db_instance", "global_cluster", "status"}
 # db-status: calls that work in any instance status (AWS tags a busy instance), never refused
 ANY_STATUS_OPERATIONS = {"AddTagsToResource", "RemoveTagsFromResource"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -181,13 +185,16 @@ def _check_rule(rule) -> dict:
     if rule["fault"] == "rewrite" and not (isinstance(rule.get("find"), str) and isinstance(rule.get("replace"), str)):
         raise BadRule("fault rewrite needs find and replace (strings)")
     if rule["fault"] == "db-status":
-        if not (isinstance(rule.get("db_instance"), str) and rule["db_instance"]
+        names = [k for k in ("db_instance", "global_cluster") if k in rule]
+        if not (len(names) == 1 and isinstance(rule[names[0]], str) and rule[names[0]]
                 and isinstance(rule.get("status"), str) and re.fullmatch(r"[a-z][a-z-]*", rule["status"])):
-            raise BadRule("fault db-status needs db_instance (an identifier) and status (e.g. backing-up)")
+            raise BadRule("fault db-status needs db_instance or global_cluster (an identifier, one of them) and "
+                          "status (e.g. backing-up)")
         if not isinstance(rule.get("times"), int) or rule["times"] < 1:
             raise BadRule("fault db-status needs times >= 1 (how many DescribeDBInstances answers show the status)")
         if set(rule) & {"service", "operation", "mutating", "after", "find", "replace", "delay_ms"}:
-            raise BadRule("fault db-status takes db_instance, status, times and optionally region, code, message")
+            raise BadRule("fault db-status takes db_instance or global_cluster, status, times and optionally region, "
+                          "code, message")
     return {**rule, "matched": 0, "applied": 0}
 
 
@@ -298,6 +305,37 @@ def names_instance(form: dict, instance: str) -> bool:
             if value == instance or value.endswith(f":db:{instance}"):
                 return True
     return False
+
+
+def names_global_cluster(form: dict, global_cluster: str) -> bool:
+    """Whether an awsQuery RDS request names the global cluster (identifier, or an ARN ending in :global-cluster:<id>)."""
+    return any(v == global_cluster or v.endswith(f":global-cluster:{global_cluster}")
+               for v in form.get("GlobalClusterIdentifier", []))
+
+
+def rewrite_global_status(body: bytes, global_cluster: str, status: str) -> tuple[bytes, bool]:
+    """DescribeGlobalClusters' answer with `global_cluster`'s own Status replaced (not its FailoverState's); whether
+    it was listed. Parsed, not matched: the list's items and the members' items share the tag GlobalClusterMember."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return body, False
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+
+    def q(tag):
+        return f"{{{ns}}}{tag}" if ns else tag
+
+    found = False
+    for clusters in root.iter(q("GlobalClusters")):
+        for cluster in clusters:
+            own = cluster.find(q("Status"))
+            if cluster.findtext(q("GlobalClusterIdentifier")) == global_cluster and own is not None:
+                own.text = status
+                found = True
+    if not found:
+        return body, False
+    ET.register_namespace("", ns)
+    return ET.tostring(root, encoding="utf-8"), True
 
 
 def rewrite_db_status(body: bytes, instance: str, status: str) -> tuple[bytes, bool]:
@@ -477,21 +515,27 @@ class Handler(BaseHTTPRequestHandler):
         return status
 
     def _db_status(self, rule, ident, body) -> int:
-        """fault db-status: rewrite the instance's status in DescribeDBInstances, refuse mutating calls on it."""
-        instance = rule["db_instance"]
+        """fault db-status: rewrite the instance's (global cluster's) status in DescribeDBInstances
+        (DescribeGlobalClusters), refuse mutating calls on it."""
         form = parse_qs(urlsplit(self.path).query)
         if self.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
             form.update(parse_qs(body.decode("utf-8", "replace")))
         op = ident["operation"]
-        if is_mutating(op) and op not in ANY_STATUS_OPERATIONS and names_instance(form, instance):
-            message = rule.get("message") or f"Instance {instance} is not in available state (it is {rule['status']})."
-            refusal = {"code": rule.get("code") or "InvalidDBInstanceState", "message": message}
+        if "global_cluster" in rule:
+            name, code, describe = rule["global_cluster"], "InvalidGlobalClusterStateFault", "DescribeGlobalClusters"
+            named, rewrite, what = names_global_cluster(form, name), rewrite_global_status, "Global cluster"
+        else:
+            name, code, describe = rule["db_instance"], "InvalidDBInstanceState", "DescribeDBInstances"
+            named, rewrite, what = names_instance(form, name), rewrite_db_status, "Instance"
+        if is_mutating(op) and op not in ANY_STATUS_OPERATIONS and named:
+            message = rule.get("message") or f"{what} {name} is not in available state (it is {rule['status']})."
+            refusal = {"code": rule.get("code") or code, "message": message}
             status, headers, payload = error_response("throttle", ident, refusal, self.headers.get("Content-Type", ""))
             self._send(status, headers, payload)
             return status
         status, headers, payload = self._forward(ident, body)
-        if op == "DescribeDBInstances" and status == 200:
-            payload, listed = rewrite_db_status(payload, instance, rule["status"])
+        if op == describe and status == 200:
+            payload, listed = rewrite(payload, name, rule["status"])
             if listed:
                 STATE.count_applied(rule)
         self._send(status, headers, payload)

@@ -162,7 +162,7 @@ pub enum Verdict {
     /// The change was made earlier and is still running: poll `status`.
     InProgress(String),
     /// The state is changing for another reason and passes on its own ([`instance_status`]): not yet. RDS reports
-    /// `done: false` ("waiting: ...") and the state machine polls again; Aurora still answers a Transient error.
+    /// `done: false` ("waiting: ...") and the state machine polls again (RDS replica and Aurora global database).
     Wait(String),
     /// The state forbids the step; an operator must look.
     Refuse(String),

@@ -7,18 +7,29 @@
 //! when at most LAG_MAX_AGE_SECONDS old, and [`lag_rule`] (the replica path's rule) lets it through within the
 //! plan's maximum or with `allow_replica_lag` / `allow_unknown_lag`. The preflight checks it first; `start` checks
 //! it again, since the lag may have changed during an approval wait.
+//!
+//! Wait, don't fail (docs/guarantees.md section 8): a global cluster in a status that passes on its own (modifying,
+//! upgrading, ..., [`classify_cluster`]) before a graceful switchover, and AWS's `InvalidDBClusterStateFault` /
+//! `InvalidGlobalClusterStateFault` answer to the switch call, are a "not yet": `done: false` ("waiting: ..."),
+//! nothing changed, and the state machine's poll loop calls `status`. `status` is start's continuation: until the
+//! target is the writer it decides exactly as `start` does (lag gate included), so it asks for the switch itself
+//! once the state clears. Asking twice is prevented by the global cluster's own record of a requested switch, its
+//! `FailoverState` (pending / switching-over / failing-over to the target: in progress, nothing sent).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use super::instance_status::{
+    StatusClass, classify_cluster, is_not_yet, refusal_hint, waiting_for,
+};
 use super::{
     AVAILABLE, LAG_WINDOW, ReplicaLagSeen, RpoBasis, STEP, Verdict, describe_global_cluster, hint,
     lag_rule,
 };
 use crate::aws::cloudwatch::{AURORA_REPLICATION_LAG, AURORA_RPO_LAG, GlobalDbLag, global_db_lag};
 use crate::aws::rds::{GlobalClusterView, failover_global_cluster, switchover_global_cluster};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::plan::{Mode, Side};
 use crate::runtime::Context;
 use crate::step::{Action, StepInput, StepReport};
@@ -79,8 +90,9 @@ impl GlobalClusterView {
     }
 }
 
-/// Decides what `start` does with an Aurora global database. Graceful waits for the global cluster to be
-/// available (a switchover needs both regions); ungraceful goes ahead whatever the failed region reports.
+/// Decides what `start` (and `status`, until the target writes) does with an Aurora global database. Graceful waits
+/// for the global cluster to be available (a switchover needs both regions), through a status that passes on its own;
+/// ungraceful goes ahead whatever the failed region reports (AWS may still answer the call with a "not yet").
 pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode) -> Verdict {
     let id = &g.global_cluster;
     let Some(member) = g.members.iter().find(|m| m.cluster_arn == target_arn) else {
@@ -108,7 +120,8 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
             ))
         } else if f.status == "cancelling" {
             Verdict::Wait(format!(
-                "a switchover/failover of {id} to {to} is being cancelled; retry when it is gone"
+                "waiting: a switchover/failover of global cluster {id} to {to} is being cancelled; promote-db switches \
+                 the writer once it is gone (polled by the state machine, bounded by max_polls)"
             ))
         } else {
             Verdict::Refuse(format!(
@@ -128,11 +141,19 @@ pub fn decide_global_switch(g: &GlobalClusterView, target_arn: &str, mode: Mode)
         };
     }
     if mode == Mode::Graceful && g.status != AVAILABLE {
-        return Verdict::Wait(format!(
-            "global cluster {id} is {}; a graceful switchover needs it available. If it stays so, check it in the RDS \
-             console or run ungraceful",
-            g.status
-        ));
+        let status = g.status.as_str();
+        return match classify_cluster(status) {
+            StatusClass::Transient => Verdict::Wait(waiting_for(
+                &format!("global cluster {id}"),
+                status,
+                "promote-db asks for the switchover",
+            )),
+            _ => Verdict::Refuse(format!(
+                "global cluster {id} is {status}, a status from which a graceful switchover cannot start ({}): check \
+                 it and its member clusters in the RDS console, or run ungraceful",
+                refusal_hint(status)
+            )),
+        };
     }
     Verdict::Promote
 }
@@ -164,6 +185,7 @@ pub(super) async fn switch_global_cluster(
 
     let g = describe_global_cluster(rds, region, global_cluster).await?;
     let ready = g.target_is_writer(target_arn);
+    let action = input.action.as_str();
     let mut saw = GlobalSwitchSaw {
         database: "aurora-global",
         global_cluster: &g,
@@ -176,22 +198,13 @@ pub(super) async fn switch_global_cluster(
         decision: None,
     };
 
-    if input.action == Action::Status {
+    // Status is start's continuation: done once the target writes; until then it decides as start does.
+    if input.action == Action::Status && ready {
         report.record_saw(&saw);
-        let message = if ready {
-            format!("{target_arn} is the writer of global cluster {global_cluster} (available)")
-        } else {
-            format!(
-                "{target_arn} is not the writer yet: writer {}, global cluster {}{}",
-                g.writer().unwrap_or("none"),
-                g.status,
-                g.failover
-                    .as_ref()
-                    .map(|f| format!(", switch {}", f.status))
-                    .unwrap_or_default()
-            )
-        };
-        return Ok(report.finish(input.dry_run || ready, message));
+        return Ok(report.finish(
+            true,
+            format!("{target_arn} is the writer of global cluster {global_cluster} (available)"),
+        ));
     }
 
     let mut verdict = decide_global_switch(&g, target_arn, input.mode);
@@ -225,11 +238,13 @@ pub(super) async fn switch_global_cluster(
     report.record_saw(&saw);
     let rpo_note = saw.rpo.rpo_rule.clone().unwrap_or_default();
     match verdict {
-        Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {reason}"))),
-        Verdict::Wait(reason) => Err(Error::new(
-            ErrorKind::Transient,
-            format!("{STEP}: {reason}"),
-        )),
+        Verdict::Refuse(reason) => Err(Error::refused(format!("{STEP}: {action}: {reason}"))),
+        // Not yet: polled by the state machine (dry-run never waits, docs/contract.md).
+        Verdict::Wait(reason) => Ok(if input.dry_run {
+            report.finish(true, format!("dry-run: would wait: {reason}"))
+        } else {
+            report.finish(false, reason)
+        }),
         Verdict::AlreadyWriter => Ok(report.finish(
             true,
             format!("{target_arn} is already the writer of global cluster {global_cluster}"),
@@ -259,16 +274,34 @@ pub(super) async fn switch_global_cluster(
                 Mode::Graceful => switchover_global_cluster(rds, global_cluster, target_arn).await,
                 Mode::Ungraceful => failover_global_cluster(rds, global_cluster, target_arn).await,
             };
-            sent.map_err(|e| {
-                hint(e, format!(
-                    "check global cluster {global_cluster} and member {target_arn} ({}) in the RDS console and the promote-db role's rds:{operation} permission",
-                    target.variable("DB_CLUSTER_ARN")
-                ))
-            })?;
+            if let Err(e) = sent {
+                if !is_not_yet(&e) {
+                    return Err(hint(
+                        e,
+                        format!(
+                            "check global cluster {global_cluster} and member {target_arn} ({}) in the RDS console and the promote-db role's rds:{operation} permission",
+                            target.variable("DB_CLUSTER_ARN")
+                        ),
+                    ));
+                }
+                // A member cluster or the global cluster changed state since it was read (a backup, a
+                // modification): not yet. The next status re-reads it and asks again, under the same rules.
+                if let Some(c) = report.changes.last_mut() {
+                    c.applied = false;
+                }
+                return Ok(report.finish(
+                    false,
+                    format!(
+                        "waiting: AWS did not take the {operation} of {global_cluster} to {target_arn} yet ({}): a \
+                         cluster changed state since it was read; status asks again once it is available",
+                        e.message
+                    ),
+                ));
+            }
             Ok(report.finish(
                 false,
                 format!(
-                    "{operation} to {target_arn} requested ({rpo_note}); poll status until it is the writer"
+                    "{operation} to {target_arn} requested by {action} ({rpo_note}); poll status until it is the writer"
                 ),
             ))
         }
@@ -360,6 +393,63 @@ mod tests {
         assert_eq!(
             decide_global_switch(&g, DR, Mode::Ungraceful),
             Verdict::Promote
+        );
+    }
+
+    #[test]
+    fn aurora_graceful_waits_through_every_transient_global_status_and_refuses_the_rest() {
+        for status in [
+            "modifying",
+            "upgrading",
+            "backing-up",
+            "maintenance",
+            "renaming",
+            "resetting-master-credentials",
+            "storage-optimization",
+            "switching-over",
+            "failing-over",
+            "creating",
+        ] {
+            let mut g = global(PRIMARY);
+            g.status = status.into();
+            match decide_global_switch(&g, DR, Mode::Graceful) {
+                Verdict::Wait(m) => assert!(
+                    m.starts_with(&format!("waiting: global cluster web-global is {status}")),
+                    "{m}"
+                ),
+                other => panic!("{status}: {other:?}"),
+            }
+            // Ungraceful does not wait for the failed region's global cluster (AWS may still answer "not yet").
+            assert_eq!(
+                decide_global_switch(&g, DR, Mode::Ungraceful),
+                Verdict::Promote,
+                "{status}"
+            );
+        }
+        for status in [
+            "deleting",
+            "stopped",
+            "failed",
+            "migration-failed",
+            "brand-new-status",
+        ] {
+            let mut g = global(PRIMARY);
+            g.status = status.into();
+            assert!(
+                matches!(decide_global_switch(&g, DR, Mode::Graceful), Verdict::Refuse(r) if r.contains(status) && r.contains("run ungraceful")),
+                "{status}"
+            );
+        }
+        // A switch to the target being cancelled: not yet, not a refusal.
+        let mut g = global(PRIMARY);
+        g.failover = Some(FailoverView {
+            status: "cancelling".into(),
+            from_cluster_arn: Some(PRIMARY.into()),
+            to_cluster_arn: Some(DR.into()),
+            data_loss_allowed: Some(false),
+        });
+        assert!(
+            matches!(decide_global_switch(&g, DR, Mode::Graceful), Verdict::Wait(m) if m.starts_with("waiting: "))
         );
     }
 

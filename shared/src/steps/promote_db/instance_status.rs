@@ -11,6 +11,12 @@
 //!
 //! AWS's `InvalidDBInstanceState` answer (PromoteReadReplica, CreateDBInstanceReadReplica, ModifyDBInstance on an
 //! instance that changed state since it was read) is the same "not yet" ([`is_not_yet`]).
+//!
+//! An Aurora global database is judged the same way ([`classify_cluster`]): AWS's DB cluster statuses ("Viewing DB
+//! cluster status", Aurora User Guide) are the instance ones plus a few of their own ([`CLUSTER_TRANSIENT`],
+//! [`CLUSTER_REFUSALS`]), and a global cluster shows `switching-over` / `failing-over` while its writer moves.
+//! `InvalidDBClusterStateFault` / `InvalidGlobalClusterStateFault` from SwitchoverGlobalCluster or
+//! FailoverGlobalCluster (a member cluster or the global cluster busy) are a "not yet" too.
 
 use crate::error::Error;
 
@@ -67,6 +73,20 @@ pub const REFUSALS: &[&str] = &[
 
 pub const AVAILABLE: &str = "available";
 
+/// DB cluster (and global cluster) statuses that pass on their own, besides [`TRANSIENT`]: a writer moving between
+/// clusters or instances, a promotion, a migration, an IAM authentication change.
+pub const CLUSTER_TRANSIENT: &[&str] = &[
+    "failing-over",
+    "migrating",
+    "preparing-data-migration",
+    "promoting",
+    "switching-over",
+    "update-iam-db-auth",
+];
+
+/// DB cluster statuses that need an operator, besides [`REFUSALS`].
+pub const CLUSTER_REFUSALS: &[&str] = &["cloning-failed", "migration-failed"];
+
 /// Pure: what `status` means for a call that needs the instance available.
 pub fn classify(status: &str) -> StatusClass {
     if status == AVAILABLE {
@@ -78,6 +98,15 @@ pub fn classify(status: &str) -> StatusClass {
     }
 }
 
+/// Pure: what a DB cluster's or a global cluster's `status` means for a call that needs it available.
+pub fn classify_cluster(status: &str) -> StatusClass {
+    if CLUSTER_TRANSIENT.contains(&status) {
+        StatusClass::Transient
+    } else {
+        classify(status)
+    }
+}
+
 /// Whether `status` passes on its own (a "not yet").
 pub fn is_transient(status: &str) -> bool {
     classify(status) == StatusClass::Transient
@@ -85,16 +114,21 @@ pub fn is_transient(status: &str) -> bool {
 
 /// The report's message for a wait: "waiting: <instance> is <status> ...".
 pub fn waiting(instance: &str, region: &str, status: &str, then: &str) -> String {
+    waiting_for(&format!("{instance} in {region}"), status, then)
+}
+
+/// The report's message for a wait on `what` (an instance in its region, a global cluster): "waiting: <what> is ...".
+pub fn waiting_for(what: &str, status: &str, then: &str) -> String {
     format!(
-        "waiting: {instance} in {region} is {status}, which passes on its own; {then} once it is available (polled by \
-         the state machine, bounded by max_polls). If it stays {status}, check its events and pending modifications \
-         in the RDS console"
+        "waiting: {what} is {status}, which passes on its own; {then} once it is available (polled by the state \
+         machine, bounded by max_polls). If it stays {status}, check its events and pending modifications in the RDS \
+         console"
     )
 }
 
 /// Why an instance in a refusal status cannot be used, for the error message.
 pub fn refusal_hint(status: &str) -> &'static str {
-    if !REFUSALS.contains(&status) {
+    if !REFUSALS.contains(&status) && !CLUSTER_REFUSALS.contains(&status) {
         return "a status pilotlight does not know (not in AWS's documented DB instance status list), so it does not \
                 guess whether it passes";
     }
@@ -109,15 +143,24 @@ pub fn refusal_hint(status: &str) -> &'static str {
         s if s.starts_with("incompatible-") => {
             "RDS cannot start it with its current configuration: fix the named setting"
         }
+        "cloning-failed" | "migration-failed" => {
+            "its clone or migration failed: it holds no usable copy of the data"
+        }
         _ => "it needs an operator",
     }
 }
 
-/// AWS answered that the instance is not in a state for this call (it changed since it was read): a "not yet".
+/// AWS answered that the instance (Aurora: a member cluster, or the global cluster) is not in a state for this call
+/// (it changed since it was read): a "not yet".
 pub fn is_not_yet(e: &Error) -> bool {
     matches!(
         e.aws_code.as_deref(),
-        Some("InvalidDBInstanceState" | "InvalidDBInstanceStateFault")
+        Some(
+            "InvalidDBInstanceState"
+                | "InvalidDBInstanceStateFault"
+                | "InvalidDBClusterStateFault"
+                | "InvalidGlobalClusterStateFault"
+        )
     )
 }
 
@@ -188,6 +231,71 @@ mod tests {
         assert!(refusal_hint("storage-full").contains("storage"));
         assert!(refusal_hint("incompatible-parameters").contains("configuration"));
         assert!(refusal_hint("inaccessible-encryption-credentials").contains("KMS"));
+    }
+
+    /// AWS's documented DB cluster statuses that are not instance statuses (Aurora User Guide, "Viewing DB cluster
+    /// status"), and the global cluster's switch statuses, with their verdicts. The shared ones (backing-up,
+    /// maintenance, modifying, renaming, resetting-master-credentials, storage-optimization, upgrading, stopped,
+    /// deleting, ...) mean for a cluster what they mean for an instance.
+    const CLUSTER_ONLY: &[(&str, StatusClass)] = &[
+        ("cloning-failed", StatusClass::Refusal),
+        ("failing-over", StatusClass::Transient),
+        ("migrating", StatusClass::Transient),
+        ("migration-failed", StatusClass::Refusal),
+        ("preparing-data-migration", StatusClass::Transient),
+        ("promoting", StatusClass::Transient),
+        ("switching-over", StatusClass::Transient),
+        ("update-iam-db-auth", StatusClass::Transient),
+    ];
+
+    #[test]
+    fn every_documented_cluster_status_has_its_verdict() {
+        for (status, want) in CLUSTER_ONLY {
+            assert_eq!(classify_cluster(status), *want, "{status}");
+        }
+        assert_eq!(
+            CLUSTER_TRANSIENT.len() + CLUSTER_REFUSALS.len(),
+            CLUSTER_ONLY.len()
+        );
+        for s in CLUSTER_TRANSIENT.iter().chain(CLUSTER_REFUSALS) {
+            assert!(CLUSTER_ONLY.iter().any(|(d, _)| d == s), "{s}");
+            assert!(
+                !DOCUMENTED.iter().any(|(d, _)| d == s),
+                "{s} is an instance status too"
+            );
+        }
+        // The shared statuses keep the instance verdict.
+        for (status, want) in DOCUMENTED {
+            assert_eq!(classify_cluster(status), *want, "{status}");
+        }
+        for s in [
+            "backing-up",
+            "maintenance",
+            "modifying",
+            "renaming",
+            "resetting-master-credentials",
+            "storage-optimization",
+            "upgrading",
+        ] {
+            assert_eq!(classify_cluster(s), StatusClass::Transient, "{s}");
+        }
+        assert_eq!(classify_cluster("brand-new-status"), StatusClass::Refusal);
+        assert!(refusal_hint("migration-failed").contains("migration failed"));
+        assert!(refusal_hint("brand-new-status").contains("does not know"));
+    }
+
+    #[test]
+    fn invalid_cluster_states_are_not_yet() {
+        let mut e = Error::new(crate::error::ErrorKind::Aws, "x");
+        for code in [
+            "InvalidDBClusterStateFault",
+            "InvalidGlobalClusterStateFault",
+        ] {
+            e.aws_code = Some(code.into());
+            assert!(is_not_yet(&e), "{code}");
+        }
+        e.aws_code = Some("GlobalClusterNotFoundFault".into());
+        assert!(!is_not_yet(&e));
     }
 
     #[test]
