@@ -184,18 +184,7 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     };
 
     let (from, to) = (before.get(source), wanted.get(source));
-    let mut after = before;
-    if from != to {
-        if !input.dry_run {
-            set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
-            // Read back rather than assume: `done` reports the live dial.
-            after = after.with(
-                source,
-                read_dial(&ctx.aws.global_accelerator, source_arn).await?,
-            );
-        }
-        report.change(source_arn, "TrafficDialPercentage", from, to);
-    }
+    let after = set_source_dial(ctx, input, &mut report, before, to).await?;
     report.record_saw(&DrainSaw {
         dials: before,
         endpoint_groups,
@@ -243,15 +232,53 @@ pub async fn drain(ctx: &Context, input: &StepInput) -> Result<StepReport> {
             ),
         )
     } else {
-        return Err(Error::new(
-            ErrorKind::Transient,
-            format!(
-                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to 0% but it reads {}%; drain again",
-                after.get(source)
-            ),
+        return Err(read_back_disagrees(
+            source_arn,
+            source_region,
+            to,
+            after.get(source),
+            "drain",
         ));
     };
     Ok(report.finish(done, message))
+}
+
+/// Drain and restore: the source dial to `to` unless it is already there (in a dry-run only the change is listed).
+/// Read back rather than assume: the dials returned are the live ones, so `done` reports what AWS shows.
+async fn set_source_dial(
+    ctx: &Context,
+    input: &StepInput,
+    report: &mut StepReport,
+    before: Dials,
+    to: i32,
+) -> Result<Dials> {
+    let source = input.direction.source();
+    let source_arn = &ctx.plan.region(source).endpoint_group_arn;
+    let from = before.get(source);
+    if from == to {
+        return Ok(before);
+    }
+    let mut after = before;
+    if !input.dry_run {
+        set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
+        after = after.with(
+            source,
+            read_dial(&ctx.aws.global_accelerator, source_arn).await?,
+        );
+    }
+    report.change(source_arn, "TrafficDialPercentage", from, to);
+    Ok(after)
+}
+
+/// A read-back that disagrees with the dial just set: Transient, so the state machine's Retry runs the (idempotent)
+/// action again rather than moving on.
+fn read_back_disagrees(arn: &str, region: &str, set: i32, reads: i32, action: &str) -> Error {
+    Error::new(
+        ErrorKind::Transient,
+        format!(
+            "{STEP}: UpdateEndpointGroup set {arn} ({region}) to {set}% but it reads {reads}%; {action} again"
+        ),
+    )
 }
 
 /// `restore` (the rollback of a graceful flow that failed after the drain, before the promotion): the source
@@ -271,17 +298,7 @@ pub async fn restore(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let source_region = &ctx.plan.region(source).region;
     let wanted = restored_dials(before, direction);
     let (from, to) = (before.get(source), wanted.get(source));
-    let mut after = before;
-    if from != to {
-        if !input.dry_run {
-            set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
-            after = after.with(
-                source,
-                read_dial(&ctx.aws.global_accelerator, source_arn).await?,
-            );
-        }
-        report.change(source_arn, "TrafficDialPercentage", from, to);
-    }
+    let after = set_source_dial(ctx, input, &mut report, before, to).await?;
     report.record_saw(&RestoreSaw {
         dials: before,
         endpoint_groups: BySide {
@@ -312,12 +329,12 @@ pub async fn restore(ctx: &Context, input: &StepInput) -> Result<StepReport> {
             describe(after)
         )
     } else {
-        return Err(Error::new(
-            ErrorKind::Transient,
-            format!(
-                "{STEP}: UpdateEndpointGroup set {source_arn} ({source_region}) to {to}% but it reads {}%; restore again",
-                after.get(source)
-            ),
+        return Err(read_back_disagrees(
+            source_arn,
+            source_region,
+            to,
+            after.get(source),
+            "restore",
         ));
     };
     Ok(report.finish(true, message))
