@@ -17,7 +17,7 @@ use super::{
 use crate::aws::cloudwatch::{Datapoint, replica_lag};
 use crate::aws::rds::{InstanceView, add_tags, promote_read_replica};
 use crate::error::{Error, Result};
-use crate::plan::Mode;
+use crate::plan::{DbSidePlan, Mode};
 use crate::runtime::Context;
 use crate::step::{Action, Overrides, StepInput, StepReport};
 use crate::timestamp::rfc3339;
@@ -154,6 +154,36 @@ struct PromotionSaw<'a> {
     promoted: Option<PromotedSaw>,
 }
 
+/// The target is the writer: its RPO is the one recorded at the promotion, and it is made production-ready (the
+/// plan's class / Multi-AZ, asked once, not waited for: [`super::promoted`]); done.
+async fn finish_as_writer(
+    rds: &aws_sdk_rds::Client,
+    input: &StepInput,
+    want: &DbSidePlan,
+    variable_prefix: &str,
+    saw: &mut PromotionSaw<'_>,
+    mut report: StepReport,
+    what: String,
+) -> StepReport {
+    report.rpo_seconds = saw.target.recorded_rpo_seconds();
+    saw.promoted = make_production_ready(
+        rds,
+        saw.target,
+        want,
+        variable_prefix,
+        input.dry_run,
+        &mut report,
+    )
+    .await;
+    let note = saw
+        .promoted
+        .as_ref()
+        .map(|p| p.summary(input.dry_run))
+        .unwrap_or_default();
+    report.record_saw(&*saw);
+    report.finish(true, format!("{what}{note}"))
+}
+
 /// `start` and `status` of an RDS promotion. `status` is start's continuation (the flow's StartThenStatus loop):
 /// while the target is not writable it observes and decides exactly as `start` does — so a promotion that `start`
 /// could not ask for yet (the replica was backing-up, or AWS answered InvalidDBInstanceState) is asked for by the
@@ -211,28 +241,18 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     }
 
     if input.action == Action::Status && view.writable() {
-        report.rpo_seconds = view.recorded_rpo_seconds();
-        saw.promoted = make_production_ready(
+        let what =
+            format!("{instance} in {region} is writable (status available, not a read replica)");
+        return Ok(finish_as_writer(
             &clients.rds,
-            &view,
+            input,
             want,
             &variable_prefix,
-            input.dry_run,
-            &mut report,
+            &mut saw,
+            report,
+            what,
         )
-        .await;
-        let note = saw
-            .promoted
-            .as_ref()
-            .map(|p| p.summary(input.dry_run))
-            .unwrap_or_default();
-        report.record_saw(&saw);
-        return Ok(report.finish(
-            true,
-            format!(
-                "{instance} in {region} is writable (status available, not a read replica){note}"
-            ),
-        ));
+        .await);
     }
 
     // The lag only matters (and is only reported) while the instance is still a replica that could be promoted now
@@ -291,29 +311,20 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
             })
         }
         Verdict::AlreadyWriter => {
-            report.rpo_seconds = view.recorded_rpo_seconds();
             // start on a re-run: the flow moves on without a status call, so production-ready is made here too.
-            saw.promoted = make_production_ready(
+            let what = format!(
+                "{instance} in {region} is already the writer (available, not a read replica)"
+            );
+            Ok(finish_as_writer(
                 &clients.rds,
-                &view,
+                input,
                 want,
                 &variable_prefix,
-                input.dry_run,
-                &mut report,
+                &mut saw,
+                report,
+                what,
             )
-            .await;
-            let note = saw
-                .promoted
-                .as_ref()
-                .map(|p| p.summary(input.dry_run))
-                .unwrap_or_default();
-            report.record_saw(&saw);
-            Ok(report.finish(
-                true,
-                format!(
-                    "{instance} in {region} is already the writer (available, not a read replica){note}"
-                ),
-            ))
+            .await)
         }
         Verdict::InProgress(reason) => {
             report.rpo_seconds = view.recorded_rpo_seconds();
