@@ -14,6 +14,8 @@ use serde_json::Value;
 use crate::fence::{FenceOutcome, FenceStatus, RETRY_HINT};
 use crate::step::{Action, Change, StepReport};
 
+pub mod html;
+
 /// The step reports the execution history gave, or why there are none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepHistory {
@@ -61,10 +63,25 @@ pub struct StepTimeline {
     pub seconds: f64,
     /// How many step reports (start and status calls, loop iterations) the phase is made of.
     pub calls: usize,
+    /// Each of those calls, oldest first (the HTML report's chart draws every poll).
+    pub call_spans: Vec<CallSpan>,
+    /// The side-by-side phase (the state machine's Parallel, e.g. "recover") this phase ran in as one branch,
+    /// from the flow definition of the run's direction and mode; None when it ran alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side_by_side: Option<String>,
     /// `done`, `message` and `saw` of the latest call.
     pub done: bool,
     pub message: String,
     pub saw: Value,
+}
+
+/// One call of a phase: its action and when it ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallSpan {
+    pub action: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub done: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,6 +133,9 @@ pub struct Report {
     /// warning naming what is not fenced. None when the run had no fence phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fence: Option<FenceReport>,
+    /// The `fence` command's run (only the fence phase), not a failover or failback.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fence_only: bool,
     /// Where the step reports came from: "execution history: N step results", or why the history was not used.
     pub history: String,
     pub summary: String,
@@ -347,7 +367,40 @@ fn all_reports(state: &Value, history: &StepHistory) -> Vec<StepReport> {
     reports
 }
 
-fn timeline(reports: &[StepReport]) -> Vec<StepTimeline> {
+/// Which side-by-side phase each timeline phase is a branch of, in the flow this run followed (the preflight runs
+/// in every flow). Empty when the state names no known direction: a phase such as promote-db runs side by side
+/// in a failover but alone in a failback, so it is not guessed.
+fn side_by_side_phases(state: &Value) -> Vec<(String, &'static str)> {
+    use crate::flow::{Flow, FlowKind};
+    let direction = state
+        .get("direction")
+        .map(|v| serde_json::from_value::<crate::plan::Direction>(v.clone()));
+    let mode = state
+        .get("mode")
+        .map(|v| serde_json::from_value::<crate::plan::Mode>(v.clone()));
+    let kind = if state.get("fence_only").and_then(Value::as_bool) == Some(true) {
+        FlowKind::Fence
+    } else {
+        match (direction, mode) {
+            (Some(Ok(direction)), Some(Ok(mode))) => FlowKind::of(direction, mode),
+            (Some(Ok(direction)), None) => FlowKind::of(direction, crate::plan::Mode::default()),
+            _ => return Vec::new(),
+        }
+    };
+    let flow = Flow::of(kind);
+    std::iter::once(Flow::preflight())
+        .chain(flow.phases)
+        .filter(|p| p.is_parallel())
+        .flat_map(|p| {
+            p.calls
+                .iter()
+                .map(move |c| (c.phase(), p.name))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn timeline(reports: &[StepReport], side_by_side: &[(String, &'static str)]) -> Vec<StepTimeline> {
     let mut phases: Vec<(String, Vec<&StepReport>)> = Vec::new();
     for r in reports {
         let name = phase(&r.step, r.action);
@@ -363,11 +416,24 @@ fn timeline(reports: &[StepReport]) -> Vec<StepTimeline> {
             let started_at = calls.iter().map(|r| r.started_at).min()?;
             let finished_at = calls.iter().map(|r| r.finished_at).max()?;
             Some(StepTimeline {
-                step,
                 started_at,
                 finished_at,
                 seconds: secs(finished_at - started_at),
                 calls: calls.len(),
+                call_spans: calls
+                    .iter()
+                    .map(|r| CallSpan {
+                        action: r.action.as_str(),
+                        started_at: r.started_at,
+                        finished_at: r.finished_at,
+                        done: r.done,
+                    })
+                    .collect(),
+                side_by_side: side_by_side
+                    .iter()
+                    .find(|(phase, _)| *phase == step)
+                    .map(|(_, name)| name.to_string()),
+                step,
                 done: latest.done,
                 message: latest.message.clone(),
                 saw: latest.saw.clone(),
@@ -380,7 +446,7 @@ fn timeline(reports: &[StepReport]) -> Vec<StepTimeline> {
 
 pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
     let reports = all_reports(state, history);
-    let timeline = timeline(&reports);
+    let timeline = timeline(&reports, &side_by_side_phases(state));
     let mut changes: Vec<Change> = Vec::new();
     for c in reports.iter().flat_map(|r| &r.changes) {
         if !changes.contains(c) {
@@ -531,6 +597,7 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
             .and_then(|a| a.get("decision"))
             .cloned(),
         fence,
+        fence_only,
         history: history.describe(),
         summary,
     }
