@@ -602,14 +602,23 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/steps");
         let main = std::fs::read_to_string(root.join(format!("{step}.rs"))).unwrap();
         let mut src = source::without_tests(&main).to_string();
-        if let Ok(dir) = std::fs::read_dir(root.join(step)) {
-            let mut files: Vec<_> = dir.map(|e| e.unwrap().path()).collect();
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(&f).unwrap();
-                src.push_str(source::without_tests(&text));
+        // The step's submodules, nested ones included (e.g. notify/report/html.rs).
+        fn add_dir(dir: &Path, src: &mut String) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+            paths.sort();
+            for p in paths {
+                if p.is_dir() {
+                    add_dir(&p, src);
+                } else {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    src.push_str(source::without_tests(&text));
+                }
             }
         }
+        add_dir(&root.join(step), &mut src);
         src
     }
 
