@@ -115,16 +115,27 @@ install_chromium() {
     sudo=(sudo)
   fi
   local t0; t0=$(date +%s)
-  local pkgs=("chromium=$CHROMIUM_VERSION" "chromium-common=$CHROMIUM_VERSION")
+  local version="$CHROMIUM_VERSION"
   local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
-  if ! apt-cache show "chromium=$CHROMIUM_VERSION" >/dev/null 2>&1; then
+  if ! apt-cache show "chromium=$version" >/dev/null 2>&1; then
     "${apt[@]}" update -qq >/dev/null
   fi
+  # bookworm-security drops a build as soon as the next one lands, so a strict pin would break every fresh machine
+  # after each Chromium security update. The browser only renders our own report in a test: take the archive's
+  # build then, loudly, and record which one in the stamp.
+  if ! apt-cache show "chromium=$version" >/dev/null 2>&1; then
+    local candidate; candidate="$(apt-cache policy chromium | awk '/Candidate:/ {print $2}')"
+    [[ -n "$candidate" && "$candidate" != "(none)" ]] \
+      || { echo "chromium: no chromium package in the apt sources (Debian's chromium is needed by tests/report_html.rs)" >&2; return 1; }
+    echo "chromium: WARNING: the archive no longer has the pinned $version; installing its $candidate (bump CHROMIUM_VERSION in $0)" >&2
+    version="$candidate" want="apt: chromium=$candidate (pinned $CHROMIUM_VERSION gone)"
+  fi
+  local pkgs=("chromium=$version" "chromium-common=$version")
   "${apt[@]}" install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null \
     || { echo "chromium: apt-get install ${pkgs[*]} failed; \`apt-cache policy chromium\` lists the versions the archive has (update CHROMIUM_VERSION in $0)" >&2; return 1; }
-  [[ "$(dpkg-query -W -f='${Version}' chromium)" == "$CHROMIUM_VERSION" ]] || { echo "chromium: not $CHROMIUM_VERSION after install" >&2; return 1; }
+  [[ "$(dpkg-query -W -f='${Version}' chromium)" == "$version" ]] || { echo "chromium: not $version after install" >&2; return 1; }
   mkdir -p "$dir" && printf '%s' "$want" >"$dir/.pilotlight-stamp"
-  echo "chromium: installed ($CHROMIUM_VERSION) in $(elapsed "$t0")"
+  echo "chromium: installed ($version) in $(elapsed "$t0")"
 }
 
 # --freeze NAME...: write scripts/constraints/NAME.txt from what the venv holds now (read-only on the venv).

@@ -26,45 +26,7 @@ use serde_json::{Value, json};
 /// Where the function and the state machine live (any region: notify reads the history in the execution's own).
 const REGION: &str = "us-east-1";
 
-const FAKE_STEP: &str = r#"#!/usr/bin/env python3
-# Stand-in for the pilotlight step functions: answers each invocation with a step report (docs/contract.md)
-# computed from its input, through the Lambda Runtime API.
-import json, os, urllib.request
-from datetime import datetime, timedelta, timezone
-
-API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
-NEXT_DIAL = {0: 25, 25: 50, 50: 100}
-
-
-def rfc3339(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def answer(event):
-    if "kind" in event:  # what notify returns: not a step report
-        return {"step": "notify", "kind": event["kind"], "message": "published"}
-    started = datetime.now(timezone.utc)
-    report = {"step": event["step"], "action": event["action"], "direction": "failover", "dry_run": False,
-              "started_at": rfc3339(started), "finished_at": rfc3339(started + timedelta(milliseconds=10)),
-              "saw": {}, "changes": [], "done": True, "message": event["action"] + " done"}
-    if "dial" in event:
-        dial = event["dial"]
-        to = NEXT_DIAL.get(dial, 100)
-        report["saw"] = {"dial": to}
-        report["changes"] = [{"resource": "eg-dr", "field": "TrafficDialPercentage", "from": dial, "to": to,
-                              "applied": True}]
-        report["done"] = to == 100
-        report["message"] = f"dr dial {dial} -> {to}"
-    return report
-
-
-while True:
-    with urllib.request.urlopen(API + "next") as r:
-        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
-        event = json.loads(r.read())
-    body = json.dumps(answer(event)).encode()
-    urllib.request.urlopen(urllib.request.Request(API + request_id + "/response", data=body, method="POST")).read()
-"#;
+const FAKE_STEP: &str = include_str!("common/step_stand_in.py");
 
 async fn sfn() -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::new(&common::sdk_config_at(&common::ministack_url()).await)

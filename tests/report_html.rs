@@ -26,57 +26,7 @@ const REGION: &str = "us-east-1";
 
 /// Answers each call with a step report: `start`/`status` are done once `call` reaches `polls`, a dial step moves
 /// the DR dial 0 -> 25 -> 50 -> 100, a fence call reports its side fenced.
-const STAND_IN: &str = r#"#!/usr/bin/env python3
-import json, os, urllib.request
-from datetime import datetime, timedelta, timezone
-
-API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
-NEXT_DIAL = {0: 25, 25: 50, 50: 100}
-FENCED = {"promote-db": "old writer", "scale-compute": "primary Auto Scaling group",
-          "shift-traffic": "primary traffic dial"}
-
-
-def rfc3339(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def answer(event):
-    started = datetime.now(timezone.utc)
-    step, action = event["step"], event["action"]
-    report = {"step": step, "action": action, "direction": "failover", "dry_run": False,
-              "started_at": rfc3339(started), "finished_at": rfc3339(started + timedelta(milliseconds=40)),
-              "saw": {}, "changes": [], "done": True, "message": f"{step} {action} done"}
-    if "dial" in event:
-        dial = event["dial"]
-        to = NEXT_DIAL.get(dial, 100)
-        report["saw"] = {"dial": to}
-        report["changes"] = [{"resource": "eg-dr", "field": "TrafficDialPercentage", "from": dial, "to": to,
-                              "applied": True}]
-        report["done"] = to == 100
-        report["message"] = f"dr dial {dial} -> {to}"
-    elif "polls" in event:
-        report["done"] = event["call"] >= event["polls"]
-        report["saw"] = {"call": event["call"]}
-        report["message"] = f"{step} {action}: " + ("done" if report["done"] else "in progress")
-        if step == "scale-compute" and action == "start":
-            report["changes"] = [{"resource": "asg-dr", "field": "DesiredCapacity", "from": 0, "to": 2,
-                                  "applied": True}]
-        if step == "promote-db" and action == "start":
-            report["rpo_seconds"] = 3.0
-            report["saw"]["rpo_rule"] = "lag 3 s, 20 s old, within the plan's maximum of 60 s"
-    elif action == "fence":
-        report["saw"] = {"fence": {"what": FENCED[step], "resource": step + "-primary", "region": "ap-northeast-2",
-                                   "status": "fenced", "detail": "stand-in"}}
-    return report
-
-
-while True:
-    with urllib.request.urlopen(API + "next") as r:
-        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
-        event = json.loads(r.read())
-    body = json.dumps(answer(event)).encode()
-    urllib.request.urlopen(urllib.request.Request(API + request_id + "/response", data=body, method="POST")).read()
-"#;
+const STAND_IN: &str = include_str!("common/step_stand_in.py");
 
 /// The states of one step's `start`, then `status` after a 1 s Wait until done (`polls` status calls), with the
 /// generated machine's result paths (`$.steps.<key>_start`, `$.steps.<key>`); `then` is the next state, or the
