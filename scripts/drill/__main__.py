@@ -64,7 +64,13 @@ def parse_args(argv):
     p.add_argument("--aurora", action="store_true",
                    help="the database is an Aurora global database (plan PILOTLIGHT_DB_MODE=aurora-global) in "
                         "ministack, its secondary's AuroraGlobalDBRPOLag fresh and within the limit: the alarm's "
-                        "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py)")
+                        "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py); with "
+                        "--graceful the switchover (SwitchoverGlobalCluster), with --failback the failover and then "
+                        "the failback, ending with the primary cluster the writer and the DR cluster a secondary")
+    p.add_argument("--replica-busy", action="store_true",
+                   help="the DR replica is backing-up for its first reads (faultproxy db-status in front of the "
+                        "functions' RDS endpoint): the failover waits (promote-db status polls 'waiting: ... "
+                        "backing-up'), then promotes exactly once and completes (scripts/drill/replica_busy.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -84,9 +90,9 @@ def parse_args(argv):
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
-                           "dns_down", "graceful_rollback", "stale_ami") if getattr(a, o)]
-    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback) and len(special) > 1:
-        p.error(f"--probe, --throttle, --dns-down and --graceful-rollback run on their own (not with "
+                           "dns_down", "graceful_rollback", "stale_ami", "replica_busy") if getattr(a, o)]
+    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy) and len(special) > 1:
+        p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --replica-busy run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
     if a.graceful_rollback:
         a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
@@ -99,9 +105,9 @@ def parse_args(argv):
         p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
     if a.stale_ami and (a.approval or a.dry_run or a.failback or a.graceful):
         p.error("--stale-ami answers its own approval request: not with --approval, --dry-run, --failback, --graceful")
-    others = special + (["stale_ami"] if a.stale_ami else [])
+    others = [o for o in special if o not in ("graceful", "failback")]
     if a.aurora and others:
-        p.error("--aurora drills the alarm's ungraceful failover on its own (not with "
+        p.error("--aurora drills the failover, alone or with --graceful and/or --failback (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in others)})")
     return a
 
@@ -149,7 +155,7 @@ def main(argv):
         print_topology(d, before, "topology before")
         if args.probe:
             d.template_parameters.update(probe.template_parameters(d))
-        if args.throttle or args.dns_down:
+        if args.throttle or args.dns_down or args.replica_busy:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
         if args.throttle:
@@ -157,6 +163,9 @@ def main(argv):
         if args.dns_down:
             from . import failure_paths
             failure_paths.arm_dns_down(d)
+        if args.replica_busy:
+            from . import replica_busy
+            replica_busy.arm(d)
         if args.graceful_rollback:
             d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
         execution = follow(d, trigger(d))
