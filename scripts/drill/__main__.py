@@ -44,10 +44,12 @@ def parse_args(argv):
                    help="with --throttle <step>: do not stop the execution; let the state machine's retries run out "
                         "(about 3 minutes) and check the failure notice names the step, the lock is released and the "
                         "status rule's FAILED notice arrives")
-    p.add_argument("--dns-down", action="store_true",
-                   help="Route 53's writes answer AccessDenied (fault proxy): the failover must SUCCEED degraded, the "
-                        "report and its notification warn, and a re-run of update-dns (faults off) completes DNS "
-                        "(scripts/drill/failure_paths.py)")
+    p.add_argument("--dns-down", nargs="?", const="deny", choices=("deny", "blackhole"), default=None,
+                   help="Route 53's writes answer AccessDenied (`deny`, the default) or never answer (`blackhole`: "
+                        "every update-dns attempt times out and the state machine's Retry runs out; the drill plans "
+                        "a 2 s DR operation timeout and shortens ministack's Retry sleeps, see docs/drill.md) (fault "
+                        "proxy): the failover must SUCCEED degraded, the report and its notification warn, and a "
+                        "re-run of update-dns (faults off) completes DNS (scripts/drill/failure_paths.py)")
     p.add_argument("--graceful-rollback", action="store_true",
                    help="graceful failover whose catch-up never sees lag 0 (PILOTLIGHT_MAX_POLLS=3): the source dial "
                         "is restored, the execution FAILED, the notice says rolled back")
@@ -94,6 +96,11 @@ def parse_args(argv):
     if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy) and len(special) > 1:
         p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --replica-busy run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
+    if a.dns_down == "blackhole":
+        # every update-dns attempt ends at the DR operation timeout (the whole SDK call): 2 s instead of 10 s, as
+        # a plan may set it (the environment overrides plans/drill.env); failure_paths.DNS_BLACKHOLE_TIMEOUT_MS
+        from .failure_paths import DNS_BLACKHOLE_TIMEOUT_MS
+        os.environ["PILOTLIGHT_DR_OPERATION_TIMEOUT_MS"] = str(DNS_BLACKHOLE_TIMEOUT_MS)
     if a.graceful_rollback:
         a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
         # every loop gives up after 4 calls: the catch-up (lag never 0) within ~5 s (the environment overrides
@@ -197,6 +204,9 @@ def main(argv):
     finally:
         if d is not None and d.faults:
             d.faults.stop()
+        if d is not None and args.dns_down == "blackhole":
+            from .failure_paths import restore_retry_sleeps
+            restore_retry_sleeps(d)
     say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} ({'dry run, ' if args.dry_run else ''}drill {elapsed():.1f}s)")
     return 0 if ok else 1
 
