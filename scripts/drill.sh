@@ -4,7 +4,8 @@
 # into ministack, puts an alarm into ALARM, follows the failover and checks the end state. See docs/drill.md.
 #
 #   scripts/drill.sh [--keep-running] [--no-build] [--dry-run | --graceful | --primary-outage | --failback |
-#                    --probe | --throttle within|STEP | --stale-ami | --aurora] [--approval approve|reject|timeout]
+#                    --probe | --throttle within|STEP | --stale-ami | --dns-down | --graceful-rollback |
+#                    --replica-busy | --aurora [--graceful] [--failback]] [--approval approve|reject|timeout]
 #                    [--primary-region R] [--dr-region R] [--alarm-region R]
 #                    [--name-prefix P] [--timeout S]   (all but the next two: the drill's --help)
 #   --keep-running  leave the emulators (and the deployed drill) up for poking around
@@ -27,7 +28,7 @@ for a in "$@"; do
     --keep-running) keep_running=1 ;;
     --no-build) build=0 ;;
     -h|--help)
-      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
       echo
       py=python3; [[ -x .tools/moto/bin/python ]] && py=.tools/moto/bin/python
       PYTHONPATH="$ROOT/scripts" exec "$py" -m drill --help

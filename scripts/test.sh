@@ -63,9 +63,13 @@ drills=(
   "--throttle within"     # the first calls of every step's API throttled: the SDK and the state machine retry
   "--throttle shift-traffic"  # throttled on every call: stopped, ABORTED notice to the operators (status rule)
   "--dns-down"            # Route 53 AccessDenied after the shift: SUCCEEDED degraded; an update-dns re-run completes DNS
+  "--dns-down blackhole"  # Route 53 never answers: 9 timed-out update-dns attempts, then SUCCEEDED degraded; re-run completes
   "--graceful-rollback"   # catch-up never reaches lag 0: source dial restored, FAILED, the notice says rolled back
   "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
   "--aurora"              # Aurora global database: lag-gated FailoverGlobalCluster, the DR cluster the writer (~1 min)
+  "--aurora --graceful"   # Aurora: SwitchoverGlobalCluster (RPO 0), dials in steps, the old primary a secondary
+  "--aurora --failback"   # Aurora: failover, then failback: the primary cluster the writer, the DR cluster its secondary
+  "--replica-busy"        # the DR replica backing-up: promote-db waits (status polls), then promotes once; completes
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

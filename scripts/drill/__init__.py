@@ -16,6 +16,7 @@ One module per job, in the order a run uses them:
   verify     the end-state checks: the exit status
   probe      --probe: the primary's health path (a loopback server), the probe rounds, the probe checks
   throttle   --throttle: the fault proxy in front of moto and gapfill, its rules, the stop, the checks
+  replica_busy  --replica-busy: the fault proxy's db-status in front of the functions' RDS, the wait checks
 Support: console (output, DrillError), context (one run's endpoints, names, clients), outage (the failed region's
 proxy), operators (the operators' queue and the approval answer), alarm_model (CloudWatch's alarm evaluation and
 Lambda action, which ministack lacks: test support).

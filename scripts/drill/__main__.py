@@ -44,10 +44,12 @@ def parse_args(argv):
                    help="with --throttle <step>: do not stop the execution; let the state machine's retries run out "
                         "(about 3 minutes) and check the failure notice names the step, the lock is released and the "
                         "status rule's FAILED notice arrives")
-    p.add_argument("--dns-down", action="store_true",
-                   help="Route 53's writes answer AccessDenied (fault proxy): the failover must SUCCEED degraded, the "
-                        "report and its notification warn, and a re-run of update-dns (faults off) completes DNS "
-                        "(scripts/drill/failure_paths.py)")
+    p.add_argument("--dns-down", nargs="?", const="deny", choices=("deny", "blackhole"), default=None,
+                   help="Route 53's writes answer AccessDenied (`deny`, the default) or never answer (`blackhole`: "
+                        "every update-dns attempt times out and the state machine's Retry runs out; the drill plans "
+                        "a 2 s DR operation timeout and shortens ministack's Retry sleeps, see docs/drill.md) (fault "
+                        "proxy): the failover must SUCCEED degraded, the report and its notification warn, and a "
+                        "re-run of update-dns (faults off) completes DNS (scripts/drill/failure_paths.py)")
     p.add_argument("--graceful-rollback", action="store_true",
                    help="graceful failover whose catch-up never sees lag 0 (PILOTLIGHT_MAX_POLLS=3): the source dial "
                         "is restored, the execution FAILED, the notice says rolled back")
@@ -64,7 +66,13 @@ def parse_args(argv):
     p.add_argument("--aurora", action="store_true",
                    help="the database is an Aurora global database (plan PILOTLIGHT_DB_MODE=aurora-global) in "
                         "ministack, its secondary's AuroraGlobalDBRPOLag fresh and within the limit: the alarm's "
-                        "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py)")
+                        "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py); with "
+                        "--graceful the switchover (SwitchoverGlobalCluster), with --failback the failover and then "
+                        "the failback, ending with the primary cluster the writer and the DR cluster a secondary")
+    p.add_argument("--replica-busy", action="store_true",
+                   help="the DR replica is backing-up for its first reads (faultproxy db-status in front of the "
+                        "functions' RDS endpoint): the failover waits (promote-db status polls 'waiting: ... "
+                        "backing-up'), then promotes exactly once and completes (scripts/drill/replica_busy.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -84,10 +92,15 @@ def parse_args(argv):
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
-                           "dns_down", "graceful_rollback", "stale_ami") if getattr(a, o)]
-    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback) and len(special) > 1:
-        p.error(f"--probe, --throttle, --dns-down and --graceful-rollback run on their own (not with "
+                           "dns_down", "graceful_rollback", "stale_ami", "replica_busy") if getattr(a, o)]
+    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy) and len(special) > 1:
+        p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --replica-busy run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
+    if a.dns_down == "blackhole":
+        # every update-dns attempt ends at the DR operation timeout (the whole SDK call): 2 s instead of 10 s, as
+        # a plan may set it (the environment overrides plans/drill.env); failure_paths.DNS_BLACKHOLE_TIMEOUT_MS
+        from .failure_paths import DNS_BLACKHOLE_TIMEOUT_MS
+        os.environ["PILOTLIGHT_DR_OPERATION_TIMEOUT_MS"] = str(DNS_BLACKHOLE_TIMEOUT_MS)
     if a.graceful_rollback:
         a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
         # every loop gives up after 4 calls: the catch-up (lag never 0) within ~5 s (the environment overrides
@@ -99,9 +112,9 @@ def parse_args(argv):
         p.error("--failback needs a failover that really happens (not --dry-run, not --approval reject/timeout)")
     if a.stale_ami and (a.approval or a.dry_run or a.failback or a.graceful):
         p.error("--stale-ami answers its own approval request: not with --approval, --dry-run, --failback, --graceful")
-    others = special + (["stale_ami"] if a.stale_ami else [])
+    others = [o for o in special if o not in ("graceful", "failback")]
     if a.aurora and others:
-        p.error("--aurora drills the alarm's ungraceful failover on its own (not with "
+        p.error("--aurora drills the failover, alone or with --graceful and/or --failback (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in others)})")
     return a
 
@@ -149,7 +162,7 @@ def main(argv):
         print_topology(d, before, "topology before")
         if args.probe:
             d.template_parameters.update(probe.template_parameters(d))
-        if args.throttle or args.dns_down:
+        if args.throttle or args.dns_down or args.replica_busy:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
         if args.throttle:
@@ -157,6 +170,9 @@ def main(argv):
         if args.dns_down:
             from . import failure_paths
             failure_paths.arm_dns_down(d)
+        if args.replica_busy:
+            from . import replica_busy
+            replica_busy.arm(d)
         if args.graceful_rollback:
             d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
         execution = follow(d, trigger(d))
@@ -188,6 +204,9 @@ def main(argv):
     finally:
         if d is not None and d.faults:
             d.faults.stop()
+        if d is not None and args.dns_down == "blackhole":
+            from .failure_paths import restore_retry_sleeps
+            restore_retry_sleeps(d)
     say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} ({'dry run, ' if args.dry_run else ''}drill {elapsed():.1f}s)")
     return 0 if ok else 1
 

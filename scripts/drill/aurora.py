@@ -1,4 +1,7 @@
-"""`--aurora` (issue #10): the ungraceful failover on an Aurora global database instead of an RDS read replica.
+"""`--aurora` (issue #10): the failover on an Aurora global database instead of an RDS read replica: the alarm's
+ungraceful one (FailoverGlobalCluster, lag-gated), with `--graceful` the switchover (SwitchoverGlobalCluster), with
+`--failback` the ungraceful failover and then the graceful failback (verify.verify_failback reads the clusters
+through db_view: the primary cluster the writer again, the DR cluster its secondary).
 
 The plan's database mode is `aurora-global`: a global cluster with its writer cluster in the primary region and a
 secondary cluster in the DR region, seeded in ministack, the only emulator here whose FailoverGlobalCluster works
@@ -7,8 +10,13 @@ else stays as in the default drill. The secondary publishes its lag as Aurora do
 milliseconds, dimension `DBClusterIdentifier`, in the DR region's CloudWatch (2 s, fresh, within the plan's 300 s),
 so promote-db's lag gate lets the failover through by the rule "within the plan's maximum".
 
-ministack's FailoverGlobalCluster moves the writer at once (AWS takes a minute or two and passes through
-`failing-over`): promote-db's status poll finds the DR cluster the writer on its first read."""
+ministack's FailoverGlobalCluster and SwitchoverGlobalCluster move the writer at once and keep the old writer as a
+secondary (AWS takes a minute or two, passes through `failing-over` / `switching-over`, and after a failover with
+data loss re-attaches the old primary only once its region recovers): promote-db's status poll finds the new writer
+on its first read, and the fence finds the old one a read-only secondary, which it reports (AWS fences Aurora;
+pilotlight only observes)."""
+
+import json
 
 from .console import kv, phase
 
@@ -63,16 +71,41 @@ def db_view(d, side):
     }
 
 
+def fence_outcome(report, what="old writer"):
+    """(status, reason) the report's fence section gives the old writer."""
+    o = next((o for o in (report.get("fence") or {}).get("outcomes", []) if o.get("what") == what), {})
+    return o.get("status"), o.get("reason") or o.get("message") or o.get("detail") or ""
+
+
 def verify(d, report, check):
-    """The RPO basis of the report: the secondary's fresh lag, let through by the plan's maximum."""
-    phase("verify --aurora")
+    """The DR cluster the writer; the RPO basis of the report: ungraceful, the secondary's fresh lag let through
+    by the plan's maximum; graceful, SwitchoverGlobalCluster's own catch-up (RPO 0). The old writer's fence is
+    AWS's: observed and reported, never acted on."""
+    graceful = d.args.graceful
+    phase(f"verify --aurora{' --graceful' if graceful else ''}")
     a = d.seeded["aurora"]
-    dr = db_view(d, "dr")
+    dr, old = db_view(d, "dr"), db_view(d, "primary")
     check(dr["writer"] and dr["member"], f"the DR cluster {a['dr']} is the writer of {a['global']} ({dr['status']})")
+    check(old["is_replica"] and old["replica_source"] == a["dr"],
+          f"the primary cluster {a['primary']} is a secondary of {a['global']} following the DR cluster")
+    check(report.get("mode") == ("graceful" if graceful else "ungraceful"), f"report mode {report.get('mode')!r}")
     lag = report.get("replica_lag") or {}
-    check(lag.get("metric") == RPO_LAG and lag.get("seconds") == LAG_MS / 1000 and lag.get("age_seconds") is not None
-          and lag["age_seconds"] <= lag.get("max_age_seconds", 0),
-          f"the report shows the secondary's {RPO_LAG}: {lag}")
-    check(report.get("rpo_seconds") == LAG_MS / 1000, f"the report's RPO is that lag: {report.get('rpo_seconds')} s")
     rule = report.get("rpo_rule") or ""
-    check("within the plan's maximum" in rule, f"the report names the rule that let it through: {rule!r}")
+    if graceful:
+        check(rule.startswith("graceful: SwitchoverGlobalCluster waits for the secondary to catch up"),
+              f"the report names the rule: {rule!r}")
+        check(report.get("rpo_seconds") == 0, f"the report's RPO is 0 (the switchover's own catch-up): "
+              f"{report.get('rpo_seconds')} s")
+        changes = [c for c in report.get("changes") or [] if "SwitchoverGlobalCluster" in json.dumps(c)]
+        check(changes and not any("FailoverGlobalCluster" in json.dumps(c) for c in report.get("changes") or []),
+              f"the promotion was the switchover, not a failover: {json.dumps(changes)[:200]}")
+    else:
+        check(lag.get("metric") == RPO_LAG and lag.get("seconds") == LAG_MS / 1000
+              and lag.get("age_seconds") is not None and lag["age_seconds"] <= lag.get("max_age_seconds", 0),
+              f"the report shows the secondary's {RPO_LAG}: {lag}")
+        check(report.get("rpo_seconds") == LAG_MS / 1000,
+              f"the report's RPO is that lag: {report.get('rpo_seconds')} s")
+        check("within the plan's maximum" in rule, f"the report names the rule that let it through: {rule!r}")
+    status, reason = fence_outcome(report)
+    check(status == "already_fenced" and "read-only secondary" in reason,
+          f"the old writer's fence is observed and reported, not acted on: {status} ({reason[:120]})")

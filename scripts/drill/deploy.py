@@ -30,15 +30,17 @@ def zip_bootstrap(path):
 def endpoint_environment(d):
     """The SDK's own endpoint variables (docs/contract.md): moto by default, gapfill and ministack where needed.
     SNS goes to ministack: the stack creates the operators' topic there; with --aurora RDS too (the global
-    cluster lives there)."""
+    cluster lives there); with --replica-busy RDS goes through the fault proxy (to moto)."""
     moto, gapfill = d.args.moto_url, d.args.gapfill_url
     if d.outages:  # --primary-outage: the functions reach moto and gapfill through the outage proxies
         moto, gapfill = d.outages["moto"].url, d.outages["gapfill"].url
-    if d.faults:  # --throttle: one fault proxy in front of both (it routes globalaccelerator/backup to gapfill)
+    rds = {"AWS_ENDPOINT_URL_RDS": d.args.ministack_url} if d.args.aurora else {}  # moto: HTTP 500 on failover
+    if d.faults and d.args.replica_busy:  # only RDS through the fault proxy (its upstream: moto)
+        rds = {"AWS_ENDPOINT_URL_RDS": d.faults.url}
+    elif d.faults:  # --throttle: one fault proxy in front of both (it routes globalaccelerator/backup to gapfill)
         moto = gapfill = d.faults.url
-    aurora = {"AWS_ENDPOINT_URL_RDS": d.args.ministack_url} if d.args.aurora else {}  # moto: HTTP 500 on failover
     return {
-        **aurora,
+        **rds,
         "AWS_ENDPOINT_URL": moto,
         "AWS_ENDPOINT_URL_GLOBAL_ACCELERATOR": gapfill,
         "AWS_ENDPOINT_URL_BACKUP": gapfill,

@@ -6,14 +6,25 @@ traffic, update-dns fails, and the execution must SUCCEED degraded (report outco
 report and its notification). Then the faults go off and the drill re-runs update-dns as the warning says (direct
 invoke, start then status): DNS must answer DR.
 
+--dns-down blackhole: the same writes are read and never answered. Each update-dns attempt then ends at the DR
+operation timeout (the SDK's bound on the whole call) as pilotlight.Transient, which the state machine retries
+(MaxAttempts 8, 2 s doubling up to 60 s): 9 attempts and 242 s of sleeps before the Catch degrades DNS, 333 s on
+ministack with the default 10 s timeout (measured; ministack sleeps every interval in full). Nothing in the product changes
+for the drill: the plan sets a 2 s DR operation timeout (a plan value, 500 ms at the least), and once update-dns
+runs the drill scales ministack's Step Functions sleeps by RETRY_SLEEP_SCALE (its admin endpoint,
+`stepfunctions._SFN_WAIT_SCALE`), which models the short end of AWS's FULL jitter: AWS sleeps a random time
+between 0 and each interval. The scale is set back to 1 when the drill ends, pass or fail.
+
 --graceful-rollback: a graceful failover whose catch-up never sees a lag of 0 (the drill does not play the
 replica catching up) and PILOTLIGHT_MAX_POLLS=3: the catch-up gives up (PollLimitExceeded), the state machine
 restores the source dial (shift-traffic restore) and notifies; the execution FAILED with dials 100/0, nothing
 promoted, and the notice says "rolled back: source dial restored to 100"."""
 
 import json
+import urllib.request
 
-from .console import kv, phase, say
+from .console import clock, kv, phase, say
+from .follow import history
 from .operators import notifications
 from .report import find_report
 from .snapshot import snapshot
@@ -21,15 +32,54 @@ from .trigger import invoke
 from .verify import Checks, flow_lock_released
 
 DNS_WRITES = [("route53", "UpdateHealthCheck"), ("route53", "ChangeResourceRecordSets")]
+DNS_BLACKHOLE_TIMEOUT_MS = 2000  # --dns-down blackhole: the plan's DR operation timeout (default 10000)
+RETRY_SLEEP_SCALE = 0.01  # --dns-down blackhole: ministack's Retry (and Wait) sleeps, once update-dns runs
+# update-dns start's attempts: the first, then the generated Retry's MaxAttempts 8 (statemachine/failover.asl.json)
+RETRY_ATTEMPTS = 1 + 8
 
 
 def arm_dns_down(d):
-    phase("dns-down: Route 53 writes answer AccessDenied (fault proxy in front of moto)")
-    rules = [{"service": s, "operation": op, "fault": "deny",
-              "message": "pilotlight drill: Route 53 control plane unavailable to this role"} for s, op in DNS_WRITES]
+    if d.args.dns_down == "blackhole":
+        phase("dns-down blackhole: Route 53 writes never answered (fault proxy in front of moto)")
+        rules = [{"service": s, "operation": op, "fault": "blackhole"} for s, op in DNS_WRITES]
+        d.hooks.append(shorten_retry_sleeps)
+        d.retry_sleeps_scaled = False
+    else:
+        phase("dns-down: Route 53 writes answer AccessDenied (fault proxy in front of moto)")
+        rules = [{"service": s, "operation": op, "fault": "deny",
+                  "message": "pilotlight drill: Route 53 control plane unavailable to this role"}
+                 for s, op in DNS_WRITES]
     d.faults.admin("POST", "rules", {"rules": rules})
     for r in rules:
-        kv("rule", f"{r['service']} {r['operation']}: AccessDenied (HTTP 403) on every call")
+        kv("rule", f"{r['service']} {r['operation']}: " + ("read, never answered" if r["fault"] == "blackhole"
+                                                           else "AccessDenied (HTTP 403)") + " on every call")
+
+
+def ministack_sleep_scale(d, scale):
+    req = urllib.request.Request(d.args.ministack_url + "/_ministack/config", method="POST",
+                                 data=json.dumps({"stepfunctions._SFN_WAIT_SCALE": scale}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def shorten_retry_sleeps(d, _execution_arn, new_events):
+    """follow() hook: once the update-dns phase starts, ministack's sleeps are scaled down (see the module doc)."""
+    if d.retry_sleeps_scaled:
+        return
+    if any(e["type"].endswith("StateEntered") and "update-dns" in e["stateEnteredEventDetails"]["name"]
+           for e in new_events):
+        ministack_sleep_scale(d, RETRY_SLEEP_SCALE)
+        d.retry_sleeps_scaled = True
+        say(f"  {clock()}  drill: update-dns runs -> ministack's Step Functions sleeps scaled by {RETRY_SLEEP_SCALE} "
+            "(AWS's FULL jitter may sleep as little)")
+
+
+def restore_retry_sleeps(d):
+    if getattr(d, "retry_sleeps_scaled", False):
+        ministack_sleep_scale(d, 1.0)
+        d.retry_sleeps_scaled = False
+        kv("ministack", "Step Functions sleeps back to scale 1")
 
 
 def report_of(execution):
@@ -51,8 +101,11 @@ def verify_dns_down(d, before, after, execution, inbox):
     report = report_of(execution)
     warnings = report.get("warnings") or []
     check(report.get("outcome") == "degraded", f"report outcome {report.get('outcome')!r} (expected 'degraded')")
-    check(any(w.startswith("DNS degraded: ") and "AccessDenied" in w and "re-run update-dns" in w for w in warnings),
+    cause = "timed out" if d.args.dns_down == "blackhole" else "AccessDenied"
+    check(any(w.startswith("DNS degraded: ") and cause in w and "re-run update-dns" in w for w in warnings),
           f"the report warns: {warnings[0][:200] if warnings else 'no warning'}")
+    if d.args.dns_down == "blackhole":
+        verify_blackhole(d, execution, check)
     subjects = [s for s, _ in inbox]
     reports = [(s, b) for s, b in inbox if "report" in s.lower()]
     check(any("DEGRADED (dns)" in s for s, _ in reports), f"the report notification says DEGRADED: {subjects}")
@@ -78,6 +131,31 @@ def verify_dns_down(d, before, after, execution, inbox):
     check(again["dns"]["answer"] == d.seeded["dns"]["dr_value"],
           f"DNS {d.seeded['dns']['record']} answers the DR endpoint after the re-run ({again['dns']['answer']})")
     return checks.passed()
+
+
+def verify_blackhole(d, execution, check):
+    """Every update-dns attempt timed out within the plan's DR operation timeout, and the Retry ran out."""
+    arn = d.seeded["functions"]["update-dns"]
+    events = history(d.sfn(), execution["executionArn"])
+    failed = [e for e in events if e["type"] == "TaskFailed"
+              and e["taskFailedEventDetails"].get("resource") == arn]
+    timed_out = [e for e in failed if e["taskFailedEventDetails"].get("error") == "pilotlight.Transient"
+                 and "timed out" in (e["taskFailedEventDetails"].get("cause") or "")]
+    check(len(failed) == RETRY_ATTEMPTS and len(timed_out) == len(failed),
+          f"update-dns start failed {len(failed)} times, {len(timed_out)} of them pilotlight.Transient 'timed out' "
+          f"(the first attempt and the Retry's {RETRY_ATTEMPTS - 1}), then the Catch degraded DNS")
+    if failed:
+        entered = next(e["timestamp"] for e in events if e["type"].endswith("StateEntered")
+                       and "update-dns" in e["stateEnteredEventDetails"]["name"])
+        kv("update-dns phase", f"{(failed[-1]['timestamp'] - entered).total_seconds():.1f} s from its start to the "
+           f"last timed-out attempt")
+    held = [r for r in d.faults.requests() if (r["service"], r["operation"]) in DNS_WRITES]
+    limit = DNS_BLACKHOLE_TIMEOUT_MS + 1000
+    durations = [r.get("duration_ms") for r in held]
+    check(len(held) == RETRY_ATTEMPTS and all(r["status"] == "client-gave-up" and r.get("duration_ms") is not None
+                                               and r["duration_ms"] <= limit for r in held),
+          f"{len(held)} Route 53 writes held unanswered, each given up by the SDK within the plan's "
+          f"{DNS_BLACKHOLE_TIMEOUT_MS} ms operation timeout (+1 s): {durations} ms")
 
 
 def verify_rollback(d, before, after, execution, inbox):

@@ -112,8 +112,12 @@ def react(d, events):
             # after the drain finished counts for the catch-up.
             after = now_utc().replace(second=0, microsecond=0) + timedelta(minutes=1)
             put_replica_lag(d, 0.0, after, side)
-            say(f"  {clock()}  drill: writes drained -> the replica catches up: ReplicaLag 0 put for "
-                f"{d.seeded['db'][side]}")
+            if d.args.aurora:
+                say(f"  {clock()}  drill: writes drained -> the secondary catches up: AuroraGlobalDBRPOLag 0 put "
+                    f"for {d.seeded['aurora']['ids'][side]}")
+            else:
+                say(f"  {clock()}  drill: writes drained -> the replica catches up: ReplicaLag 0 put for "
+                    f"{d.seeded['db'][side]}")
 
 
 def follow(d, execution_arn):

@@ -141,6 +141,9 @@ def verify(d, before, after, execution, inbox):
     if d.args.stale_ami:
         from .stale_ami import verify as verify_stale_ami
         verify_stale_ami(d, execution, check)
+    if d.args.replica_busy:
+        from .replica_busy import verify as verify_replica_busy
+        verify_replica_busy(d, execution, check)
     return checks.passed()
 
 
@@ -155,19 +158,22 @@ def verify_failback(d, original, after, execution, inbox):
     for s, _ in inbox:
         say(f"      - {s or '(no subject)'}")
     p, dr = after["db_primary"], after["db"]
-    check(p is not None and p["writer"], f"primary DB {d.seeded['db']['primary']} is the writer again "
+    # --aurora: the clusters as members of the global cluster (aurora.db_view); the DR one a secondary again
+    db = d.seeded["aurora"]["ids"] if d.args.aurora else d.seeded["db"]
+    source = d.seeded["aurora"]["primary"] if d.args.aurora else db["primary"]
+    check(p is not None and p["writer"], f"primary DB {db['primary']} is the writer again "
           f"({'missing' if p is None else p['status']})")
-    check(dr is not None and dr["is_replica"] and d.seeded["db"]["primary"] in (dr["replica_source"] or ""),
-          f"re-protected: DR DB {d.seeded['db']['dr']} is a read replica of the primary "
-          f"(source {None if dr is None else dr['replica_source']})")
+    check(dr is not None and dr["is_replica"] and source in (dr["replica_source"] or ""),
+          f"re-protected: DR DB {db['dr']} is a {'secondary' if d.args.aurora else 'read replica'} of the "
+          f"primary (source {None if dr is None else dr['replica_source']})")
     mn, desired, mx = capacity(d.plan["primary"])
     a = after["primary"]
     check(a["min"] >= mn and a["desired"] >= desired and a["max"] >= mx and a["in_service_healthy"] >= desired,
           f"primary ASG at {a['min']}/{a['desired']}/{a['max']} with {a['in_service_healthy']} healthy instances "
           f"(plan {mn}/{desired}/{mx})")
     # The failover's fence took the primary group to 0/0/0 and recorded its capacity; failback restored it.
-    from .fence import FENCED_CAPACITY_TAG, primary_fenced_state
-    _, _, _, recorded = primary_fenced_state(d)
+    from .fence import FENCED_CAPACITY_TAG, primary_asg_state
+    _, recorded = primary_asg_state(d)
     check(recorded is not None and all(have >= int(want) for have, want in
                                        zip((a["min"], a["desired"], a["max"]), recorded.split("/"))),
           f"primary ASG restored to the capacity the fence recorded ({FENCED_CAPACITY_TAG}={recorded})")
@@ -180,6 +186,20 @@ def verify_failback(d, original, after, execution, inbox):
           f"DNS {d.seeded['dns']['record']} answers the primary endpoint ({after['dns']['answer']})")
     check_report_dials(d, execution, check, "primary", graceful=True)
     check(any("report" in s.lower() for s, _ in inbox), "a failback report notification reached the operators' topic")
+    try:
+        report = find_report(json.loads(execution.get("output") or "{}")) or {}
+    except ValueError:
+        report = {}
+    check(report.get("direction") == "failback" and report.get("mode") == "graceful"
+          and report.get("outcome") == "succeeded",
+          f"the failback report: direction {report.get('direction')!r}, mode {report.get('mode')!r}, "
+          f"outcome {report.get('outcome')!r}")
+    check(any("pilot light restored" in s for s, _ in inbox), "the \"pilot light restored\" milestone reached the "
+          "operators' topic")
+    if d.args.aurora:
+        rule = report.get("rpo_rule") or ""
+        check(rule.startswith("graceful: SwitchoverGlobalCluster") and report.get("rpo_seconds") == 0,
+              f"the failback was Aurora's switchover, RPO 0: {rule!r}")
     kv("DB instances", "; ".join(f"{side}: {', '.join(ids)}" for side, ids in after["db_instances"].items())
        + f" (before the drill: {'; '.join(f'{k}: {chr(44).join(v)}' for k, v in original['db_instances'].items())})")
     return checks.passed()
