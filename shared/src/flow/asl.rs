@@ -1666,6 +1666,17 @@ mod tests {
     fn loops_wait_the_steps_hint_bounded_by_the_plan() {
         let def = definition_value();
         let st = &def["States"];
+        // a start that reports done goes on at once: the Choice comes before the Wait
+        let started = &st["Failover update-dns started?"];
+        assert_eq!(
+            started["Choices"][0]["Next"],
+            "Failover update-dns done at start"
+        );
+        assert_eq!(started["Default"], "Failover update-dns wait");
+        assert_eq!(
+            st["Failover update-dns done at start"]["Next"],
+            "Failover update-dns notify"
+        );
         for (base, interval) in [
             ("Failover recover", ""),
             ("Failover shift-traffic", "$.timing.dial_bake_seconds"),
