@@ -53,6 +53,14 @@ def parse_args(argv):
     p.add_argument("--graceful-rollback", action="store_true",
                    help="graceful failover whose catch-up never sees lag 0 (PILOTLIGHT_MAX_POLLS=3): the source dial "
                         "is restored, the execution FAILED, the notice says rolled back")
+    p.add_argument("--timing", default=None, metavar="db=S,compute=S,ga=S,dns=S",
+                   help="the functions reach moto and gapfill through tests/support/faultproxy.py with its AWS timing "
+                        "model: a promotion shows modifying/rebooting for db seconds, new instances Pending and targets "
+                        "initial for compute, the accelerator IN_PROGRESS for ga, a Route 53 change PENDING for dns "
+                        "(docs/emulators.md); the steps must wait through them")
+    p.add_argument("--bench", action="store_true",
+                   help="with --timing: print the RTO figures of the run (scripts/drill/bench.py): RTO, critical path, "
+                        "overhead, sequential time, cost, writable -> reported (figures, not pass/fail)")
     p.add_argument("--failback", action="store_true",
                    help="after the failover passed, fail back ({\"command\":\"failback\",\"mode\":\"graceful\"}) and check "
                         "the topology is the original one again, re-protected (DR replica of the primary, DR ASG at 0)")
@@ -101,6 +109,18 @@ def parse_args(argv):
         # a plan may set it (the environment overrides plans/drill.env); failure_paths.DNS_BLACKHOLE_TIMEOUT_MS
         from .failure_paths import DNS_BLACKHOLE_TIMEOUT_MS
         os.environ["PILOTLIGHT_DR_OPERATION_TIMEOUT_MS"] = str(DNS_BLACKHOLE_TIMEOUT_MS)
+    if a.timing:
+        try:
+            a.timing_rule = timing_rule(a.timing)
+        except ValueError as e:
+            p.error(str(e))
+        clash = [o for o in ("probe", "throttle", "dns_down", "graceful_rollback", "primary_outage", "aurora", "replica_busy",
+                             "dry_run", "stale_ami") if getattr(a, o)]
+        if clash:
+            p.error(f"--timing runs the alarm's failover, --graceful, --failback or --approval (not with "
+                    f"{', '.join('--' + o.replace('_', '-') for o in clash)})")
+    if a.bench and not a.timing:
+        p.error("--bench needs --timing (the figures are of a run with the AWS timing model)")
     if a.graceful_rollback:
         a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
         # every loop gives up after 4 calls: the catch-up (lag never 0) within ~5 s (the environment overrides
@@ -117,6 +137,28 @@ def parse_args(argv):
         p.error("--aurora drills the failover, alone or with --graceful and/or --failback (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in others)})")
     return a
+
+
+TIMING_NAMES = {"db": "db_seconds", "compute": "compute_seconds", "ga": "ga_seconds", "dns": "dns_seconds"}
+
+
+def timing_rule(text):
+    """`db=20,compute=30,ga=2,dns=2` -> faultproxy's timing rule (its own --timing flag takes the same text)."""
+    rule = {"fault": "timing"}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name not in TIMING_NAMES:
+            raise ValueError(f"--timing takes NAME=SECONDS with NAME one of {sorted(TIMING_NAMES)}, not {item!r}")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--timing {name}: a number of seconds, not {value!r}") from None
+        if not 0 <= seconds <= 3600:
+            raise ValueError(f"--timing {name}: 0..3600 seconds, not {value!r}")
+        rule[TIMING_NAMES[name]] = seconds
+    if len(rule) == 1:
+        raise ValueError("--timing needs at least one of db=, compute=, ga=, dns=")
+    return rule
 
 
 def main(argv):
@@ -162,7 +204,7 @@ def main(argv):
         print_topology(d, before, "topology before")
         if args.probe:
             d.template_parameters.update(probe.template_parameters(d))
-        if args.throttle or args.dns_down or args.replica_busy:
+        if args.throttle or args.dns_down or args.replica_busy or args.timing:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
         if args.throttle:
@@ -173,6 +215,10 @@ def main(argv):
         if args.replica_busy:
             from . import replica_busy
             replica_busy.arm(d)
+        if args.timing:
+            d.faults.admin("POST", "rules", {"rules": [args.timing_rule]})
+            kv("timing model", ", ".join(f"{k.split('_')[0]} {v:g} s" for k, v in args.timing_rule.items() if k != "fault")
+               + " (faultproxy in front of moto and gapfill)")
         if args.graceful_rollback:
             d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
         execution = follow(d, trigger(d))
@@ -186,6 +232,11 @@ def main(argv):
             ok = throttle.verify_beyond(d, before, after, execution)
         else:
             ok = verify(d, before, after, execution, notifications(d))
+        if args.bench:
+            from . import bench
+            if not bench.show(d, execution):
+                say("bench: the run left no figures to compute (see above)")
+                ok = False
         if ok and args.failback:
             d.direction, d.drained, d.approval_answered = "failback", False, False
             since = len(d.inbox)

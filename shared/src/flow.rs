@@ -446,6 +446,29 @@ impl Flow {
             .any(|p| p.on_failure == OnFailure::RollBack)
     }
 
+    /// The phases whose milestone notifications wait until the traffic moved: from the moment no side serves
+    /// (the start of an ungraceful run: the primary is down; the drain of a graceful one) up to the phase that
+    /// moves traffic (shift-traffic `start`), whose milestone sends them all side by side. Nothing but what
+    /// moves traffic sits in that window (docs/statemachine.md "Critical path"). Empty when the flow moves no
+    /// traffic (the fence run).
+    pub fn outage_window(&self) -> std::ops::Range<usize> {
+        let has = |p: &Phase, f: Function, a: Action| {
+            p.calls.iter().any(|c| c.function == f && c.action == a)
+        };
+        let Some(traffic) = self
+            .phases
+            .iter()
+            .position(|p| has(p, Function::ShiftTraffic, Action::Start))
+        else {
+            return 0..0;
+        };
+        let from = self.phases[..traffic]
+            .iter()
+            .position(|p| has(p, Function::ShiftTraffic, Action::Drain))
+            .unwrap_or(0);
+        from..traffic
+    }
+
     /// The flow an execution with this direction and mode runs.
     pub fn for_run(direction: Direction, mode: Mode) -> Flow {
         Flow::of(FlowKind::of(direction, mode))

@@ -119,6 +119,7 @@ def run(moto, gapfill):
     finally:
         code = p.stop()
     check("SIGTERM stops the proxy cleanly (exit 0)", code == 0, code)
+    timing_model(moto, gapfill)
     stop_while_holding(moto)
     refuses_non_loopback(moto)
 
@@ -378,6 +379,87 @@ def checks(p):
     p.reset()
     check("DELETE rules and requests: no fault, empty log", error_of(rds.describe_db_instances) is None
           and [r["operation"] for r in p.requests()] == ["DescribeDBInstances"], p.requests())
+
+
+def timing_model(moto, gapfill):
+    """fault timing (--timing): each accepted change is shown in progress for its time, as AWS shows it."""
+    p = Proxy("--upstream", moto, "--upstream-for", f"globalaccelerator={gapfill}",
+              "--timing", "db=2,compute=2,ga=1.5,dns=1.5")
+    try:
+        status, body = http(f"{p.url}/_faultproxy/rules", "POST", {"rules": [{"fault": "timing", "db_seconds": -1}]})
+        check("admin refuses a timing rule with a negative time", status == 400 and "db_seconds" in
+              body.get("error", ""), body)
+        status, body = http(f"{p.url}/_faultproxy/rules")
+        check("--timing set the timing rule", [r.get("db_seconds") for r in body["rules"]] == [2.0], body)
+        rds, asg = client(p, "rds"), client(p, "autoscaling")
+        ga, r53 = client(p, "globalaccelerator", "us-west-2"), client(p, "route53")
+        db, replica = f"fp-tm-{RUN}", f"fp-tm-{RUN}-replica"
+        rds.create_db_instance(DBInstanceIdentifier=db, Engine="mysql", DBInstanceClass="db.t3.micro",
+                               AllocatedStorage=20, MasterUsername="admin1", MasterUserPassword="password123")
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=db)
+        ec2 = client(p, "ec2")
+        ec2.create_launch_template(LaunchTemplateName=f"fp-tm-{RUN}",
+                                   LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
+        group = f"fp-tm-{RUN}-asg"
+        asg.create_auto_scaling_group(AutoScalingGroupName=group, MinSize=0, MaxSize=2, DesiredCapacity=0,
+                                      AvailabilityZones=["us-east-1a"],
+                                      LaunchTemplate={"LaunchTemplateName": f"fp-tm-{RUN}"})
+        acc = ga.create_accelerator(Name=f"fp-tm-{RUN}", IdempotencyToken=RUN)["Accelerator"]
+        listener = ga.create_listener(AcceleratorArn=acc["AcceleratorArn"], Protocol="TCP",
+                                      PortRanges=[{"FromPort": 443, "ToPort": 443}])["Listener"]
+        eg = ga.create_endpoint_group(ListenerArn=listener["ListenerArn"], EndpointGroupRegion="us-east-1",
+                                      TrafficDialPercentage=0)["EndpointGroup"]
+        zone = r53.create_hosted_zone(Name=f"fp-tm-{RUN}.example.", CallerReference=RUN)["HostedZone"]["Id"]
+
+        t0 = time.time()
+        rds.promote_read_replica(DBInstanceIdentifier=replica)
+        asg.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=1, DesiredCapacity=1)
+        ga.update_endpoint_group(EndpointGroupArn=eg["EndpointGroupArn"], TrafficDialPercentage=100)
+        change = r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{
+            "Action": "UPSERT", "ResourceRecordSet": {"Name": f"app.fp-tm-{RUN}.example.", "Type": "A", "TTL": 60,
+                                                      "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})["ChangeInfo"]
+
+        def instance():
+            return rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0]
+
+        first = instance()
+        check("timing db: right after PromoteReadReplica the replica is modifying, still a replica (status info)",
+              first["DBInstanceStatus"] == "modifying"
+              and [i["StatusType"] for i in first.get("StatusInfos", [])] == ["read replication"], first)
+        expect_error("timing db: a mutating call on it meanwhile -> 400 InvalidDBInstanceState",
+                     "InvalidDBInstanceState", 400,
+                     lambda: rds.modify_db_instance(DBInstanceIdentifier=replica, BackupRetentionPeriod=2,
+                                                    ApplyImmediately=True))
+        states = [i["LifecycleState"] for i in
+                  asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]]
+        check("timing compute: the new instance is Pending at first", states == ["Pending"], states)
+        check("timing ga: the accelerator is IN_PROGRESS after the dial change",
+              ga.describe_accelerator(AcceleratorArn=acc["AcceleratorArn"])["Accelerator"]["Status"] == "IN_PROGRESS")
+        check("timing dns: the change is PENDING, in its answer and GetChange",
+              change["Status"] == "PENDING" and r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "PENDING",
+              change)
+        time.sleep(max(0.0, t0 + 1.1 - time.time()))
+        second = instance()
+        check("timing db: in the second half it is rebooting", second["DBInstanceStatus"] == "rebooting", second)
+        states = [i["LifecycleState"] for i in
+                  asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]]
+        check("timing compute: then InService", states == ["InService"], states)
+        time.sleep(max(0.0, t0 + 2.2 - time.time()))
+        done = instance()
+        check("timing db: after T_db available and no replication status info (writable)",
+              done["DBInstanceStatus"] == "available" and not done.get("StatusInfos"), done)
+        check("timing ga/dns: DEPLOYED and INSYNC after their times",
+              ga.describe_accelerator(AcceleratorArn=acc["AcceleratorArn"])["Accelerator"]["Status"] == "DEPLOYED"
+              and r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "INSYNC")
+        changes = http(f"{p.url}/_faultproxy/timing")[1]["changes"]
+        check("GET /_faultproxy/timing lists the four modelled changes with their effective times",
+              sorted(c["kind"] for c in changes) == ["compute", "db", "dns", "ga"]
+              and all(c["effective_at"] > c["began_at"] for c in changes), changes)
+        asg.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True)
+        for i in (replica, db):
+            rds.delete_db_instance(DBInstanceIdentifier=i, SkipFinalSnapshot=True)
+    finally:
+        p.stop()
 
 
 def stop_while_holding(moto):

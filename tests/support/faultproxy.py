@@ -28,6 +28,23 @@ returned unchanged, unless a rule injects a fault for that request's service / r
                           ``global_cluster`` instead of ``db_instance``, an Aurora global cluster: its ``Status`` in
                           DescribeGlobalClusters, and mutating calls naming its ``GlobalClusterIdentifier``
                           (SwitchoverGlobalCluster, FailoverGlobalCluster, ...) answered ``InvalidGlobalClusterStateFault``
+* ``timing``              the AWS timing model (no emulator makes a change take time): with ``db_seconds``,
+                          ``compute_seconds``, ``ga_seconds``, ``dns_seconds`` (any of them; also the command-line flag
+                          ``--timing db=20,compute=30,ga=2,dns=2``), a change the upstream accepted is shown in
+                          progress for that long, as AWS shows it:
+                          - PromoteReadReplica of an instance: DescribeDBInstances shows it ``modifying`` for the first
+                            half of T_db, then ``rebooting``, with its "read replication" status info (still a replica)
+                            until T_db passed; mutating calls naming it are refused ``InvalidDBInstanceState`` meanwhile
+                          - UpdateAutoScalingGroup / SetDesiredCapacity to a capacity above 0: the group's instances
+                            are ``Pending`` for the first half of T_compute, then ``InService``; DescribeTargetHealth in
+                            that region answers ``initial`` (Elb.RegistrationInProgress) instead of ``healthy`` until
+                            T_compute passed
+                          - UpdateEndpointGroup: the accelerator reads ``IN_PROGRESS`` (DescribeAccelerator,
+                            ListAccelerators) for T_ga
+                          - ChangeResourceRecordSets: the change reads ``PENDING`` (its answer, GetChange) for T_dns
+                          ``GET /_faultproxy/timing`` lists every modelled change with when it began and became
+                          effective (writable, healthy, deployed, INSYNC), for the bench. Other rules take precedence
+                          over it on the requests they match.
 
 The operation is identified the way the AWS protocols carry it: ``X-Amz-Target`` (awsJson), ``Action=`` in the
 form body or query (awsQuery, ec2), ``/service/<S>/operation/<Op>`` (smithy-rpc-v2-cbor), REST routes (Route 53,
@@ -67,9 +84,11 @@ MAX_BODY = 64 * 1024 * 1024   # request bodies larger than this are refused
 MAX_LOG = 10_000              # request log entries kept (oldest dropped)
 UPSTREAM_TIMEOUT_S = 120.0
 FAULTS = {"throttle", "error500", "error503", "deny", "slow", "delay", "blackhole", "close", "reset", "rewrite",
-          "db-status"}
+          "db-status", "timing"}
+TIMING_FIELDS = {"db_seconds", "compute_seconds", "ga_seconds", "dns_seconds"}
+TIMING_NAMES = {"db": "db_seconds", "compute": "compute_seconds", "ga": "ga_seconds", "dns": "dns_seconds"}
 RULE_FIELDS = {"service", "region", "operation", "mutating", "fault", "delay_ms", "times", "after", "code",
-               "message", "find", "replace", "db_instance", "global_cluster", "status"}
+               "message", "find", "replace", "db_instance", "global_cluster", "status"} | TIMING_FIELDS
 # db-status: calls that work in any instance status (AWS tags a busy instance), never refused
 ANY_STATUS_OPERATIONS = {"AddTagsToResource", "RemoveTagsFromResource"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -195,7 +214,30 @@ def _check_rule(rule) -> dict:
         if set(rule) & {"service", "operation", "mutating", "after", "find", "replace", "delay_ms"}:
             raise BadRule("fault db-status takes db_instance or global_cluster, status, times and optionally region, "
                           "code, message")
+    if rule["fault"] == "timing":
+        if set(rule) - TIMING_FIELDS - {"fault"} or not set(rule) & TIMING_FIELDS:
+            raise BadRule(f"fault timing takes only {sorted(TIMING_FIELDS)} (at least one)")
+        for key in TIMING_FIELDS & set(rule):
+            v = rule[key]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 3600:
+                raise BadRule(f"{key} is a number of seconds in 0..3600, not {v!r}")
+    elif set(rule) & TIMING_FIELDS:
+        raise BadRule(f"{sorted(TIMING_FIELDS)} belong to fault timing")
     return {**rule, "matched": 0, "applied": 0}
+
+
+def parse_timing(text: str) -> dict:
+    """`db=20,compute=30,ga=2,dns=2` -> a timing rule."""
+    rule = {"fault": "timing"}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name not in TIMING_NAMES:
+            raise BadRule(f"--timing takes NAME=SECONDS with NAME one of {sorted(TIMING_NAMES)}, not {item!r}")
+        try:
+            rule[TIMING_NAMES[name]] = float(value)
+        except ValueError:
+            raise BadRule(f"--timing {name}: seconds, not {value!r}") from None
+    return _check_rule(rule)
 
 
 def _field_matches(want, got) -> bool:
@@ -221,7 +263,7 @@ class State:
         """The first rule that matches and whose after/times window holds this match; counts matches."""
         with self.lock:
             for rule in self.rules:
-                if rule["fault"] == "db-status":  # see db_status()
+                if rule["fault"] in ("db-status", "timing"):  # see db_status(), timing()
                     continue
                 if not (_field_matches(rule.get("service"), ident["service"])
                         and _field_matches(rule.get("region"), ident["region"])
@@ -247,6 +289,12 @@ class State:
                     return rule
             return None
 
+    def timing(self) -> dict | None:
+        """The timing rule, if one is set (the last one wins)."""
+        with self.lock:
+            found = [r for r in self.rules if r["fault"] == "timing"]
+            return found[-1] if found else None
+
     def count_applied(self, rule: dict):
         with self.lock:
             rule["applied"] += 1
@@ -262,6 +310,64 @@ class State:
 
 
 STATE = State()
+
+
+# ---------------------------------------------------------------------------------------------- timing model
+class Timing:
+    """The changes the timing rule is modelling: each began when the upstream accepted it and is effective
+    `seconds` later (AWS's own time for it: promotion, launch + health checks, deployment, propagation)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.changes: list[dict] = []
+
+    def begin(self, kind: str, region, resource: str, seconds: float, **extra):
+        if seconds <= 0:
+            return
+        now = time.time()
+        with self.lock:
+            # a repeated change (a retried call) while one is open does not restart the clock, as on AWS
+            if any(c["kind"] == kind and c["resource"] == resource and c["effective_at"] > now for c in self.changes):
+                return
+            self.changes.append({"kind": kind, "region": region, "resource": resource, "began_at": round(now, 3),
+                                 "seconds": seconds, "effective_at": round(now + seconds, 3), **extra})
+
+    def open(self, kind: str, region=None) -> list[tuple[dict, float]]:
+        """(change, fraction of its time passed) of the changes of this kind still in progress."""
+        now = time.time()
+        with self.lock:
+            return [(c, (now - c["began_at"]) / c["seconds"]) for c in self.changes
+                    if c["kind"] == kind and c["effective_at"] > now and (region is None or c["region"] == region)]
+
+    def clear(self):
+        with self.lock:
+            self.changes.clear()
+
+
+TIMING = Timing()
+REPLICATION_INFO = ("<StatusInfos><DBInstanceStatusInfo><StatusType>read replication</StatusType>"
+                    "<Normal>true</Normal><Status>replicating</Status></DBInstanceStatusInfo></StatusInfos>")
+
+
+def rewrite_promoting(body: bytes, instance: str, status: str) -> bytes:
+    """DescribeDBInstances' answer with `instance` still promoting: `status`, and its read-replication status
+    info (AWS keeps it until the promotion finished: the instance still reads as a replica)."""
+    text = body.decode("utf-8", "replace")
+
+    def one(m):
+        block = m.group(0)
+        if f"<DBInstanceIdentifier>{_xml_escape(instance)}</DBInstanceIdentifier>" not in block:
+            return block
+        block = re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>",
+                       f"<DBInstanceStatus>{status}</DBInstanceStatus>", block, count=1)
+        block = re.sub(r"<StatusInfos\s*/>|<StatusInfos>.*?</StatusInfos>", "", block, flags=re.S)
+        return block.replace("</DBInstance>", REPLICATION_INFO + "</DBInstance>")
+
+    return re.sub(r"<DBInstance>.*?</DBInstance>", one, text, flags=re.S).encode()
+
+
+def _instance_id(value: str) -> str:
+    return value.rsplit(":db:", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------- fault shapes
@@ -467,7 +573,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin(split.path, body)
         ident = identify(self.command, split.path, split.query, self.headers, body)
         mutating = is_mutating(ident["operation"])
-        rule = STATE.db_status(ident) or STATE.pick(ident, mutating)
+        rule = STATE.db_status(ident) or STATE.pick(ident, mutating) or STATE.timing()
         fault = rule["fault"] if rule else None
         entry = {"time": round(time.time(), 3), "method": self.command, "path": split.path,
                  "service": ident["service"], "region": ident["region"], "operation": ident["operation"],
@@ -486,6 +592,8 @@ class Handler(BaseHTTPRequestHandler):
         """Answers the request (or not) as the fault says; returns the status logged."""
         if fault == "db-status":
             return self._db_status(rule, ident, body)
+        if fault == "timing":
+            return self._timing(rule, ident, body)
         if fault in ERROR_CODES:
             status, headers, payload = error_response(fault, ident, rule, self.headers.get("Content-Type", ""))
             self._send(status, headers, payload)
@@ -540,6 +648,89 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.count_applied(rule)
         self._send(status, headers, payload)
         return status
+
+    def _form(self, body) -> dict:
+        form = parse_qs(urlsplit(self.path).query)
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            form.update(parse_qs(body.decode("utf-8", "replace")))
+        return form
+
+    def _timing(self, rule, ident, body) -> int:
+        """fault timing: forward, start the clock of a change the upstream accepted, and show the changes in
+        progress as AWS shows them (see the module docstring)."""
+        svc, op, region = ident["service"], ident["operation"], ident["region"]
+        form = self._form(body) if ident["protocol"] in ("query", "ec2") else {}
+        if svc == "rds" and is_mutating(op) and op not in ANY_STATUS_OPERATIONS:
+            for change, _ in TIMING.open("db", region):
+                if names_instance(form, change["resource"]):
+                    message = f"Instance {change['resource']} is not in available state (it is being promoted)."
+                    status, headers, payload = error_response(
+                        "throttle", ident, {"code": "InvalidDBInstanceState", "message": message},
+                        self.headers.get("Content-Type", ""))
+                    self._send(status, headers, payload)
+                    return status
+        status, headers, payload = self._forward(ident, body)
+        if status == 200:
+            payload = self._timing_answer(rule, svc, op, region, form, body, payload)
+        self._send(status, headers, payload)
+        return status
+
+    def _timing_answer(self, rule, svc, op, region, form, body, payload) -> bytes:
+        if svc == "rds":
+            if op == "PromoteReadReplica" and form.get("DBInstanceIdentifier"):
+                TIMING.begin("db", region, _instance_id(form["DBInstanceIdentifier"][-1]),
+                             rule.get("db_seconds", 0), shows="modifying, rebooting", effective="writable")
+            if op == "DescribeDBInstances":
+                for change, passed in TIMING.open("db", region):
+                    payload = rewrite_promoting(payload, change["resource"],
+                                                "modifying" if passed < 0.5 else "rebooting")
+        elif svc == "autoscaling":
+            if op in ("UpdateAutoScalingGroup", "SetDesiredCapacity") and form.get("AutoScalingGroupName"):
+                wanted = [int(v) for k in ("DesiredCapacity", "MinSize") for v in form.get(k, []) if v.isdigit()]
+                if wanted and max(wanted) > 0:
+                    TIMING.begin("compute", region, form["AutoScalingGroupName"][-1], rule.get("compute_seconds", 0),
+                                 shows="Pending, InService + targets initial", effective="healthy")
+            if op in ("DescribeAutoScalingGroups", "DescribeAutoScalingInstances"):
+                for change, passed in TIMING.open("compute", region):
+                    named = f"<AutoScalingGroupName>{_xml_escape(change['resource'])}</AutoScalingGroupName>"
+                    if passed < 0.5 and named.encode() in payload:
+                        payload = payload.replace(b"<LifecycleState>InService</LifecycleState>",
+                                                  b"<LifecycleState>Pending</LifecycleState>")
+        elif svc == "elasticloadbalancing" and op == "DescribeTargetHealth":
+            if TIMING.open("compute", region):
+                payload = payload.replace(b"<State>healthy</State>",
+                                          b"<State>initial</State><Reason>Elb.RegistrationInProgress</Reason>")
+        elif svc == "globalaccelerator":
+            if op == "UpdateEndpointGroup":
+                try:
+                    group = json.loads(body or b"{}").get("EndpointGroupArn", "")
+                except ValueError:
+                    group = ""
+                if "/listener/" in group:
+                    TIMING.begin("ga", None, group.split("/listener/")[0], rule.get("ga_seconds", 0),
+                                 shows="IN_PROGRESS", effective="DEPLOYED", endpoint_group=group)
+            if op in ("DescribeAccelerator", "ListAccelerators"):
+                deploying = {c["resource"] for c, _ in TIMING.open("ga")}
+                if deploying:
+                    try:
+                        answer = json.loads(payload)
+                    except ValueError:
+                        return payload
+                    for acc in ([answer.get("Accelerator")] if "Accelerator" in answer else answer.get("Accelerators", [])):
+                        if acc and acc.get("AcceleratorArn") in deploying:
+                            acc["Status"] = "IN_PROGRESS"
+                    payload = json.dumps(answer).encode()
+        elif svc == "route53":
+            if op == "ChangeResourceRecordSets":
+                m = re.search(rb"<Id>(?:/change/)?([^<]+)</Id>", payload)
+                if m:
+                    TIMING.begin("dns", None, m.group(1).decode(), rule.get("dns_seconds", 0),
+                                 shows="PENDING", effective="INSYNC")
+            if op in ("ChangeResourceRecordSets", "GetChange"):
+                for change, _ in TIMING.open("dns"):
+                    if f"/change/{change['resource']}".encode() in payload or change["resource"].encode() in payload:
+                        payload = payload.replace(b"<Status>INSYNC</Status>", b"<Status>PENDING</Status>")
+        return payload
 
     def _hold(self) -> str:
         """Never answers: waits until the client closes its end, the proxy stops, or MAX_HOLD_S passes."""
@@ -601,6 +792,12 @@ class Handler(BaseHTTPRequestHandler):
             if route == ("GET", "/_faultproxy/requests"):
                 with STATE.lock:
                     return self._json(200, {"requests": [dict(r) for r in STATE.requests]})
+            if route == ("GET", "/_faultproxy/timing"):
+                with TIMING.lock:
+                    return self._json(200, {"rule": STATE.timing(), "changes": [dict(c) for c in TIMING.changes]})
+            if route == ("DELETE", "/_faultproxy/timing"):
+                TIMING.clear()
+                return self._json(200, {"changes": 0})
             if route == ("DELETE", "/_faultproxy/requests"):
                 with STATE.lock:
                     STATE.requests.clear()
@@ -625,6 +822,8 @@ def main(argv=None):
     ap.add_argument("--upstream", required=True, help="where requests go (http://127.0.0.1:PORT)")
     ap.add_argument("--upstream-for", action="append", default=[], metavar="SERVICE=URL",
                     help="route one SigV4 service elsewhere, e.g. globalaccelerator=http://127.0.0.1:5100")
+    ap.add_argument("--timing", default=None, metavar="db=S,compute=S,ga=S,dns=S",
+                    help="start with the AWS timing model (fault timing) set to these times, in seconds")
     args = ap.parse_args(argv)
     if args.host != HOST:
         ap.error(f"--host must be {HOST} (loopback only), not {args.host!r}")
@@ -635,6 +834,11 @@ def main(argv=None):
             ap.error(f"--upstream-for takes SERVICE=URL, not {item!r}")
         per_service[svc] = url
     Handler.upstreams = Upstreams(args.upstream, per_service)
+    if args.timing:
+        try:
+            STATE.rules = [parse_timing(args.timing)]
+        except BadRule as e:
+            ap.error(str(e))
 
     server = Server((HOST, args.port), Handler)
     stop = threading.Event()

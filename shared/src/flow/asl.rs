@@ -253,6 +253,81 @@ fn milestone_task(comment: &str, milestone: &str, detail: (&str, J), next: &str)
         .with("Next", s(next))
 }
 
+/// A milestone held back until the traffic moved ([`Flow::outage_window`]): its name and where its detail is.
+struct Deferred {
+    milestone: &'static str,
+    /// `detail.$` of a call's report, or (for a side-by-side phase's own milestone) the branches array.
+    detail: String,
+    branches: bool,
+}
+
+/// How a call sends its milestone.
+#[derive(Clone, Copy)]
+enum Milestones<'a> {
+    /// Right after the call (outside the outage window).
+    Inline,
+    /// Not here: the traffic phase sends it ([`Flow::outage_window`]).
+    Deferred,
+    /// The traffic phase: its own milestone and every deferred one, side by side, after the traffic moved.
+    WithDeferred(&'a [Deferred]),
+}
+
+/// Milestone notifications side by side (the traffic phase's and the ones held back for it), each in its own
+/// branch whose failure is caught there: none can fail, and none waits for another. After the traffic moved,
+/// so off the critical path.
+fn milestones_parallel(prefix: &str, all: &[Deferred], next: &str) -> J {
+    let branches = all
+        .iter()
+        .map(|d| {
+            let task = format!("{prefix} notify {}", d.milestone);
+            let sent = format!("{task} sent");
+            let detail = if d.branches {
+                ("detail", o([("branches.$", s(&d.detail))]))
+            } else {
+                ("detail.$", s(&d.detail))
+            };
+            o([
+                ("StartAt", s(task.clone())),
+                (
+                    "States",
+                    o([
+                        (
+                            task.as_str(),
+                            milestone_task(
+                                &format!("Tell the operators: {}.", d.milestone),
+                                d.milestone,
+                                detail,
+                                &sent,
+                            ),
+                        ),
+                        (
+                            sent.as_str(),
+                            o([
+                                ("Type", s("Pass")),
+                                ("Result", o([])),
+                                ("End", v(json!(true))),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ])
+        })
+        .collect();
+    o([
+        ("Type", s("Parallel")),
+        (
+            "Comment",
+            s(
+                "The milestones of the outage window, sent once the traffic moved (off the critical path), side by side; a failed notification never stops the flow.",
+            ),
+        ),
+        ("Branches", J::A(branches)),
+        ("ResultPath", v(Value::Null)),
+        ("Catch", catch_all("$.notify_error", next)),
+        ("Next", s(next)),
+    ])
+}
+
 /// Where a state inside a flow goes on error: at the top level, a Catch into NotifyFailure; inside a Parallel
 /// branch, nowhere (the Parallel's own Catch notifies).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -422,11 +497,13 @@ fn rollback_states(prefix: &str, out: &mut States) {
 /// The states of one call, entered at the first one returned by [`call_entry`]; they go to `next` when done. At
 /// the top level, errors and the poll limit take the phase's `on_failure` path; inside a branch they end the
 /// branch (the Parallel's Catch takes it).
+#[allow(clippy::too_many_arguments)]
 fn call_states(
     prefix: &str,
     call: &Call,
     scope: Scope,
     on_failure: OnFailure,
+    milestones: Milestones,
     next: &str,
     out: &mut States,
 ) {
@@ -435,9 +512,45 @@ fn call_states(
     let base = format!("{prefix} {}", call.phase());
     let polls = format!("$.polls.{key}");
     let result = format!("$.steps.{key}");
-    let after = match call.milestone {
+    let milestone = match milestones {
+        Milestones::Deferred => None,
+        _ => call.milestone,
+    };
+    let after = match milestone {
         Some(_) => format!("{base} notify"),
         None => next.to_string(),
+    };
+    let milestone_state = |out: &mut States, after: String| {
+        let Some(milestone) = milestone else {
+            return;
+        };
+        match milestones {
+            Milestones::WithDeferred(deferred) if !deferred.is_empty() => {
+                let mut all: Vec<Deferred> = deferred
+                    .iter()
+                    .map(|d| Deferred {
+                        milestone: d.milestone,
+                        detail: d.detail.clone(),
+                        branches: d.branches,
+                    })
+                    .collect();
+                all.push(Deferred {
+                    milestone,
+                    detail: result.clone(),
+                    branches: false,
+                });
+                out.add(after, milestones_parallel(prefix, &all, next));
+            }
+            _ => out.add(
+                after,
+                milestone_task(
+                    &format!("Tell the operators: {milestone}."),
+                    milestone,
+                    ("detail.$", s(&result)),
+                    next,
+                ),
+            ),
+        }
     };
     let failure = match scope {
         Scope::Top => Some(failure_path(
@@ -464,17 +577,7 @@ fn call_states(
             base.clone(),
             task(call.action.as_str(), &result, &after, None),
         );
-        if let Some(milestone) = call.milestone {
-            out.add(
-                after,
-                milestone_task(
-                    &format!("Tell the operators: {milestone}."),
-                    milestone,
-                    ("detail.$", s(&result)),
-                    next,
-                ),
-            );
-        }
+        milestone_state(out, after);
         return;
     }
     if let Some(mode) = call.skip_in_mode {
@@ -606,7 +709,52 @@ fn call_states(
                     ("Next", s(limit.clone())),
                 ])]),
             ),
+            ("Default", s(format!("{base} soon?"))),
+        ]),
+    );
+    // Adaptive polling: a step that saw its change near completion (an instance rebooting at the end of a
+    // promotion, instances InService waiting for their health checks) says when to look again
+    // (`next_poll_seconds`); used only when it is at least 1 s and shorter than the plan's interval, which stays the
+    // bound (docs/statemachine.md "Adaptive polling").
+    let hint = format!("{result}.next_poll_seconds");
+    out.add(
+        format!("{base} soon?"),
+        o([
+            ("Type", s("Choice")),
+            (
+                "Comment",
+                s("The step's hint (next_poll_seconds) when it is shorter than the plan's interval, else the interval."),
+            ),
+            (
+                "Choices",
+                J::A(vec![o([
+                    (
+                        "And",
+                        J::A(vec![
+                            o([("Variable", s(&hint)), ("IsPresent", v(json!(true)))]),
+                            o([("Variable", s(&hint)), ("IsNumeric", v(json!(true)))]),
+                            o([
+                                ("Variable", s(&hint)),
+                                ("NumericGreaterThanEquals", v(json!(1))),
+                            ]),
+                            o([
+                                ("Variable", s(&hint)),
+                                ("NumericLessThanPath", s(wait_path(wait))),
+                            ]),
+                        ]),
+                    ),
+                    ("Next", s(format!("{base} wait soon"))),
+                ])]),
+            ),
             ("Default", s(format!("{base} wait"))),
+        ]),
+    );
+    out.add(
+        format!("{base} wait soon"),
+        o([
+            ("Type", s("Wait")),
+            ("SecondsPath", s(&hint)),
+            ("Next", s(looping.clone())),
         ]),
     );
     if let Poll::Repeat(wait) = call.poll {
@@ -645,17 +793,7 @@ fn call_states(
             ]),
         },
     );
-    if let Some(milestone) = call.milestone {
-        out.add(
-            after,
-            milestone_task(
-                &format!("Tell the operators: {milestone}."),
-                milestone,
-                ("detail.$", s(&result)),
-                next,
-            ),
-        );
-    }
+    milestone_state(out, after);
 }
 
 /// `<state> failed`: records which phase failed (`$.failed_at`) on the way to NotifyFailure (through a rollback
@@ -701,17 +839,59 @@ fn phase_entry(prefix: &str, phase: &Phase) -> String {
     }
 }
 
-fn phase_states(prefix: &str, phase: &Phase, next: &str, out: &mut States) {
-    phase_states_at(prefix, phase, &format!("$.steps.{}", phase.name), next, out)
+fn phase_states(prefix: &str, phase: &Phase, milestones: Milestones, next: &str, out: &mut States) {
+    phase_states_at(
+        prefix,
+        phase,
+        &format!("$.steps.{}", phase.name),
+        milestones,
+        next,
+        out,
+    )
 }
 
-fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &mut States) {
+/// The milestones of a phase in the outage window, for the traffic phase to send ([`Flow::outage_window`]).
+fn deferred_of(phase: &Phase) -> Vec<Deferred> {
+    let mut out = Vec::new();
+    for (i, call) in phase.calls.iter().enumerate() {
+        if let Some(milestone) = call.milestone {
+            let detail = if phase.is_parallel() {
+                format!("$.steps.{}[{i}].{}", phase.name, call.result_key())
+            } else {
+                format!("$.steps.{}", call.result_key())
+            };
+            out.push(Deferred {
+                milestone,
+                detail,
+                branches: false,
+            });
+        }
+    }
+    if let (Some(milestone), true) = (phase.milestone, phase.is_parallel()) {
+        out.push(Deferred {
+            milestone,
+            detail: format!("$.steps.{}", phase.name),
+            branches: true,
+        });
+    }
+    out
+}
+
+fn phase_states_at(
+    prefix: &str,
+    phase: &Phase,
+    result: &str,
+    milestones: Milestones,
+    next: &str,
+    out: &mut States,
+) {
     if !phase.is_parallel() {
         call_states(
             prefix,
             &phase.calls[0],
             Scope::Top,
             phase.on_failure,
+            milestones,
             next,
             out,
         );
@@ -719,7 +899,16 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
     }
     let name = phase_entry(prefix, phase);
     let result = result.to_string();
-    let after = match phase.milestone {
+    // A side-by-side phase in the outage window defers its own milestone and its calls' too.
+    let inner = match milestones {
+        Milestones::Deferred => Milestones::Deferred,
+        _ => Milestones::Inline,
+    };
+    let phase_milestone = match milestones {
+        Milestones::Deferred => None,
+        _ => phase.milestone,
+    };
+    let after = match phase_milestone {
         Some(_) => format!("{name} notify"),
         None => next.to_string(),
     };
@@ -735,6 +924,7 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
                 call,
                 Scope::Branch,
                 phase.on_failure,
+                inner,
                 &done,
                 &mut states,
             );
@@ -787,7 +977,7 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
             ("Next", s(after.clone())),
         ]),
     );
-    if let Some(milestone) = phase.milestone {
+    if let Some(milestone) = phase_milestone {
         out.add(
             after,
             // A Parallel's result is an array (one report per branch); notify's detail is an object.
@@ -803,12 +993,24 @@ fn phase_states_at(prefix: &str, phase: &Phase, result: &str, next: &str, out: &
 
 fn flow_states(flow: &Flow, out: &mut States) {
     let prefix = flow.kind.name();
+    let window = flow.outage_window();
+    let deferred: Vec<Deferred> = flow.phases[window.clone()]
+        .iter()
+        .flat_map(deferred_of)
+        .collect();
     for (i, phase) in flow.phases.iter().enumerate() {
         let next = match flow.phases.get(i + 1) {
             Some(p) => phase_entry(prefix, p),
             None => "Report".to_string(),
         };
-        phase_states(prefix, phase, &next, out);
+        let milestones = if window.contains(&i) {
+            Milestones::Deferred
+        } else if i == window.end && !window.is_empty() {
+            Milestones::WithDeferred(&deferred)
+        } else {
+            Milestones::Inline
+        };
+        phase_states(prefix, phase, milestones, &next, out);
     }
     if flow.rolls_back() {
         rollback_states(prefix, out);
@@ -827,7 +1029,14 @@ fn preflight_states(
 ) -> String {
     let phase = Flow::preflight();
     let verdict = format!("{prefix} passed?");
-    phase_states_at(prefix, &phase, &format!("$.steps.{key}"), &verdict, out);
+    phase_states_at(
+        prefix,
+        &phase,
+        &format!("$.steps.{key}"),
+        Milestones::Inline,
+        &verdict,
+        out,
+    );
     let failed: Vec<J> = phase
         .calls
         .iter()
@@ -861,6 +1070,55 @@ fn preflight_states(
         ]),
     );
     phase_entry(prefix, &phase)
+}
+
+/// The `Check preflight` branch that tells the operators the run started (detail: the execution input). Its
+/// output is `{}` (the preflight's verdict reads the other branches by index, and `$.steps.preflight` stays the
+/// step reports).
+fn started_branch() -> J {
+    o([
+        ("StartAt", s("NotifyStarted")),
+        (
+            "States",
+            o([
+                (
+                    "NotifyStarted",
+                    milestone_task(
+                        "Tell the operators a run started (detail: the execution input, with its trigger); beside the preflight, so off the critical path.",
+                        "started",
+                        ("detail.$", s("$")),
+                        "NotifyStarted sent",
+                    ),
+                ),
+                (
+                    "NotifyStarted sent",
+                    o([
+                        ("Type", s("Pass")),
+                        ("Result", o([])),
+                        ("End", v(json!(true))),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// Appends a branch to the Parallel state `name` (after the generated ones: their indexes stay).
+fn add_branch(states: &mut States, name: &str, branch: J) {
+    for (n, state) in states.0.iter_mut() {
+        if n != name {
+            continue;
+        }
+        if let J::O(fields) = state {
+            for (k, value) in fields.iter_mut() {
+                if let (true, J::A(branches)) = (k == "Branches", value) {
+                    branches.push(branch);
+                    return;
+                }
+            }
+        }
+    }
+    debug_assert!(false, "no Parallel state {name}");
 }
 
 /// Records an error like a Catch would, then NotifyFailure.
@@ -1112,15 +1370,6 @@ fn approval_states(out: &mut States) {
 /// The whole state machine definition.
 fn definition() -> J {
     let mut states = States(Vec::new());
-    states.add(
-        "NotifyStarted",
-        milestone_task(
-            "Tell the operators a run started (detail: the execution input, with its trigger).",
-            "started",
-            ("detail.$", s("$")),
-            "FenceOnly?",
-        ),
-    );
     let fence_entry = phase_entry(FlowKind::Fence.name(), &Flow::of(FlowKind::Fence).phases[0]);
     states.add(
         "FenceOnly?",
@@ -1140,11 +1389,21 @@ fn definition() -> J {
                             o([("Variable", s("$.fence_only")), ("BooleanEquals", v(json!(true)))]),
                         ]),
                     ),
-                    ("Next", s(fence_entry)),
+                    ("Next", s("Fence notify started")),
                 ])]),
             ),
             ("Default", s("Check preflight")),
         ]),
+    );
+    // The fence run moves no traffic: its started notice goes first.
+    states.add(
+        "Fence notify started",
+        milestone_task(
+            "Tell the operators a fence run started (detail: the execution input).",
+            "started",
+            ("detail.$", s("$")),
+            &fence_entry,
+        ),
     );
     let entry = preflight_states(
         "Check",
@@ -1153,6 +1412,9 @@ fn definition() -> J {
         "PreflightFindings",
         &mut states,
     );
+    // Every other run tells the operators it started beside its preflight, not before it: the notice is off the
+    // critical path, and its failure is caught inside its branch (docs/statemachine.md "Critical path").
+    add_branch(&mut states, &entry, started_branch());
     debug_assert_eq!(entry, "Check preflight");
     states.add(
         "PreflightFindings",
@@ -1220,7 +1482,7 @@ fn definition() -> J {
                 "pilotlight failover/failback, generated by `pilotlight statemachine` from shared/src/flow.rs: edit the flow there, not this file. Input: docs/contract.md 'State machine input'. Every loop is bounded by $.timing.max_polls, the approval wait by $.timing.approval_timeout_seconds; each ends in NotifyFailure. TimeoutSeconds is a last-resort net above both.",
             ),
         ),
-        ("StartAt", s("NotifyStarted")),
+        ("StartAt", s("FenceOnly?")),
         ("TimeoutSeconds", v(json!(EXECUTION_TIMEOUT_SECONDS))),
         ("States", J::O(states.0)),
     ])
@@ -1293,13 +1555,162 @@ mod tests {
         }
         assert_eq!(st["Failover update-dns notify"]["Next"], "Failover fence");
         let choice = &st["FenceOnly?"]["Choices"][0];
-        assert_eq!(choice["Next"], "Fence fence");
+        assert_eq!(choice["Next"], "Fence notify started");
+        assert_eq!(st["Fence notify started"]["Next"], "Fence fence");
         assert_eq!(choice["And"][0]["IsPresent"], true);
         assert!(
             !serde_json::to_string(&st["Failback reprotect"])
                 .unwrap()
                 .contains("\"fence\"")
         );
+    }
+
+    /// The critical path holds only what moves traffic: no notification between the trigger and the shift in an
+    /// ungraceful failover, nor between the drain and the shift in a graceful one; the held-back milestones go out
+    /// side by side once the traffic moved, each caught in its own branch.
+    #[test]
+    fn notifications_stay_off_the_critical_path() {
+        let def = definition_value();
+        let st = &def["States"];
+        let notifies = |v: &Value| {
+            serde_json::to_string(v)
+                .unwrap()
+                .contains("${NotifyFunctionArn}")
+        };
+        // recover's branches send nothing; the shift's milestone sends theirs with its own
+        assert!(!notifies(&st["Failover recover"]), "recover notifies");
+        assert_eq!(
+            st["Failover recover"]["Next"],
+            "Failover shift-traffic init"
+        );
+        let sent = &st["Failover shift-traffic notify"];
+        assert_eq!(sent["Type"], "Parallel");
+        assert_eq!(sent["ResultPath"], Value::Null);
+        assert_eq!(sent["Next"], "Failover update-dns init");
+        let milestones: Vec<&str> = sent["Branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let task = &b["States"][b["StartAt"].as_str().unwrap()];
+                assert_eq!(
+                    task["Catch"][0]["Next"],
+                    b["States"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .nth(1)
+                        .unwrap()
+                        .as_str(),
+                    "each branch catches its own failure"
+                );
+                task["Parameters"]["milestone"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            milestones,
+            ["database promoted", "compute ready", "traffic shifted"]
+        );
+        let details: Vec<&str> = sent["Branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                b["States"][b["StartAt"].as_str().unwrap()]["Parameters"]["detail.$"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "$.steps.recover[0].promote_db",
+                "$.steps.recover[1].scale_compute",
+                "$.steps.shift_traffic"
+            ]
+        );
+        // graceful: the drain and the promotion are in the window, prepare and scale (traffic still served) not
+        for prefix in ["Graceful", "Failback"] {
+            assert!(!notifies(&st[format!("{prefix} drain done?")]));
+            assert_eq!(
+                st[format!("{prefix} drain done?")]["Choices"][0]["Next"],
+                format!("{prefix} catchup needed?")
+            );
+            assert_eq!(
+                st[format!("{prefix} promote-db done?")]["Choices"][0]["Next"],
+                format!("{prefix} shift-traffic init")
+            );
+            assert_eq!(
+                st[format!("{prefix} prepare-db done?")]["Choices"][0]["Next"],
+                format!("{prefix} prepare-db notify")
+            );
+            let branches = st[format!("{prefix} shift-traffic notify")]["Branches"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert_eq!(
+                branches, 3,
+                "{prefix}: traffic drained, database promoted, traffic shifted"
+            );
+        }
+        let window: Vec<_> = FlowKind::ALL
+            .iter()
+            .map(|k| Flow::of(*k).outage_window())
+            .collect();
+        assert_eq!(window, [0..1, 2..5, 2..5, 0..0]);
+    }
+
+    /// Adaptive polling: every loop waits the step's `next_poll_seconds` when it is present, at least 1 s and
+    /// shorter than the plan's interval of that wait; otherwise the interval.
+    #[test]
+    fn loops_wait_the_steps_hint_bounded_by_the_plan() {
+        let def = definition_value();
+        let st = &def["States"];
+        // a start that reports done goes on at once: the Choice comes before the Wait
+        let started = &st["Failover update-dns started?"];
+        assert_eq!(
+            started["Choices"][0]["Next"],
+            "Failover update-dns done at start"
+        );
+        assert_eq!(started["Default"], "Failover update-dns wait");
+        assert_eq!(
+            st["Failover update-dns done at start"]["Next"],
+            "Failover update-dns notify"
+        );
+        for (base, interval) in [
+            ("Failover recover", ""),
+            ("Failover shift-traffic", "$.timing.dial_bake_seconds"),
+            ("Failover update-dns", "$.timing.poll_seconds"),
+        ] {
+            if interval.is_empty() {
+                let b = &st[base]["Branches"][0]["States"];
+                assert_eq!(
+                    b["Failover promote-db soon?"]["Choices"][0]["And"][3]["NumericLessThanPath"],
+                    "$.timing.poll_seconds"
+                );
+                continue;
+            }
+            let soon = &st[format!("{base} soon?")];
+            assert_eq!(
+                st[format!("{base} budget")]["Default"],
+                format!("{base} soon?")
+            );
+            let and = &soon["Choices"][0]["And"];
+            assert_eq!(and[0]["IsPresent"], true, "{base}");
+            assert_eq!(and[2]["NumericGreaterThanEquals"], 1, "{base}");
+            assert_eq!(and[3]["NumericLessThanPath"], interval, "{base}");
+            assert_eq!(soon["Default"], format!("{base} wait"));
+            assert_eq!(soon["Choices"][0]["Next"], format!("{base} wait soon"));
+            let key = if base.ends_with("shift-traffic") {
+                "shift_traffic"
+            } else {
+                "update_dns"
+            };
+            assert_eq!(
+                st[format!("{base} wait soon")]["SecondsPath"],
+                format!("$.steps.{key}.next_poll_seconds")
+            );
+        }
     }
 
     /// A Parallel's result is an array, and notify takes an object as `detail`: the milestone after a side-by-side
@@ -1339,12 +1750,19 @@ mod tests {
     fn the_preflight_comes_first_and_findings_pause_or_stop() {
         let def = definition_value();
         let st = &def["States"];
-        assert_eq!(st["NotifyStarted"]["Next"], "FenceOnly?");
+        assert_eq!(def["StartAt"], "FenceOnly?");
         assert_eq!(st["FenceOnly?"]["Default"], "Check preflight");
         let check = &st["Check preflight"];
         assert_eq!(check["Type"], "Parallel");
         assert_eq!(check["ResultPath"], "$.steps.preflight");
-        assert_eq!(check["Branches"].as_array().unwrap().len(), 3);
+        // three checks, then the started notice beside them (off the critical path)
+        assert_eq!(check["Branches"].as_array().unwrap().len(), 4);
+        let started = &check["Branches"][3];
+        assert_eq!(started["StartAt"], "NotifyStarted");
+        let notify = &started["States"]["NotifyStarted"];
+        assert_eq!(notify["Parameters"]["milestone"], "started");
+        assert_eq!(notify["Catch"][0]["Next"], "NotifyStarted sent");
+        assert_eq!(started["States"]["NotifyStarted sent"]["Result"], json!({}));
         let first = &check["Branches"][0];
         let task = &first["States"][first["StartAt"].as_str().unwrap()];
         assert_eq!(task["Parameters"]["action"], "preflight");
@@ -1669,12 +2087,11 @@ mod tests {
                 assert_eq!(r["MaxAttempts"], 8, "{name}");
             }
             if state["Type"] == "Wait" {
+                let path = state["SecondsPath"].as_str().unwrap();
                 assert!(
-                    state["SecondsPath"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("$.timing."),
-                    "{name}"
+                    path.starts_with("$.timing.")
+                        || (name.ends_with(" wait soon") && path.ends_with(".next_poll_seconds")),
+                    "{name}: {path}"
                 );
             }
         }
@@ -1685,9 +2102,14 @@ mod tests {
             .count();
         let waits = states
             .iter()
-            .filter(|(n, s)| s["Type"] == "Wait" && !n.is_empty())
+            .filter(|(n, s)| s["Type"] == "Wait" && !n.ends_with(" soon"))
+            .count();
+        let soon = states
+            .iter()
+            .filter(|(n, s)| s["Type"] == "Wait" && n.ends_with(" wait soon"))
             .count();
         assert_eq!(loops, waits, "every wait belongs to a bounded loop");
+        assert_eq!(loops, soon, "every loop has its adaptive wait");
     }
 
     #[test]

@@ -404,7 +404,12 @@ async fn status(ctx: &Context, input: &StepInput, mut report: StepReport) -> Res
         ));
     }
     // In dry-run nothing was scaled, so there is nothing to wait for.
-    Ok(report.finish(ready.done || input.dry_run, message))
+    let report = report.finish(ready.done || input.dry_run, message);
+    Ok(if ready.near_completion() {
+        report.poll_soon(ctx.plan.timing.poll_seconds)
+    } else {
+        report
+    })
 }
 
 async fn observe_readiness(ctx: &Context, target: Side, group: &GroupState) -> Result<Readiness> {

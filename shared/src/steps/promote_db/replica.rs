@@ -28,6 +28,13 @@ pub fn lag_estimate(lag: Option<Datapoint>, now: DateTime<Utc>) -> Option<f64> {
     ReplicaLagSeen::of(lag, now).seconds
 }
 
+/// Whether a promotion pilotlight asked for is in its last documented state before the instance is writable:
+/// AWS ends a promotion with a reboot (`modifying` -> `rebooting` -> `available`), so `rebooting` means the next
+/// poll should come soon (adaptive polling, [`crate::step::poll_soon_seconds`]).
+pub fn promotion_near_completion(v: &InstanceView) -> bool {
+    v.promotion_record().is_some() && v.status == "rebooting"
+}
+
 /// Decides what `start` does with an RDS instance. `lag` is the fresh ReplicaLag (None = unknown).
 ///
 /// Ungraceful: a lag above the plan's maximum needs `allow_replica_lag`, an unknown lag `allow_unknown_lag` (the
@@ -329,7 +336,12 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         Verdict::InProgress(reason) => {
             report.rpo_seconds = view.recorded_rpo_seconds();
             report.record_saw(&saw);
-            Ok(report.finish(input.dry_run, reason))
+            let report = report.finish(input.dry_run, reason);
+            Ok(if promotion_near_completion(&view) {
+                report.poll_soon(ctx.plan.timing.poll_seconds)
+            } else {
+                report
+            })
         }
         Verdict::Promote => {
             // Milliseconds: the record is compared with InstanceCreateTime (see InstanceView::promotion_record), and a
@@ -477,6 +489,25 @@ pub(super) mod tests {
 
     fn decide(v: &InstanceView, lag: Option<f64>, force: bool) -> Verdict {
         decide_promotion(v, lag, 300.0, Mode::Ungraceful, &all(force), now())
+    }
+
+    /// Adaptive polling: only the promotion's reboot (its last documented state) asks for a sooner poll; a replica
+    /// rebooting without our promotion record, or one still modifying, does not.
+    #[test]
+    fn only_a_promotion_rebooting_is_near_completion() {
+        let promoting = |status: &str| InstanceView {
+            status: status.into(),
+            promote_requested_at: Some(now()),
+            ..replica()
+        };
+        assert!(promotion_near_completion(&promoting("rebooting")));
+        assert!(!promotion_near_completion(&promoting("modifying")));
+        assert!(!promotion_near_completion(&promoting("available")));
+        let unrecorded = InstanceView {
+            status: "rebooting".into(),
+            ..replica()
+        };
+        assert!(!promotion_near_completion(&unrecorded));
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub struct Readiness {
     pub done: bool,
 }
 
+impl Readiness {
+    /// Not done, but every wanted instance is InService and Healthy: only the target group's health checks are
+    /// left (targets `initial`, healthy after HealthyThresholdCount checks), so the next poll should come soon
+    /// (adaptive polling, [`crate::step::poll_soon_seconds`]).
+    pub fn near_completion(&self) -> bool {
+        !self.done && self.in_service_healthy as i64 >= i64::from(self.wanted)
+    }
+}
+
 pub fn readiness(
     group_desired: i32,
     plan_desired: i32,
@@ -129,6 +138,22 @@ mod tests {
 
     const fn cap(min: i32, desired: i32, max: i32) -> Capacity {
         Capacity { min, desired, max }
+    }
+
+    /// Adaptive polling: near completion once every wanted instance is InService and only target health is left.
+    #[test]
+    fn readiness_is_near_completion_when_only_target_health_is_left() {
+        assert!(readiness(2, 2, 2, Some(0)).near_completion());
+        assert!(readiness(2, 2, 2, Some(1)).near_completion());
+        assert!(
+            !readiness(2, 2, 1, Some(0)).near_completion(),
+            "an instance still Pending"
+        );
+        assert!(!readiness(2, 2, 2, Some(2)).near_completion(), "done");
+        assert!(
+            !readiness(2, 2, 2, None).near_completion(),
+            "done without a target group"
+        );
     }
 
     #[test]
