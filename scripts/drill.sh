@@ -100,10 +100,14 @@ t_tools=$(( $(date +%s) - t ))
 
 step "drill (scripts/drill/ ${drill_args[*]:-})"
 t=$(date +%s)
-mkdir -p .tools/run
+# PILOTLIGHT_DRILL_RUN: where this drill writes its plan, output and proxy log (scripts/test.sh gives each of its
+# parallel drill lanes its own).
+export PILOTLIGHT_DRILL_RUN="${PILOTLIGHT_DRILL_RUN:-$ROOT/.tools/run}"
+mkdir -p "$PILOTLIGHT_DRILL_RUN"
 set +e
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" PYTHONPATH="$ROOT/scripts" .tools/moto/bin/python -m drill \
-  --write-plan .tools/run/drill-plan.env --write-output .tools/run/drill-output.json "${drill_args[@]}"
+  --write-plan "$PILOTLIGHT_DRILL_RUN/drill-plan.env" --write-output "$PILOTLIGHT_DRILL_RUN/drill-output.json" \
+  "${drill_args[@]}"
 rc=$?
 set -e
 t_drill=$(( $(date +%s) - t ))

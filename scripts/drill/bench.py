@@ -127,7 +127,7 @@ def show(d, execution):
     # a branch's states are counted from its task results (each loop turn is the task, done?, count, budget, soon?
     # and a wait: BRANCH_STATES_PER_TASK), and each task result is paired with the oldest open scheduling of the
     # same function.
-    with open(os.path.join(d.contract.root, ".tools", "run", "bench-history.json"), "w") as f:
+    with open(os.path.join(os.environ.get("PILOTLIGHT_DRILL_RUN") or os.path.join(d.contract.root, ".tools", "run"), "bench-history.json"), "w") as f:
         json.dump(events, f, default=str)
     top = sum(1 for e in events if e["type"].endswith("StateEntered"))
     open_calls, durations, notifies, in_parallel = {}, [], 0, 0

@@ -50,7 +50,7 @@ class FaultProxy:
 
     def __init__(self, d):
         script = os.path.join(d.contract.root, "tests", "support", "faultproxy.py")
-        run = os.path.join(d.contract.root, ".tools", "run")
+        run = os.environ.get("PILOTLIGHT_DRILL_RUN") or os.path.join(d.contract.root, ".tools", "run")
         self.log_path = os.path.join(run, "drill-faultproxy.log") if os.path.isdir(run) else os.devnull
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
