@@ -99,6 +99,7 @@ struct Topology {
     targets: ReadinessTargets,
     primary_db: String,
     replica: String,
+    replica_arn: String,
     primary_endpoint_group: String,
     dr_endpoint_group: String,
     health_checks: Vec<String>,
@@ -318,6 +319,7 @@ impl Topology {
             vars,
             primary_db: pair.primary,
             replica: pair.replica,
+            replica_arn: pair.replica_arn,
             primary_endpoint_group: t_primary_eg,
             dr_endpoint_group: dr_eg,
             health_checks,
@@ -421,13 +423,20 @@ async fn the_healthy_pilot_light_passes_every_check() {
 #[tokio::test]
 async fn a_deleted_replica_fails_db_replica() {
     let t = healthy(Options::default()).await;
-    sdk!(aws_sdk_rds, &t.cfg, DR)
+    // moto 5.2.5 deletes a cross-region replica, then answers HTTP 500 (it fails to unlink it from its source:
+    // docs/emulators.md); the SDK's retry then sees DBInstanceNotFound. What counts is that it is gone.
+    let deleted = sdk!(aws_sdk_rds, &t.cfg, DR)
         .delete_db_instance()
         .db_instance_identifier(&t.replica)
         .skip_final_snapshot(true)
         .send()
-        .await
-        .unwrap();
+        .await;
+    assert!(
+        common::rds::describe(&t.cfg, DR, &t.replica)
+            .await
+            .is_none(),
+        "the replica is deleted ({deleted:?})"
+    );
     let r = t.evaluate().await;
     let c = only_failure(&r, "db.replica");
     assert_eq!(c.seen, "none", "{c:?}");
@@ -601,6 +610,19 @@ async fn while_dr_serves_the_old_primary_must_stay_fenced() {
     rds_dr
         .promote_read_replica()
         .db_instance_identifier(&t.replica)
+        .send()
+        .await
+        .unwrap();
+    // promote-db's promotion record, which tells the new writer from a stale one.
+    rds_dr
+        .add_tags_to_resource()
+        .resource_name(&t.replica_arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("pilotlight:promote-requested-at")
+                .value(chrono::Utc::now().to_rfc3339())
+                .build(),
+        )
         .send()
         .await
         .unwrap();

@@ -353,12 +353,13 @@ impl ReadinessTargets {
     }
 }
 
-/// Runs one read within `budget`: its answer, or the error / "no answer within" as text.
+/// Runs one read within `budget`: its answer, or the error / "no answer within" as text. The read is boxed: an SDK
+/// call's future is large, and the evaluation joins a few dozen of them (on the stack they overflow a 2 MiB thread).
 pub(crate) async fn bounded<T>(
     budget: Duration,
     read: impl Future<Output = crate::Result<T>>,
 ) -> Result<T, String> {
-    crate::fence::within(budget, read).await
+    crate::fence::within(budget, Box::pin(read)).await
 }
 
 /// The deadline of a read on `side`: that region's operation timeout (the primary's is the short one).
@@ -395,9 +396,9 @@ pub async fn evaluate(
         let active = seen.active();
         let standby = standby_of(&active);
         let (db, compute, dns) = tokio::join!(
-            db::observe(aws, plan, standby, checked_at),
-            compute::observe(aws, plan, standby),
-            dns::observe(aws, plan),
+            Box::pin(db::observe(aws, plan, standby, checked_at)),
+            Box::pin(compute::observe(aws, plan, standby)),
+            Box::pin(dns::observe(aws, plan)),
         );
         (seen, active, standby, db, compute, dns)
     };
@@ -406,9 +407,9 @@ pub async fn evaluate(
         operators_seen,
         deployment_seen,
     ) = tokio::join!(
-        side_bound,
-        operators::observe(aws, plan, targets),
-        deployment::observe(aws, plan, targets),
+        Box::pin(side_bound),
+        Box::pin(operators::observe(aws, plan, targets)),
+        Box::pin(deployment::observe(aws, plan, targets)),
     );
     let mut checks = Vec::new();
     checks.extend(db::checks(plan, standby, &db_seen, checked_at));

@@ -80,8 +80,15 @@ pub fn endpoint_group(
         "traffic",
         check_endpoint_group(side, arn, &as_dial, &Overrides::default()),
     );
-    let Ok(g) = read else {
-        return exists;
+    let g = match read {
+        Ok(g) => g,
+        // The preflight's verdict and detail, with the error as the value seen.
+        Err(e) => {
+            return Check {
+                seen: format!("error: {e}"),
+                ..exists
+            };
+        }
     };
     let want = &plan.region(side).region;
     if &g.region != want {
