@@ -66,6 +66,7 @@ drills=(
   "--graceful-rollback"   # catch-up never reaches lag 0: source dial restored, FAILED, the notice says rolled back
   "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
   "--aurora"              # Aurora global database: lag-gated FailoverGlobalCluster, the DR cluster the writer (~1 min)
+  "--cli"                 # the operator's CLI: status, plan, failover --dry-run on a terminal, follow, approve, report
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

@@ -65,6 +65,10 @@ def parse_args(argv):
                    help="the database is an Aurora global database (plan PILOTLIGHT_DB_MODE=aurora-global) in "
                         "ministack, its secondary's AuroraGlobalDBRPOLag fresh and within the limit: the alarm's "
                         "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py)")
+    p.add_argument("--cli", action="store_true",
+                   help="the operator's commands through the built `pilotlight` binary: status, plan, failover "
+                        "--dry-run (followed on a terminal, captured), follow, failover --approval + approve, report "
+                        "--json, against the deployed stack (scripts/drill/cli.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -85,6 +89,9 @@ def parse_args(argv):
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
                            "dns_down", "graceful_rollback", "stale_ami") if getattr(a, o)]
+    if a.cli and (special or a.aurora):
+        p.error("--cli drives its own runs (a dry run, then an approval-gated failover): not with "
+                f"{', '.join('--' + o.replace('_', '-') for o in special + (['aurora'] if a.aurora else []))}")
     if (a.probe or a.throttle or a.dns_down or a.graceful_rollback) and len(special) > 1:
         p.error(f"--probe, --throttle, --dns-down and --graceful-rollback run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
@@ -159,7 +166,11 @@ def main(argv):
             failure_paths.arm_dns_down(d)
         if args.graceful_rollback:
             d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
-        execution = follow(d, trigger(d))
+        if args.cli:
+            from . import cli
+            execution = cli.run(d)
+        else:
+            execution = follow(d, trigger(d))
         show(d, execution)
         after = snapshot(d)
         print_topology(d, after, "topology after")

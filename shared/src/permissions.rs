@@ -36,6 +36,8 @@ pub enum Resource {
     Parameter,
     AutoScalingGroup,
     BackupVault,
+    /// The stack's Lambda functions (the operator's CLI reads detect's plan and invokes it).
+    Function,
 }
 
 impl Resource {
@@ -62,6 +64,7 @@ impl Resource {
             Resource::Parameter => ":parameter/",
             Resource::AutoScalingGroup => ":autoScalingGroup:",
             Resource::BackupVault => ":backup-vault:",
+            Resource::Function => ":function:",
         }
     }
 
@@ -86,6 +89,7 @@ impl Resource {
             Resource::Parameter => "AMI parameters",
             Resource::AutoScalingGroup => "Auto Scaling groups",
             Resource::BackupVault => "backup vaults",
+            Resource::Function => "the stack's functions",
         }
     }
 }
@@ -336,6 +340,12 @@ pub const ADAPTERS: &[(&str, &str, &str, &[&Call])] = {
             include_str!("aws/globalaccelerator.rs"),
             globalaccelerator::CALLS,
         ),
+        (
+            "lambda",
+            "lambda",
+            include_str!("aws/lambda.rs"),
+            lambda::CALLS,
+        ),
         ("rds", "rds", include_str!("aws/rds.rs"), rds::CALLS),
         (
             "route53",
@@ -516,7 +526,9 @@ mod tests {
 
     /// `describe_db_instances` ~ `DescribeDBInstances`: the SDK's builder names are the API operation's words.
     fn same_name(op: &str, action_name: &str) -> bool {
+        // Lambda's Invoke is authorised as lambda:InvokeFunction (Service Authorization Reference).
         op.replace('_', "") == action_name.to_lowercase()
+            || (op, action_name) == ("invoke", "InvokeFunction")
     }
 
     #[test]
