@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pilotlight::aws::stepfunctions::{describe_execution, execution_events};
+use pilotlight::aws::stepfunctions::{execution_events, execution_view};
 use pilotlight::operator::progress::{Progress, ProgressLine};
 use pilotlight::operator::report_of;
 
@@ -111,9 +111,7 @@ pub async fn follow(s: &Session, arn: &str) -> Result<ExitCode, String> {
     let mut seen = 0;
     let status = loop {
         // Status first: once it is no longer RUNNING, the history read after it is complete.
-        let execution = describe_execution(sfn, arn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let execution = execution_view(sfn, arn).await.map_err(|e| e.to_string())?;
         let events = execution_events(sfn, arn)
             .await
             .map_err(|e| e.to_string())?;

@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 from .console import DrillError, clock, kv, now_utc, phase, say
 from .context import ACCOUNT
@@ -105,6 +107,26 @@ def same_report(a, b):
     return key(a) == key(b)
 
 
+def interrupt_follow(d, arn):
+    """Ctrl-C while following the paused run: following stops (exit 130, the re-attach hint), the execution goes on."""
+    name = arn.rsplit(":", 1)[-1]
+    say(f"\n  $ pilotlight follow {name}   (then Ctrl-C: SIGINT after the approval request is seen)")
+    p = subprocess.Popen([d.contract.cli, "follow", name], env=cli_env(d), stdout=subprocess.PIPE, text=True)
+    lines, deadline = [], time.monotonic() + 60
+    for line in p.stdout:
+        lines.append(line.rstrip("\n"))
+        say(f"    {lines[-1]}")
+        if "approval requested" in line or time.monotonic() > deadline:
+            break
+    p.send_signal(signal.SIGINT)
+    rest, _ = p.communicate(timeout=30)
+    for line in rest.splitlines():
+        say(f"    {line}")
+    status = d.sfn().describe_execution(executionArn=arn)["status"]
+    require(p.returncode == 130 and f"re-attach: pilotlight follow {name}" in rest and status == "RUNNING",
+            f"Ctrl-C stopped following (exit {p.returncode}), the execution goes on ({status})")
+
+
 def run(d):
     """Returns the approval-gated run's execution (DescribeExecution), for the drill's usual verification."""
     if not os.access(d.contract.cli, os.X_OK):
@@ -156,6 +178,7 @@ def run(d):
     out = pilotlight(d, "failover", "--approval", "--no-follow", "--reason", "cli drill")
     arn = next(l.split()[1] for l in out.splitlines() if l.startswith("execution arn:"))
     name = arn.rsplit(":", 1)[-1]
+    interrupt_follow(d, arn)
     out = pilotlight(d, "approve", "--reason", "cli drill: approved")
     require(f"detect: approved {name}" in out and "execution SUCCEEDED" in out,
             "approve answered the paused run (no token given) and followed it to SUCCEEDED")

@@ -11,7 +11,7 @@ pub mod status;
 use serde_json::Value;
 
 use crate::aws::stepfunctions::{
-    ExecutionEvent, ExecutionView, describe_execution, execution_events, step_report_in_output,
+    ExecutionEvent, ExecutionView, execution_events, execution_view, step_report_in_output,
 };
 use crate::aws::{autoscaling, cloudwatch, globalaccelerator, lambda, rds, route53, stepfunctions};
 use crate::error::Result;
@@ -33,7 +33,7 @@ pub const PERMISSIONS: &[Use] = &[
         "failover / failback / approve / reject: detect's manual commands",
     ),
     Use::always(
-        &stepfunctions::DESCRIBE_EXECUTION,
+        &stepfunctions::EXECUTION_VIEW,
         "follow and report: the execution's status",
     ),
     Use::always(
@@ -109,7 +109,7 @@ pub async fn report_of(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
 ) -> Result<(ExecutionView, Report)> {
-    let execution = describe_execution(sfn, execution_arn).await?;
+    let execution = execution_view(sfn, execution_arn).await?;
     let events = execution_events(sfn, execution_arn).await?;
     let state = state_in_history(&events, execution.input.as_deref());
     let history = StepHistory::Read(reports_in_history(&events));

@@ -380,9 +380,9 @@ pub struct ExecutionView {
     pub cause: Option<String>,
 }
 
-/// IAM: what [`describe_execution`] sends and needs (checked against the code below by `crate::permissions`' tests).
-pub const DESCRIBE_EXECUTION: Call = Call {
-    adapter: "stepfunctions::describe_execution",
+/// IAM: what [`execution_view`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const EXECUTION_VIEW: Call = Call {
+    adapter: "stepfunctions::execution_view",
     operations: &["describe_execution"],
     needs: &[Permission::new(
         "states:DescribeExecution",
@@ -391,7 +391,7 @@ pub const DESCRIBE_EXECUTION: Call = Call {
 };
 
 /// One execution; an unknown one is the operator's input problem (InvalidInput naming it).
-pub async fn describe_execution(
+pub async fn execution_view(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
 ) -> Result<ExecutionView> {
@@ -534,7 +534,7 @@ pub const CALLS: &[&Call] = &[
     &ANSWER_TASK,
     &PENDING_TASK_TOKEN,
     &STEP_REPORTS_PAGED,
-    &DESCRIBE_EXECUTION,
+    &EXECUTION_VIEW,
     &EXECUTION_EVENTS,
 ];
 
