@@ -542,3 +542,76 @@ fn side_tag(side: Side) -> &'static str {
         Side::Dr => "dr",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Status {
+            observed_at: at,
+            primary_region: "ap-northeast-2".into(),
+            dr_region: "ap-northeast-1".into(),
+            active: ActiveSide::Unknown {
+                reason: "no answer within 1500 ms".into(),
+            },
+            database: vec![DatabaseStatus {
+                side: Side::Dr,
+                region: "ap-northeast-1".into(),
+                resource: "web-db-replica".into(),
+                seen: Read::Seen(Some(DbSeen {
+                    status: "available".into(),
+                    role: "replica of web-db".into(),
+                    replication: Some("replicating".into()),
+                })),
+                lag: Some(Read::Seen(Some(Lag {
+                    seconds: 3.0,
+                    at,
+                    age_seconds: 95,
+                }))),
+            }],
+            compute: vec![ComputeStatus {
+                side: Side::Primary,
+                region: "ap-northeast-2".into(),
+                asg: "web-asg".into(),
+                seen: Read::Unknown("DescribeAutoScalingGroups timed out".into()),
+            }],
+            traffic: vec![],
+            dns: vec![DnsStatus::Record {
+                name: "app.example.com".into(),
+                answer: Read::Seen(Some(("dr.example.com".into(), "dr".into()))),
+            }],
+            lock: Read::Seen(None),
+            running: vec![],
+            latest: None,
+            executions_unknown: Some("ListExecutions: no answer".into()),
+            alarms: vec![],
+            unknown_alarm_regions: vec![],
+        }
+    }
+
+    #[test]
+    fn what_could_not_be_read_is_shown_as_unknown_with_why_and_the_lag_with_its_age() {
+        let text = render(&status());
+        for line in [
+            "active           unknown (no answer within 1500 ms)",
+            "db dr            ap-northeast-1 web-db-replica: replica of web-db, available, replication replicating; lag 3s (95s old)",
+            "asg primary      ap-northeast-2 web-asg: unknown (DescribeAutoScalingGroups timed out)",
+            "dns              app.example.com -> dr.example.com (dr)",
+            "lock             free",
+            "running          unknown (ListExecutions: no answer)",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
+        }
+        let json = serde_json::to_value(status()).unwrap();
+        assert_eq!(
+            json["compute"][0]["seen"]["unknown"],
+            "DescribeAutoScalingGroups timed out"
+        );
+        assert_eq!(json["lock"], serde_json::json!({"seen": null}));
+    }
+}
