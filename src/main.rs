@@ -1,243 +1,90 @@
-//! `pilotlight`: the local companion of the Lambda functions.
+//! `pilotlight`: the operator's command line, over the same `shared` crate the Lambda functions run.
 //!
-//! - `pilotlight check-plan [--json] <file>`: validate a plan file (the `PILOTLIGHT_*` keys the SAM parameters
-//!   become) before deploying it; prints the plan or the error naming the variable. With `--json`, one JSON object
-//!   `{"plan": ..., "variables": {...}}`: the validated plan and the `PILOTLIGHT_*` values it was read from (the
-//!   file, then the environment), so tools such as the drill read a plan without a parser of their own.
-//! - `pilotlight parse-event <event.json> [--plan <file>]`: what `detect` would make of an event, offline: the
-//!   trigger it parses and, with a plan, whether the origin checks accept it. No AWS call.
-//! - `pilotlight statemachine [--check]`: write the state machine generated from the flow definition
-//!   (`shared/src/flow.rs`) to `statemachine/failover.asl.json`; `--check` only says whether the file is current.
-//! - `pilotlight bench [--iterations N]`: figures for the hot, pure part of `detect` (parsing each alarm shape,
-//!   deciding) and the process's peak memory.
+//! Offline (no AWS call): `check-plan`, `parse-event`, `statemachine`, `permissions`, `bench`. Against the
+//! deployed stack (real AWS through the usual credential chain, or emulators through `AWS_ENDPOINT_URL*`):
+//! `status`, `plan`, `failover`, `failback`, `follow`, `approve`, `reject`, `report`. A subcommand is one module
+//! here and one variant of [`Command`]; `pilotlight <command> --help` documents each.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod approval;
+mod bench;
+mod connect;
+mod dry_run;
+mod follow;
+mod offline;
+mod report;
+mod start;
+mod status;
+
 use std::process::ExitCode;
-use std::time::Instant;
 
-use pilotlight::FailoverPlan;
-use pilotlight::aws::cloudwatch::LiveAlarm;
-use pilotlight::plan::parse_env_file;
-use pilotlight::steps::detect::decision::{ActiveSide, Situation, check_origin, decide_alarm};
-use pilotlight::trigger::{Trigger, parse_trigger};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pilotlight",
+    version,
+    about = "pilotlight: failover orchestration for an AWS pilot-light DR setup: the operator's commands",
+    after_help = "AWS commands read the plan from --plan FILE or from the deployed detect function (--detect or \
+                  PILOTLIGHT_DETECT_FUNCTION), use the usual credential chain (--profile, --region), and reach \
+                  emulators through AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a plan file (the PILOTLIGHT_* keys the SAM parameters become) before deploying it.
+    CheckPlan(offline::CheckPlanArgs),
+    /// What detect would make of an event, offline: the trigger it parses and, with a plan, the origin checks.
+    ParseEvent(offline::ParseEventArgs),
+    /// Write the state machine generated from the flow definition to statemachine/failover.asl.json.
+    Statemachine(offline::StatemachineArgs),
+    /// The "Permissions" table of docs/security.md, from the permissions declared in the code.
+    Permissions,
+    /// Figures for the hot, pure part of detect (parsing each alarm shape, deciding) and the peak memory.
+    Bench(bench::Args),
+    /// Which region is active, the database roles and lag, the Auto Scaling groups, dials, DNS, lock, executions.
+    Status(status::Args),
+    /// What a failover or failback would change right now: a dry-run computed locally from live reads.
+    Plan(dry_run::Args),
+    /// Fail over to the DR region (detect's manual command), then follow the execution live.
+    Failover(start::Args),
+    /// Fail back to the primary region (detect's manual command), then follow the execution live.
+    Failback(start::Args),
+    /// Follow an execution live (default: the running one, else the latest); Ctrl-C stops following only.
+    Follow(follow::Args),
+    /// Approve the pending approval request of an execution (default: the running one that asked).
+    Approve(approval::Args),
+    /// Reject the pending approval request of an execution (default: the running one that asked).
+    Reject(approval::Args),
+    /// The report of an execution (default: the latest): timeline, RTO, RPO and its basis, changes, warnings.
+    Report(report::Args),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("check-plan") => match args.get(1).map(String::as_str) {
-            Some("--json") => args
-                .get(2)
-                .ok_or_else(usage)
-                .and_then(|f| check_plan_json(Path::new(f))),
-            Some(f) => check_plan(Path::new(f)),
-            None => Err(usage()),
-        },
-        Some("parse-event") => args
-            .get(1)
-            .ok_or_else(usage)
-            .and_then(|f| parse_event(Path::new(f), flag(&args, "--plan"))),
-        Some("statemachine") => statemachine(args.iter().any(|a| a == "--check")),
-        // The "Permissions" table of docs/security.md, from the permissions declared in the code.
-        Some("permissions") => {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckPlan(a) => offline::check_plan(&a),
+        Command::ParseEvent(a) => offline::parse_event(&a),
+        Command::Statemachine(a) => offline::statemachine(&a),
+        Command::Permissions => {
             print!("{}", pilotlight::permissions::markdown());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Some("bench") => bench(
-            flag(&args, "--iterations")
-                .map(|n| n.to_string_lossy().parse().unwrap_or(20_000))
-                .unwrap_or(20_000),
-        ),
-        _ => Err(usage()),
+        Command::Bench(a) => bench::run(&a),
+        Command::Status(a) => connect::block_on(status::run(a)),
+        Command::Plan(a) => connect::block_on(dry_run::run(a)),
+        Command::Failover(a) => connect::block_on(start::run(a, start::Direction::Failover)),
+        Command::Failback(a) => connect::block_on(start::run(a, start::Direction::Failback)),
+        Command::Follow(a) => connect::block_on(follow::run(a)),
+        Command::Approve(a) => connect::block_on(approval::run(a, true)),
+        Command::Reject(a) => connect::block_on(approval::run(a, false)),
+        Command::Report(a) => connect::block_on(report::run(a)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pilotlight: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn usage() -> String {
-    "usage: pilotlight check-plan [--json] <file> | parse-event <event.json> [--plan <file>] | statemachine [--check] \
-     | permissions | bench [--iterations N]"
-        .into()
-}
-
-fn flag(args: &[String], name: &str) -> Option<PathBuf> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
-}
-
-/// The committed definition, relative to the workspace root (the command runs there, as `cargo run` does).
-const STATE_MACHINE_FILE: &str = "statemachine/failover.asl.json";
-
-fn statemachine(check: bool) -> Result<(), String> {
-    let generated = pilotlight::flow::asl::render();
-    let committed = std::fs::read_to_string(STATE_MACHINE_FILE).unwrap_or_default();
-    if check {
-        return if committed == generated {
-            eprintln!("{STATE_MACHINE_FILE} is what shared/src/flow.rs generates");
-            Ok(())
-        } else {
-            Err(format!(
-                "{STATE_MACHINE_FILE} differs from what shared/src/flow.rs generates: run `cargo run -- statemachine` \
-                 and commit the result"
-            ))
-        };
-    }
-    std::fs::write(STATE_MACHINE_FILE, &generated)
-        .map_err(|e| format!("{STATE_MACHINE_FILE}: {e}"))?;
-    eprintln!(
-        "wrote {STATE_MACHINE_FILE} ({} lines)",
-        generated.lines().count()
-    );
-    Ok(())
-}
-
-fn check_plan(path: &Path) -> Result<(), String> {
-    let plan = FailoverPlan::from_file(path).map_err(|e| e.to_string())?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
-    );
-    for w in plan.warnings() {
-        eprintln!("warning: {w}");
-    }
-    eprintln!(
-        "plan OK: {} -> {} ({} alarms, quorum {})",
-        plan.primary.region,
-        plan.dr.region,
-        plan.alarms.alarms.len(),
-        plan.alarms.quorum
-    );
-    Ok(())
-}
-
-/// The validated plan and the variables it was read from, merged as `FailoverPlan::from_file` merges them (the
-/// environment wins), so a caller can pass exactly these values on (e.g. as template parameters).
-fn check_plan_json(path: &Path) -> Result<(), String> {
-    let plan = FailoverPlan::from_file(path).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut variables: BTreeMap<String, String> = parse_env_file(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .into_iter()
-        .collect();
-    variables.extend(std::env::vars().filter(|(k, _)| k.starts_with("PILOTLIGHT_")));
-    let out =
-        serde_json::json!({ "plan": plan, "variables": variables, "warnings": plan.warnings() });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-    );
-    Ok(())
-}
-
-fn parse_event(path: &Path, plan: Option<PathBuf>) -> Result<(), String> {
-    let event = read_json(path)?;
-    let trigger = parse_trigger(&event).map_err(|e| e.to_string())?;
-    match &trigger {
-        Trigger::Alarm(t) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(t).map_err(|e| e.to_string())?
-            );
-            if let Some(p) = plan {
-                let plan = FailoverPlan::from_file(&p).map_err(|e| e.to_string())?;
-                check_origin(&plan, t).map_err(|e| e.to_string())?;
-                eprintln!("origin OK for plan {}", p.display());
-            }
-        }
-        Trigger::Manual(c) => println!(
-            "{}",
-            serde_json::to_string_pretty(c).map_err(|e| e.to_string())?
-        ),
-    }
-    Ok(())
-}
-
-/// Pure-path figures: no emulator, no network. The events are the repository's own samples.
-fn bench(iterations: u32) -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let plan =
-        FailoverPlan::from_file(&root.join("plans/reference.env")).map_err(|e| e.to_string())?;
-    let shapes = [
-        "detect-alarm-lambda-action.json",
-        "detect-alarm-sns.json",
-        "detect-alarm-eventbridge.json",
-        "detect-manual-failover.json",
-    ];
-    println!("{:<40} {:>12} {:>12}", "operation", "per op", "ops/s");
-    for shape in shapes {
-        let event = read_json(&root.join("events").join(shape))?;
-        let start = Instant::now();
-        for _ in 0..iterations {
-            std::hint::black_box(
-                parse_trigger(std::hint::black_box(&event)).map_err(|e| e.to_string())?,
-            );
-        }
-        print_rate(&format!("parse {shape}"), start.elapsed(), iterations);
-    }
-    let Trigger::Alarm(t) = parse_trigger(&read_json(&root.join("events/detect-alarm-sns.json"))?)
-        .map_err(|e| e.to_string())?
-    else {
-        return Err("detect-alarm-sns.json is not an alarm".into());
-    };
-    let now = chrono::Utc::now();
-    let situation = Situation {
-        alarms: plan
-            .alarms
-            .alarms
-            .iter()
-            .map(|a| LiveAlarm {
-                name: a.name.clone(),
-                region: a.region.clone(),
-                state: "ALARM".into(),
-                transitioned_at: Some(now),
-            })
-            .collect(),
-        unknown_alarm_regions: vec![],
-        executions: vec![],
-        executions_unknown: None,
-        active: ActiveSide::Primary,
-        now,
-    };
-    let start = Instant::now();
-    for _ in 0..iterations {
-        std::hint::black_box(decide_alarm(&plan, std::hint::black_box(&t), &situation));
-    }
-    print_rate(
-        "decide (quorum, cooldown, name)",
-        start.elapsed(),
-        iterations,
-    );
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .map(|l| l.trim_start_matches("VmHWM:").trim().to_string());
-    println!(
-        "{:<40} {:>12}",
-        "peak resident memory (VmHWM)",
-        peak.unwrap_or_else(|| "n/a".into())
-    );
-    Ok(())
-}
-
-fn print_rate(what: &str, elapsed: std::time::Duration, n: u32) {
-    let per = elapsed / n.max(1);
-    println!(
-        "{:<40} {:>10.1}µs {:>12.0}",
-        what,
-        per.as_secs_f64() * 1e6,
-        f64::from(n) / elapsed.as_secs_f64()
-    );
+    result.unwrap_or_else(|e| {
+        eprintln!("pilotlight: {e}");
+        ExitCode::FAILURE
+    })
 }

@@ -142,3 +142,94 @@ fn bench_prints_figures() {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
 }
+
+#[test]
+fn every_subcommand_has_help_naming_its_options() {
+    let (ok, stdout, _) = run(&["--help"]);
+    assert!(ok);
+    let subcommands = [
+        ("check-plan", &["--json", "<FILE>"][..]),
+        ("parse-event", &["--plan", "<EVENT>"]),
+        ("statemachine", &["--check"]),
+        ("permissions", &[]),
+        ("bench", &["--iterations"]),
+        (
+            "status",
+            &["--json", "--detect", "--plan", "--profile", "--region"],
+        ),
+        (
+            "plan",
+            &["--mode", "--allow-stale-ami", "--json", "[DIRECTION]"],
+        ),
+        (
+            "failover",
+            &[
+                "--dry-run",
+                "--mode",
+                "--approval",
+                "--allow-replica-lag",
+                "--no-follow",
+            ],
+        ),
+        (
+            "failback",
+            &[
+                "--dry-run",
+                "--mode",
+                "--approval",
+                "--allow-writable-old-writer",
+            ],
+        ),
+        ("follow", &["[EXECUTION]", "--detect"]),
+        ("approve", &["[EXECUTION]", "--reason", "--allow-stale-ami"]),
+        ("reject", &["[EXECUTION]", "--reason"]),
+        ("report", &["[EXECUTION]", "--json"]),
+    ];
+    for (name, _) in subcommands {
+        assert!(
+            stdout.contains(name),
+            "{name} missing from --help:\n{stdout}"
+        );
+    }
+    for (name, options) in subcommands {
+        let (ok, help, stderr) = run(&[name, "--help"]);
+        assert!(ok, "{name} --help: {stderr}");
+        assert!(
+            help.contains(&format!("Usage: pilotlight {name}")),
+            "{help}"
+        );
+        for o in options {
+            assert!(help.contains(o), "{name} --help does not name {o}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn aws_commands_without_a_plan_say_what_to_give() {
+    for args in [&["status"][..], &["plan"], &["report"], &["follow"]] {
+        let (ok, stdout, stderr) = run_with_env(args, &[("PILOTLIGHT_DETECT_FUNCTION", "")]);
+        assert!(!ok && stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains("--plan FILE") && stderr.contains("--detect"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A plan without a detect function: the commands sent to detect name what is missing.
+    let (ok, _, stderr) = run_with_env(
+        &["failover", "--dry-run", "--plan", "plans/reference.env"],
+        &[
+            ("PILOTLIGHT_DETECT_FUNCTION", ""),
+            ("AWS_REGION", "ap-northeast-1"),
+        ],
+    );
+    assert!(!ok && stderr.contains("--detect NAME|ARN"), "{stderr}");
+    // Bad input is refused by the parser, before any AWS call.
+    let (ok, _, stderr) = run(&[
+        "failover",
+        "--mode",
+        "sideways",
+        "--plan",
+        "plans/reference.env",
+    ]);
+    assert!(!ok && stderr.contains("sideways"), "{stderr}");
+}

@@ -81,6 +81,10 @@ def parse_args(argv):
                    help="the DR replica is backing-up for its first reads (faultproxy db-status in front of the "
                         "functions' RDS endpoint): the failover waits (promote-db status polls 'waiting: ... "
                         "backing-up'), then promotes exactly once and completes (scripts/drill/replica_busy.py)")
+    p.add_argument("--cli", action="store_true",
+                   help="the operator's commands through the built `pilotlight` binary: status, plan, failover "
+                        "--dry-run (followed on a terminal, captured), follow, failover --approval + approve, report "
+                        "--json, against the deployed stack (scripts/drill/cli.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -101,6 +105,9 @@ def parse_args(argv):
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
                            "dns_down", "graceful_rollback", "stale_ami", "replica_busy") if getattr(a, o)]
+    if a.cli and (special or a.aurora):
+        p.error("--cli drives its own runs (a dry run, then an approval-gated failover): not with "
+                f"{', '.join('--' + o.replace('_', '-') for o in special + (['aurora'] if a.aurora else []))}")
     if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy) and len(special) > 1:
         p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --replica-busy run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
@@ -221,7 +228,11 @@ def main(argv):
                + " (faultproxy in front of moto and gapfill)")
         if args.graceful_rollback:
             d.drained = True  # the world never catches up: no ReplicaLag 0 after the drain
-        execution = follow(d, trigger(d))
+        if args.cli:
+            from . import cli
+            execution = cli.run(d)
+        else:
+            execution = follow(d, trigger(d))
         show(d, execution)
         after = snapshot(d)
         print_topology(d, after, "topology after")

@@ -46,6 +46,27 @@ impl ErrorKind {
             ErrorKind::PreflightFindings => "pilotlight.PreflightFindings",
         }
     }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Transient,
+        ErrorKind::Refused,
+        ErrorKind::NotFound,
+        ErrorKind::InvalidInput,
+        ErrorKind::Config,
+        ErrorKind::Aws,
+        ErrorKind::Rejected,
+        ErrorKind::PollLimitExceeded,
+        ErrorKind::ApprovalTimeout,
+        ErrorKind::PreflightFindings,
+    ];
+
+    /// The kind a Lambda error answer's `errorType` names (the CLI reads detect's errors back).
+    pub fn from_error_type(error_type: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|k| k.error_type() == error_type)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

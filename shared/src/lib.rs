@@ -10,6 +10,7 @@
 //! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
 //!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
 //!   several steps read), [`timestamp`], [`error`], and [`runtime`] (the Lambda glue).
+//! * [`operator`]: the operator's side (the `pilotlight` CLI): status, dry-run plan, live progress, reports.
 //!
 //! The Lambda crates in `functions/` are one call each: `runtime::serve(steps::<step>::handle)`.
 
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod error;
 pub mod fence;
 pub mod flow;
+pub mod operator;
 pub mod permissions;
 pub mod plan;
 pub mod preflight;

@@ -36,7 +36,8 @@ pub enum Resource {
     Parameter,
     AutoScalingGroup,
     BackupVault,
-    /// The stack's Lambda functions (`GetAtt:<Name>Function.Arn`).
+    /// The stack's Lambda functions (`GetAtt:<Name>Function.Arn`): readiness reads their plans, the operator's CLI
+    /// reads detect's plan and invokes it.
     Function,
 }
 
@@ -526,7 +527,9 @@ mod tests {
 
     /// `describe_db_instances` ~ `DescribeDBInstances`: the SDK's builder names are the API operation's words.
     fn same_name(op: &str, action_name: &str) -> bool {
+        // Lambda's Invoke is authorised as lambda:InvokeFunction (Service Authorization Reference).
         op.replace('_', "") == action_name.to_lowercase()
+            || (op, action_name) == ("invoke", "InvokeFunction")
     }
 
     #[test]

@@ -410,6 +410,166 @@ pub async fn describe_state_machine(
     }
 }
 
+/// An execution as DescribeExecution shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionView {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// IAM: what [`execution_view`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const EXECUTION_VIEW: Call = Call {
+    adapter: "stepfunctions::execution_view",
+    operations: &["describe_execution"],
+    needs: &[Permission::new(
+        "states:DescribeExecution",
+        Resource::Execution,
+    )],
+};
+
+/// One execution; an unknown one is the operator's input problem (InvalidInput naming it).
+pub async fn execution_view(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<ExecutionView> {
+    let resp = sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_execution_does_not_exist() || s.is_invalid_arn())
+            {
+                Error::invalid_input(format!(
+                    "no execution {execution_arn}: name one of the state machine's executions (`pilotlight status` \
+                     lists the latest) ({})",
+                    Error::aws("DescribeExecution", execution_arn, e)
+                ))
+            } else {
+                Error::aws("DescribeExecution", execution_arn, e)
+            }
+        })?;
+    Ok(ExecutionView {
+        name: resp.name().unwrap_or_default().to_string(),
+        arn: resp.execution_arn().to_string(),
+        status: resp.status().as_str().to_string(),
+        started_at: to_chrono(Some(resp.start_date())).unwrap_or_default(),
+        stopped_at: to_chrono(resp.stop_date()),
+        input: resp.input().map(str::to_string),
+        output: resp.output().map(str::to_string),
+        error: resp.error().map(str::to_string),
+        cause: resp.cause().map(str::to_string),
+    })
+}
+
+/// One history event, as the operator's follow shows it: the state it enters or leaves, the task result or error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// The event type, e.g. `TaskStateEntered`, `TaskSucceeded`, `ExecutionFailed`.
+    pub kind: String,
+    /// The state entered or exited (`*StateEntered` / `*StateExited`).
+    pub state: Option<String>,
+    /// The task's resource (a Lambda function ARN, or `invoke` for service integrations).
+    pub resource: Option<String>,
+    /// A state's input (entered), a state's or task's output (exited, succeeded).
+    pub data: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl ExecutionEvent {
+    fn from_sdk(e: &HistoryEvent) -> Self {
+        let mut out = ExecutionEvent {
+            id: e.id(),
+            at: to_chrono(Some(e.timestamp())).unwrap_or_default(),
+            kind: e.r#type().as_str().to_string(),
+            state: None,
+            resource: None,
+            data: None,
+            error: None,
+            cause: None,
+        };
+        if let Some(d) = e.state_entered_event_details() {
+            out.state = Some(d.name().to_string());
+            out.data = d.input().map(str::to_string);
+        } else if let Some(d) = e.state_exited_event_details() {
+            out.state = Some(d.name().to_string());
+            out.data = d.output().map(str::to_string);
+        } else if let Some(d) = e.task_scheduled_event_details() {
+            out.resource = Some(d.resource().to_string());
+        } else if let Some(d) = e.task_succeeded_event_details() {
+            out.resource = Some(d.resource().to_string());
+            out.data = d.output().map(str::to_string);
+        } else if let Some(d) = e.task_failed_event_details() {
+            out.resource = Some(d.resource().to_string());
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.task_timed_out_event_details() {
+            out.resource = Some(d.resource().to_string());
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.lambda_function_succeeded_event_details() {
+            out.data = d.output().map(str::to_string);
+        } else if let Some(d) = e.lambda_function_failed_event_details() {
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.execution_failed_event_details() {
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.execution_aborted_event_details() {
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.execution_timed_out_event_details() {
+            (out.error, out.cause) = (d.error().map(str::to_string), d.cause().map(str::to_string));
+        } else if let Some(d) = e.execution_succeeded_event_details() {
+            out.data = d.output().map(str::to_string);
+        }
+        out
+    }
+}
+
+/// IAM: what [`execution_events`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const EXECUTION_EVENTS: Call = Call {
+    adapter: "stepfunctions::execution_events",
+    operations: &["get_execution_history"],
+    needs: &[Permission::new(
+        "states:GetExecutionHistory",
+        Resource::Execution,
+    )],
+};
+
+/// The execution's history, oldest first (every page, up to [`HISTORY_MAX_PAGES`]).
+pub async fn execution_events(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<Vec<ExecutionEvent>> {
+    let mut out = Vec::new();
+    let mut next_token = None;
+    for _ in 0..HISTORY_MAX_PAGES {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(true)
+            .reverse_order(false)
+            .max_results(HISTORY_PAGE_SIZE)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .map_err(|e| Error::aws("GetExecutionHistory", execution_arn, e))?;
+        out.extend(page.events().iter().map(ExecutionEvent::from_sdk));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
 pub const CALLS: &[&Call] = &[
     &DESCRIBE_STATE_MACHINE,
@@ -419,6 +579,8 @@ pub const CALLS: &[&Call] = &[
     &ANSWER_TASK,
     &PENDING_TASK_TOKEN,
     &STEP_REPORTS_PAGED,
+    &EXECUTION_VIEW,
+    &EXECUTION_EVENTS,
 ];
 
 #[cfg(test)]

@@ -216,8 +216,9 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
 
 /// Reads alarms (each region on its own), executions and dials concurrently, every read best-effort within the
 /// plan's observe deadline: the region that failed, Global Accelerator's API or Step Functions' list not answering
-/// must not stop a failover from starting. What did not answer is reported as unknown in `observed`.
-async fn observe(ctx: &Context) -> Result<Situation> {
+/// must not stop a failover from starting. What did not answer is reported as unknown in `observed`. The
+/// operator's `status` (`crate::operator::status`) starts from this very observation.
+pub async fn observe(ctx: &Context) -> Result<Situation> {
     let sm = ctx.plan.state_machine_arn()?;
     let deadline = ctx.plan.alarms.observe_deadline;
     let mut alarm_reads = tokio::task::JoinSet::new();
@@ -273,7 +274,7 @@ async fn observe(ctx: &Context) -> Result<Situation> {
 }
 
 /// A best-effort read: its error, or "no answer within" the deadline, as the reason it is unknown.
-async fn within<T>(
+pub async fn within<T>(
     deadline: std::time::Duration,
     read: impl Future<Output = Result<T>>,
 ) -> std::result::Result<T, String> {

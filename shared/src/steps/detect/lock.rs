@@ -231,6 +231,14 @@ pub async fn acquire(ctx: &Context, table: &str, me: &LockRecord) -> Result<Acqu
     ))
 }
 
+/// Who holds the lock now (None: free). Read only: `pilotlight status` shows it.
+pub async fn holder(ctx: &Context, table: &str) -> Result<Option<LockRecord>> {
+    Ok(get_item(&ctx.aws.dynamodb, table, (KEY_ATTRIBUTE, KEY))
+        .await?
+        .as_ref()
+        .and_then(LockRecord::from_item))
+}
+
 /// Deletes the lock if `holder` still holds it; false when it did not (nothing deleted).
 pub async fn release(ctx: &Context, table: &str, holder: &str) -> Result<bool> {
     let condition = Condition {
