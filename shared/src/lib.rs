@@ -8,7 +8,8 @@
 //!   it.
 //! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
 //!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
-//!   several steps read), [`timestamp`], [`error`], and [`runtime`] (the Lambda glue).
+//!   several steps read), [`timestamp`], [`error`], [`metrics`] (CloudWatch Embedded Metric Format lines), and
+//!   [`runtime`] (the Lambda glue).
 //!
 //! The Lambda crates in `functions/` are one call each: `runtime::serve(steps::<step>::handle)`.
 
@@ -16,6 +17,7 @@ pub mod aws;
 pub mod error;
 pub mod fence;
 pub mod flow;
+pub mod metrics;
 pub mod permissions;
 pub mod plan;
 pub mod preflight;
