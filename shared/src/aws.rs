@@ -8,6 +8,7 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod elbv2;
 pub mod globalaccelerator;
+pub mod lambda;
 pub mod rds;
 pub mod route53;
 pub mod sns;

@@ -6,6 +6,7 @@
 //! * [`aws`]: thin adapters, one per AWS service: SDK calls and their conversion to plain views, no step logic.
 //! * [`flow`]: the flows defined once; the state machine, notify's approval text and the report's phases come from
 //!   it.
+//! * [`readiness`]: is the standby ready to take over now? Pure verdicts over what is read (docs/readiness.md).
 //! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
 //!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
 //!   several steps read), [`timestamp`], [`error`], [`metrics`] (CloudWatch Embedded Metric Format lines), and
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod plan;
 pub mod preflight;
+pub mod readiness;
 pub mod routing;
 pub mod runtime;
 pub mod step;

@@ -36,6 +36,8 @@ pub enum Resource {
     Parameter,
     AutoScalingGroup,
     BackupVault,
+    /// The stack's Lambda functions (`GetAtt:<Name>Function.Arn`).
+    Function,
 }
 
 impl Resource {
@@ -62,6 +64,7 @@ impl Resource {
             Resource::Parameter => ":parameter/",
             Resource::AutoScalingGroup => ":autoScalingGroup:",
             Resource::BackupVault => ":backup-vault:",
+            Resource::Function => "Function.Arn",
         }
     }
 
@@ -86,6 +89,7 @@ impl Resource {
             Resource::Parameter => "AMI parameters",
             Resource::AutoScalingGroup => "Auto Scaling groups",
             Resource::BackupVault => "backup vaults",
+            Resource::Function => "the stack's functions",
         }
     }
 }
@@ -335,6 +339,12 @@ pub const ADAPTERS: &[(&str, &str, &str, &[&Call])] = {
             "globalaccelerator",
             include_str!("aws/globalaccelerator.rs"),
             globalaccelerator::CALLS,
+        ),
+        (
+            "lambda",
+            "lambda",
+            include_str!("aws/lambda.rs"),
+            lambda::CALLS,
         ),
         ("rds", "rds", include_str!("aws/rds.rs"), rds::CALLS),
         (

@@ -135,7 +135,7 @@ pub fn default_vpc(moto_url: &str, region: &str) -> String {
 }
 
 /// application/x-www-form-urlencoded value encoding (RFC 3986 unreserved characters kept).
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -65,6 +65,8 @@ pub struct AwsClients {
     pub sfn: aws_sdk_sfn::Client,
     /// DynamoDB beside the state machine (the stack's flow lock table, detect's lock).
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Lambda beside the state machine (the stack's functions: readiness reads their configuration).
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl AwsClients {
@@ -118,6 +120,7 @@ impl AwsClients {
             sns: regional!(aws_sdk_sns, base, sns_region, dr_t, dr_retries),
             sfn: regional!(aws_sdk_sfn, base, sfn_region, dr_t, dr_retries),
             dynamodb: regional!(aws_sdk_dynamodb, base, sfn_region, dr_t, dr_retries),
+            lambda: regional!(aws_sdk_lambda, base, sfn_region, dr_t, dr_retries),
         }
     }
 

@@ -1,4 +1,5 @@
-//! SNS: a topic's subscription counts (GetTopicAttributes) and Publish.
+//! SNS: a topic's subscription counts (GetTopicAttributes), its subscriptions (ListSubscriptionsByTopic) and
+//! Publish.
 
 use serde::Serialize;
 
@@ -69,5 +70,64 @@ pub async fn publish(
     })
 }
 
+/// One subscription of a topic. `arn` is the literal `PendingConfirmation` until the endpoint confirms it (SNS API
+/// reference, ListSubscriptionsByTopic): such a subscription receives nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    pub arn: String,
+    pub protocol: String,
+    pub endpoint: String,
+}
+
+/// The SubscriptionArn SNS lists for a subscription that is not confirmed yet.
+pub const PENDING_CONFIRMATION: &str = "PendingConfirmation";
+
+impl Subscription {
+    pub fn confirmed(&self) -> bool {
+        self.arn.starts_with("arn:")
+    }
+}
+
+/// IAM: what [`list_subscriptions`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const LIST_SUBSCRIPTIONS: Call = Call {
+    adapter: "sns::list_subscriptions",
+    operations: &["list_subscriptions_by_topic"],
+    needs: &[Permission::new(
+        "sns:ListSubscriptionsByTopic",
+        Resource::Topic,
+    )],
+};
+
+/// Pages ListSubscriptionsByTopic stops after (100 subscriptions a page): an operators' topic has a few.
+pub const SUBSCRIPTION_PAGES: usize = 10;
+
+/// Every subscription of the topic (at most [`SUBSCRIPTION_PAGES`] pages).
+pub async fn list_subscriptions(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+) -> Result<Vec<Subscription>> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..SUBSCRIPTION_PAGES {
+        let resp = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| Error::aws("ListSubscriptionsByTopic", topic_arn, e))?;
+        out.extend(resp.subscriptions().iter().map(|s| Subscription {
+            arn: s.subscription_arn().unwrap_or_default().to_string(),
+            protocol: s.protocol().unwrap_or_default().to_string(),
+            endpoint: s.endpoint().unwrap_or_default().to_string(),
+        }));
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
-pub const CALLS: &[&Call] = &[&DESCRIBE_TOPIC, &PUBLISH];
+pub const CALLS: &[&Call] = &[&DESCRIBE_TOPIC, &LIST_SUBSCRIPTIONS, &PUBLISH];

@@ -366,8 +366,53 @@ pub fn step_report_in_output(output: &str) -> Option<StepReport> {
     serde_json::from_value(payload).ok()
 }
 
+/// A deployed state machine: its definition as Step Functions stores it (DefinitionSubstitutions applied).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployedStateMachine {
+    pub arn: String,
+    pub status: Option<String>,
+    pub definition: String,
+}
+
+/// IAM: what [`describe_state_machine`] sends and needs (checked against the code below by `crate::permissions`' tests).
+pub const DESCRIBE_STATE_MACHINE: Call = Call {
+    adapter: "stepfunctions::describe_state_machine",
+    operations: &["describe_state_machine"],
+    needs: &[Permission::new(
+        "states:DescribeStateMachine",
+        Resource::StateMachine,
+    )],
+};
+
+/// The state machine as deployed; None when Step Functions does not know it (`StateMachineDoesNotExist`).
+pub async fn describe_state_machine(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+) -> Result<Option<DeployedStateMachine>> {
+    match sfn
+        .describe_state_machine()
+        .state_machine_arn(state_machine_arn)
+        .send()
+        .await
+    {
+        Ok(resp) => Ok(Some(DeployedStateMachine {
+            arn: state_machine_arn.to_string(),
+            status: resp.status().map(|s| s.as_str().to_string()),
+            definition: resp.definition().to_string(),
+        })),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws("DescribeStateMachine", state_machine_arn, e)),
+    }
+}
+
 /// Every call of this adapter that sends a request (`crate::permissions` checks the list is complete).
 pub const CALLS: &[&Call] = &[
+    &DESCRIBE_STATE_MACHINE,
     &RECENT_EXECUTIONS,
     &START_EXECUTION,
     &EXECUTION_STATUS,

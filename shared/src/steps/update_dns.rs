@@ -20,7 +20,7 @@ use crate::plan::DnsPlan;
 use crate::runtime::{Context, StepEvent};
 use crate::step::{Action, StepInput, StepReport};
 
-pub use records::{RecordProgress, read_cname, record_progress};
+pub use records::{RecordProgress, one_plain_cname, read_cname, record_progress};
 
 /// IAM: the adapter calls update-dns makes (`crate::permissions`; tests/iam.rs holds its role to exactly these).
 pub const PERMISSIONS: &[Use] = &[

@@ -53,7 +53,7 @@ impl LockRecord {
         ])
     }
 
-    fn from_item(item: &Item) -> Option<Self> {
+    pub fn from_item(item: &Item) -> Option<Self> {
         Some(LockRecord {
             holder: item.get("holder")?.clone(),
             holder_arn: item.get("holder_arn").cloned().unwrap_or_default(),

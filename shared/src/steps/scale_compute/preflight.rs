@@ -159,6 +159,18 @@ pub fn check_group(
     ]
 }
 
+/// The capacity `start` would restore in the target region (pure): the plan's, or what the fence recorded on the
+/// group, raised to the source's desired capacity when that was read. The preflight and readiness judge
+/// `asg.capacity` against it.
+pub fn capacity_to_restore(
+    planned: Capacity,
+    group: Option<&GroupState>,
+    source_capacity: Option<Capacity>,
+) -> Capacity {
+    let base = restore_base(planned, group.and_then(|g| g.fenced_capacity));
+    wanted_capacity(base.0, source_capacity).0
+}
+
 pub(super) async fn preflight(
     ctx: &Context,
     input: &StepInput,
@@ -174,8 +186,7 @@ pub(super) async fn preflight(
     );
     let group = group?;
     let points = points?;
-    let base = restore_base(tp.capacity, group.as_ref().and_then(|g| g.fenced_capacity));
-    let (wanted, _) = wanted_capacity(base.0, source_capacity.capacity());
+    let wanted = capacity_to_restore(tp.capacity, group.as_ref(), source_capacity.capacity());
     let o = &input.overrides;
     let mut checks = vec![check_ami_source(tp.ami_source.as_deref(), target, o)];
     checks.extend(check_ami(

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{STEP, UpdateDnsInput};
 use crate::aws::route53::{
-    RecordState, change_status, cname_record_sets, same_dns_name, upsert_cname,
+    CnameRecordSet, RecordState, change_status, cname_record_sets, same_dns_name, upsert_cname,
 };
 use crate::error::{Error, Result};
 use crate::plan::Side;
@@ -56,7 +56,13 @@ pub async fn read_cname(
     let sets = cname_record_sets(r53, zone, name)
         .await
         .map_err(|e| e.check_if_missing("PILOTLIGHT_HOSTED_ZONE_ID"))?;
-    match sets.as_slice() {
+    one_plain_cname(&sets, zone, name)
+}
+
+/// Of the record sets under `name`, the one plain CNAME records mode updates (pure): none is NotFound, a routing
+/// policy or an alias is a plan error. update-dns and readiness's `dns.record` judge with this.
+pub fn one_plain_cname(sets: &[CnameRecordSet], zone: &str, name: &str) -> Result<RecordState> {
+    match sets {
         [] => Err(Error::not_found(format!(
             "CNAME record {name} not found in hosted zone {zone}; check PILOTLIGHT_RECORD_NAME and \
              PILOTLIGHT_HOSTED_ZONE_ID (records mode updates an existing record, normally pointing at the primary)"
