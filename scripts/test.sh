@@ -66,6 +66,7 @@ drills=(
   "--graceful-rollback"   # catch-up never reaches lag 0: source dial restored, FAILED, the notice says rolled back
   "--stale-ami"           # only a stale AMI: the preflight pauses (nothing changed), approved with allow_stale_ami
   "--aurora"              # Aurora global database: lag-gated FailoverGlobalCluster, the DR cluster the writer (~1 min)
+  "--readiness"           # the scheduled readiness function: unchanged -> no notice; a check broken -> exactly one naming it
 )
 for args in "${drills[@]}"; do
   step "drill ${args:-(default)}"

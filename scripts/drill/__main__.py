@@ -65,6 +65,10 @@ def parse_args(argv):
                    help="the database is an Aurora global database (plan PILOTLIGHT_DB_MODE=aurora-global) in "
                         "ministack, its secondary's AuroraGlobalDBRPOLag fresh and within the limit: the alarm's "
                         "ungraceful failover ends with the DR cluster the writer (scripts/drill/aurora.py)")
+    p.add_argument("--readiness", action="store_true",
+                   help="no failover: the scheduled readiness function in the deployed stack; an unchanged state "
+                        "sends no notice, one function's plan made to differ sends exactly one naming the check "
+                        "(scripts/drill/readiness.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -84,9 +88,9 @@ def parse_args(argv):
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
-                           "dns_down", "graceful_rollback", "stale_ami") if getattr(a, o)]
-    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback) and len(special) > 1:
-        p.error(f"--probe, --throttle, --dns-down and --graceful-rollback run on their own (not with "
+                           "dns_down", "graceful_rollback", "stale_ami", "readiness") if getattr(a, o)]
+    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.readiness) and len(special) > 1:
+        p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --readiness run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
     if a.graceful_rollback:
         a.graceful = True  # triggered like --graceful; the drill does not play the catch-up
@@ -152,6 +156,11 @@ def main(argv):
         if args.throttle or args.dns_down:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
+        if args.readiness:
+            from . import readiness
+            ok = readiness.run(d)
+            say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} (readiness, drill {elapsed():.1f}s)")
+            return 0 if ok else 1
         if args.throttle:
             throttle.arm(d)
         if args.dns_down:

@@ -127,7 +127,7 @@ pub enum When {
 }
 
 /// A call a step makes.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Use {
     pub call: &'static Call,
     pub when: When,
@@ -206,6 +206,12 @@ pub const FUNCTIONS: &[Function] = &[
         binary: "probe",
         step: "probe",
         uses: crate::steps::probe::PERMISSIONS,
+    },
+    Function {
+        logical_id: "ReadinessFunction",
+        binary: "readiness",
+        step: "readiness",
+        uses: crate::steps::readiness::PERMISSIONS,
     },
 ];
 
@@ -612,7 +618,22 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/steps");
         let main = std::fs::read_to_string(root.join(format!("{step}.rs"))).unwrap();
         let mut src = source::without_tests(&main).to_string();
-        if let Ok(dir) = std::fs::read_dir(root.join(step)) {
+        let mut dirs = vec![root.join(step)];
+        // The readiness function runs the evaluation (`crate::readiness`): its calls are the function's too.
+        if src.contains("crate::readiness::evaluate(") {
+            let readiness = std::fs::read_to_string(root.join("../readiness.rs")).unwrap();
+            let readiness = source::without_tests(&readiness);
+            // Its PERMISSIONS list names the calls: only the code before it counts (as in its own test).
+            let end = readiness
+                .find("pub const PERMISSIONS")
+                .unwrap_or(readiness.len());
+            src.push_str(&readiness[..end]);
+            dirs.push(root.join("../readiness"));
+        }
+        for dir in dirs {
+            let Ok(dir) = std::fs::read_dir(dir) else {
+                continue;
+            };
             let mut files: Vec<_> = dir.map(|e| e.unwrap().path()).collect();
             files.sort();
             for f in files {
