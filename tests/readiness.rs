@@ -405,6 +405,7 @@ async fn the_healthy_pilot_light_passes_every_check() {
     }
     assert_eq!(r.standby, pilotlight::plan::Side::Dr);
     let table = r.table();
+    println!("{table}"); // what `pilotlight readiness` prints (cargo test -- --nocapture)
     assert!(
         table.starts_with("readiness ") && table.contains("PASS (active: primary"),
         "{table}"
@@ -704,4 +705,96 @@ async fn while_dr_serves_the_old_primary_must_stay_fenced() {
     let r = t.evaluate().await;
     let c = only_failure(&r, "fence.old-writer");
     assert!(c.seen.contains("writable=true"), "{c:?}");
+}
+
+/// Aurora (ministack): the DR cluster is a member of the global cluster and its AuroraGlobalDBRPOLag is fresh;
+/// detached from the global cluster, `db.global-member` fails.
+#[tokio::test]
+async fn aurora_the_secondary_must_be_a_member_with_a_fresh_lag() {
+    use pilotlight::readiness::db;
+    let cfg = common::sdk_config_at(&common::ministack_url()).await;
+    let g = common::rds::seed_global(&cfg, "rd-aurora").await;
+    let ctx = common::rds::aurora_context(&cfg, &g);
+    common::rds::put_global_lag_at(
+        &cfg,
+        &g.dr_arn,
+        "AuroraGlobalDBRPOLag",
+        800.0,
+        SystemTime::now(),
+    )
+    .await;
+    let judge = || async {
+        let now = chrono::Utc::now();
+        let seen = db::observe(&ctx.aws, &ctx.plan, pilotlight::plan::Side::Dr, now).await;
+        db::checks(&ctx.plan, pilotlight::plan::Side::Dr, &seen, now)
+    };
+    let checks = judge().await;
+    let verdicts: Vec<(&str, Verdict)> =
+        checks.iter().map(|c| (c.id.as_str(), c.verdict)).collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("db.global-member", Verdict::Pass),
+            ("db.lag", Verdict::Pass)
+        ],
+        "{checks:#?}"
+    );
+    common::rds::rds_in(&cfg, DR)
+        .remove_from_global_cluster()
+        .global_cluster_identifier(&g.id)
+        .db_cluster_identifier(&g.dr_arn)
+        .send()
+        .await
+        .expect("detach the DR cluster");
+    let checks = judge().await;
+    assert_eq!(checks[0].verdict, Verdict::Fail, "{checks:#?}");
+    assert!(
+        checks[0].seen.contains(&g.primary_arn) && !checks[0].seen.contains(&g.dr_arn),
+        "{checks:#?}"
+    );
+}
+
+/// The primary region down: every call to it hangs. Readiness of the DR side does not need it: the evaluation ends
+/// within the primary's operation timeout and every check passes (what the primary would only have added is said
+/// in the detail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_primary_region_neither_blocks_nor_fails_the_dr_side() {
+    let t = healthy(Options::default()).await;
+    let proxy = FaultProxy::start(&common::moto_url());
+    proxy.set_rules(json!([{"region": PRIMARY, "fault": "blackhole"}]));
+    let mut vars = t.vars.clone();
+    vars.insert(
+        "PILOTLIGHT_PRIMARY_OPERATION_TIMEOUT_MS".into(),
+        "1500".into(),
+    );
+    let plan = FailoverPlan::from_map(&vars).unwrap();
+    let mut aws = AwsClients::from_sdk_config(&t.cfg, &plan);
+    // The primary region's moto services behind the black hole (CloudWatch is ministack, not read there).
+    aws.primary.autoscaling = aws_sdk_autoscaling::Client::from_conf(
+        aws.primary
+            .autoscaling
+            .config()
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build(),
+    );
+    aws.primary.rds = aws_sdk_rds::Client::from_conf(
+        aws.primary
+            .rds
+            .config()
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build(),
+    );
+    let started = std::time::Instant::now();
+    let r = t.evaluate_with(&plan, &aws).await;
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    assert_eq!(failed(&r), Vec::<&str>::new(), "{}", r.table());
+    let capacity = r.check("compute.asg.capacity").unwrap();
+    assert!(capacity.detail.contains("was not read"), "{capacity:?}");
+    assert!(
+        proxy.requests().iter().any(|q| q["region"] == PRIMARY),
+        "the primary was asked"
+    );
 }

@@ -373,6 +373,12 @@ pub(crate) fn dr_budget(plan: &FailoverPlan) -> Duration {
     plan.dr.operation_timeout
 }
 
+/// The longest [`evaluate`] can take: the dials' read, then the slowest of the concurrent reads (each bounded by
+/// its region's operation timeout). The readiness function's timeout must exceed it.
+pub fn worst_case(plan: &FailoverPlan) -> Duration {
+    dr_budget(plan) + budget(plan, Side::Primary).max(budget(plan, Side::Dr))
+}
+
 /// The standby side for an active side: the other one; DR while the active one is unknown or shifting (the
 /// steady state is the primary serving).
 pub fn standby_of(active: &ActiveSide) -> Side {
@@ -520,6 +526,14 @@ pub(crate) mod tests {
                 .map(|(i, v)| Check::new(&format!("c.{i}"), *v, "seen", None, "detail"))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_worst_case_is_the_dials_then_the_slowest_read() {
+        let mut p = plan();
+        p.dr.operation_timeout = Duration::from_secs(5);
+        p.primary.operation_timeout = Duration::from_secs(2);
+        assert_eq!(worst_case(&p), Duration::from_secs(10));
     }
 
     #[test]

@@ -30,18 +30,20 @@ use super::{Check, bounded, budget, dr_budget};
 /// What was read, by database mode.
 #[derive(Debug, Clone)]
 pub enum DbSeen {
-    Rds {
-        /// Each side's instance (None: it does not exist).
-        primary: std::result::Result<Option<InstanceView>, String>,
-        dr: std::result::Result<Option<InstanceView>, String>,
-        /// The standby instance's newest ReplicaLag datapoint, in its own region.
-        standby_lag: std::result::Result<Option<Datapoint>, String>,
-    },
+    Rds(Box<RdsSeen>),
     Aurora {
         global: std::result::Result<Option<GlobalClusterView>, String>,
         /// The standby (secondary) cluster's global database lag, in its own region.
         standby_lag: std::result::Result<GlobalDbLag, String>,
     },
+}
+
+/// RDS: each side's instance (None: it does not exist) and the standby's newest ReplicaLag, in its own region.
+#[derive(Debug, Clone)]
+pub struct RdsSeen {
+    pub primary: std::result::Result<Option<InstanceView>, String>,
+    pub dr: std::result::Result<Option<InstanceView>, String>,
+    pub standby_lag: std::result::Result<Option<Datapoint>, String>,
 }
 
 impl DbSeen {
@@ -51,9 +53,9 @@ impl DbSeen {
         side: Side,
     ) -> Option<&std::result::Result<Option<InstanceView>, String>> {
         match self {
-            DbSeen::Rds { primary, dr, .. } => Some(match side {
-                Side::Primary => primary,
-                Side::Dr => dr,
+            DbSeen::Rds(rds) => Some(match side {
+                Side::Primary => &rds.primary,
+                Side::Dr => &rds.dr,
             }),
             DbSeen::Aurora { .. } => None,
         }
@@ -100,11 +102,11 @@ pub async fn observe(
                     )
                 ),
             );
-            DbSeen::Rds {
+            DbSeen::Rds(Box::new(RdsSeen {
                 primary,
                 dr,
                 standby_lag,
-            }
+            }))
         }
         DatabasePlan::AuroraGlobal { global_cluster, .. } => {
             // The global cluster is read from the DR region, like promote-db reads it.
@@ -140,7 +142,8 @@ pub fn checks(plan: &FailoverPlan, standby: Side, seen: &DbSeen, now: DateTime<U
     let max_lag = plan.max_replica_lag_seconds;
     let lag_limit = format!("fresh, at most {max_lag} s");
     match seen {
-        DbSeen::Rds { standby_lag, .. } => {
+        DbSeen::Rds(rds) => {
+            let standby_lag = &rds.standby_lag;
             let (sid, aid) = (
                 plan.database.resource(standby),
                 plan.database.resource(active),
@@ -289,14 +292,14 @@ mod tests {
 
     fn rds(dr: Result<Option<InstanceView>, String>, lag: Option<(f64, i64)>) -> DbSeen {
         let now = Utc::now();
-        DbSeen::Rds {
+        DbSeen::Rds(Box::new(RdsSeen {
             primary: Err("no answer within 1500 ms".into()),
             dr,
             standby_lag: Ok(lag.map(|(value, age)| Datapoint {
                 value,
                 at: now - chrono::TimeDelta::seconds(age),
             })),
-        }
+        }))
     }
 
     fn replica() -> InstanceView {
@@ -398,11 +401,11 @@ mod tests {
             status: "stopped".into(),
             ..instance("web-db", "ap-northeast-2", None)
         };
-        let seen = DbSeen::Rds {
+        let seen = DbSeen::Rds(Box::new(RdsSeen {
             primary: Ok(Some(old)),
             dr: Ok(Some(writer)),
             standby_lag: Ok(None),
-        };
+        }));
         let c = checks(&plan(), Side::Primary, &seen, now);
         assert_eq!(
             verdicts(&c),

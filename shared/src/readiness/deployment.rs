@@ -27,14 +27,18 @@ use crate::steps::detect::lock::{
 
 use super::{Check, ReadinessTargets, bounded, dr_budget};
 
+/// The flow lock as read: None when free, else the item and its holder's execution status (None: no such
+/// execution).
+pub type LockRead = Result<Option<(Item, Option<String>)>, String>;
+
 #[derive(Debug, Clone)]
 pub struct DeploymentSeen {
     /// None: no state machine configured.
     pub state_machine: Option<Result<Option<DeployedStateMachine>, String>>,
     /// Each configured function's configuration (None: Lambda does not know it), by binary.
     pub functions: BTreeMap<String, Result<Option<FunctionConfig>, String>>,
-    /// None: no lock table configured. Some: the lock item, and its holder's execution status when held.
-    pub lock: Option<Result<Option<(Item, Option<String>)>, String>>,
+    /// None: no lock table configured.
+    pub lock: Option<LockRead>,
 }
 
 pub async fn observe(
@@ -407,11 +411,7 @@ const LOCK_ID: &str = "deployment.lock";
 const LOCK_LIMIT: &str = "free";
 
 /// The flow lock is free. Pure.
-pub fn lock(
-    targets: &ReadinessTargets,
-    read: &Option<Result<Option<(Item, Option<String>)>, String>>,
-    now: DateTime<Utc>,
-) -> Check {
+pub fn lock(targets: &ReadinessTargets, read: &Option<LockRead>, now: DateTime<Utc>) -> Check {
     let table = targets.lock_table.as_deref().unwrap_or("-");
     let (item, status) = match read {
         None => {

@@ -38,8 +38,8 @@ pub fn old_writer(plan: &FailoverPlan, db: &DbSeen) -> Check {
         plan.database.resource(Side::Dr),
     );
     match db {
-        DbSeen::Rds { primary, dr, .. } => {
-            let writer = match dr {
+        DbSeen::Rds(rds) => {
+            let writer = match &rds.dr {
                 Ok(Some(w)) => w,
                 Ok(None) => {
                     return Check::fail(
@@ -57,7 +57,7 @@ pub fn old_writer(plan: &FailoverPlan, db: &DbSeen) -> Check {
                     );
                 }
             };
-            match primary {
+            match &rds.primary {
                 Ok(old) => {
                     let c = Check::from_preflight(
                         "fence",
