@@ -64,6 +64,7 @@ drills=(
   "--timing db=3,compute=4,ga=1,dns=1 --bench"  # the AWS timing model (faultproxy): the steps wait through
                           # modifying/rebooting, Pending/initial; the bench's figures are printed (short mode, ~50 s)
   "--cli"                 # the operator's CLI: status, plan, failover --dry-run on a terminal, follow, approve, report
+  "--readiness"           # the scheduled readiness function: unchanged -> no notice; a check broken -> exactly one naming it
 )
 # The drills mostly wait (state machine polls, Lambda cold starts in ministack), so they run in two lanes beside the
 # cargo tests, each lane on its own emulators and run folder (--dns-down blackhole scales its lane's ministack

@@ -100,7 +100,8 @@ check_contract_variables() {
       echo "not set in $TEMPLATE: $var"
       missing=1
     fi
-  done < <(grep -Eo 'PILOTLIGHT_[A-Z0-9_]+' "$CONTRACT" | sort -u)
+  # A name ending in "_" is a family (PILOTLIGHT_FUNCTION_<BINARY>, PILOTLIGHT_PROBE_*), not one variable.
+  done < <(grep -Eo 'PILOTLIGHT_[A-Z0-9_]+' "$CONTRACT" | grep -v '_$' | sort -u)
   return "$missing"
 }
 

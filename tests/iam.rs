@@ -116,6 +116,8 @@ fn modes() -> Vec<BTreeMap<&'static str, bool>> {
                 ("IsAuroraGlobal", !rds),
                 ("IsHealthCheckDns", hc),
                 ("IsRecordsDns", !hc),
+                // The readiness role reads the probe's plan only where the probe exists (both cases covered).
+                ("UseProbe", rds == hc),
             ]));
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
-use common::runtime_api::{Posted, recv, runtime_api, start};
+use common::runtime_api::{Posted, recv, runtime_api, start, start_capturing_stdout};
 
 #[test]
 fn detect_binary_refuses_payloads_it_cannot_parse() {
@@ -147,4 +147,47 @@ fn probe_binary_reports_a_down_target_as_data_and_refuses_a_bad_plan() {
         "{}",
         posted.body
     );
+}
+
+/// The real `detect` binary writes one CloudWatch Embedded Metric Format line on stdout per invocation, in the
+/// configured namespace, with its duration and outcome: an OK alarm (ignored, no AWS call) and a refused payload.
+#[test]
+fn detect_binary_writes_an_emf_line_per_invocation() {
+    let events = vec![
+        serde_json::to_vec(&common::event("detect-alarm-ok.json")).unwrap(),
+        br#"{"command": "status", "command": "failover"}"#.to_vec(),
+    ];
+    let (addr, rx) = runtime_api(events);
+    let vars = common::plan_vars(&[("PILOTLIGHT_METRICS_NAMESPACE", "ops/pilotlight-test".into())]);
+    let mut child = start_capturing_stdout("detect", &addr, &vars);
+    let posted: Vec<Posted> = (0..2).map(|_| recv(&rx)).collect();
+    assert!(posted[0].path.ends_with("/req-0/response"), "{posted:?}");
+    assert!(posted[1].path.ends_with("/req-1/error"), "{posted:?}");
+    // The record is written before the result is posted; give the pipe a moment, then stop the process.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    child.wait().unwrap();
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(records.len(), 2, "one EMF line per invocation: {stdout}");
+    for (record, outcome) in records.iter().zip(["ignored", "pilotlight.InvalidInput"]) {
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "ops/pilotlight-test", "{record}");
+        assert!(record["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["Step"], ["Step", "Outcome"]])
+        );
+        assert_eq!(
+            (&record["Step"], &record["Outcome"]),
+            (&serde_json::json!("detect"), &serde_json::json!(outcome))
+        );
+        assert!(record["StepDuration"].as_f64().unwrap() >= 0.0, "{record}");
+        assert_eq!(record["StepInvocations"], 1.0);
+    }
 }

@@ -85,6 +85,10 @@ def parse_args(argv):
                    help="the operator's commands through the built `pilotlight` binary: status, plan, failover "
                         "--dry-run (followed on a terminal, captured), follow, failover --approval + approve, report "
                         "--json, against the deployed stack (scripts/drill/cli.py)")
+    p.add_argument("--readiness", action="store_true",
+                   help="no failover: the scheduled readiness function in the deployed stack; an unchanged state "
+                        "sends no notice, one function's plan made to differ sends exactly one naming the check "
+                        "(scripts/drill/readiness.py)")
     p.add_argument("--deploy", choices=("template",), default="template",
                    help="template.yaml through ministack's CloudFormation (SAM transform), the only deployment path "
                         "(the `api` mirror of the template was removed: docs/drill.md)")
@@ -104,12 +108,12 @@ def parse_args(argv):
         p.error("--primary-region and --dr-region must differ")
     a.alarm_region = a.alarm_region or a.dr_region
     special = [o for o in ("dry_run", "graceful", "primary_outage", "failback", "approval", "probe", "throttle",
-                           "dns_down", "graceful_rollback", "stale_ami", "replica_busy") if getattr(a, o)]
+                           "dns_down", "graceful_rollback", "stale_ami", "replica_busy", "readiness") if getattr(a, o)]
     if a.cli and (special or a.aurora):
         p.error("--cli drives its own runs (a dry run, then an approval-gated failover): not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special + (['aurora'] if a.aurora else []))}")
-    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy) and len(special) > 1:
-        p.error(f"--probe, --throttle, --dns-down, --graceful-rollback and --replica-busy run on their own (not with "
+    if (a.probe or a.throttle or a.dns_down or a.graceful_rollback or a.replica_busy or a.readiness) and len(special) > 1:
+        p.error(f"--probe, --throttle, --dns-down, --graceful-rollback, --replica-busy and --readiness run on their own (not with "
                 f"{', '.join('--' + o.replace('_', '-') for o in special)})")
     if a.dns_down == "blackhole":
         # every update-dns attempt ends at the DR operation timeout (the whole SDK call): 2 s instead of 10 s, as
@@ -214,6 +218,11 @@ def main(argv):
         if args.throttle or args.dns_down or args.replica_busy or args.timing:
             d.faults = throttle.FaultProxy(d)
         deploy(d, variables, emulator_made=set(seeded) - other_modes)
+        if args.readiness:
+            from . import readiness
+            ok = readiness.run(d)
+            say(f"\n{'DRILL PASSED' if ok else 'DRILL FAILED'} (readiness, drill {elapsed():.1f}s)")
+            return 0 if ok else 1
         if args.throttle:
             throttle.arm(d)
         if args.dns_down:

@@ -9,7 +9,8 @@
 //! * [`readiness`]: is the standby ready to take over now? Pure verdicts over what is read (docs/readiness.md).
 //! * Shared domain: [`plan`] (the failover plan), [`trigger`] (alarm event shapes, manual commands), [`step`] (the
 //!   step input/report contract), [`routing`] (Global Accelerator dials and Route 53 health-check flags, which
-//!   several steps read), [`timestamp`], [`error`], and [`runtime`] (the Lambda glue).
+//!   several steps read), [`timestamp`], [`error`], [`metrics`] (CloudWatch Embedded Metric Format lines), and
+//!   [`runtime`] (the Lambda glue).
 //! * [`operator`]: the operator's side (the `pilotlight` CLI): status, dry-run plan, live progress, reports.
 //!
 //! The Lambda crates in `functions/` are one call each: `runtime::serve(steps::<step>::handle)`.
@@ -18,6 +19,7 @@ pub mod aws;
 pub mod error;
 pub mod fence;
 pub mod flow;
+pub mod metrics;
 pub mod operator;
 pub mod permissions;
 pub mod plan;

@@ -48,6 +48,8 @@ pub fn init_tracing() {
 /// A step's input as it arrives in a Lambda payload. Parsing fails with `pilotlight.InvalidInput` saying what was
 /// expected, before any AWS call.
 pub trait StepEvent: Sized {
+    /// The function's step name: the `Step` dimension of its invocation metrics (`crate::metrics`).
+    const STEP: &'static str;
     fn from_payload(payload: Value) -> Result<Self>;
 }
 
@@ -83,6 +85,7 @@ where
     Out: Serialize,
 {
     init_tracing();
+    let namespace: &'static str = Box::leak(crate::metrics::namespace().into_boxed_str());
     let ctx: std::result::Result<&'static Context, crate::Error> = match Context::from_env().await {
         Ok(ctx) => Ok(Box::leak(Box::new(ctx))),
         Err(e) => {
@@ -92,6 +95,7 @@ where
     };
     let (handler, ctx) = (&handler, &ctx);
     let service = service_fn(move |event: LambdaEvent<Payload>| async move {
+        let started = std::time::Instant::now();
         let trailing = take_refusal(&event.context.request_id);
         let result = match (ctx, event.payload.duplicate_key) {
             _ if trailing.is_some() => Err(Error::invalid_input(trailing.unwrap_or_default())),
@@ -121,6 +125,15 @@ where
         if let Err(e) = &result {
             tracing::error!(error_type = e.kind.error_type(), error = %e, "invocation failed");
         }
+        // Every invocation, refused ones included: duration and outcome as an EMF line (no API call).
+        crate::metrics::step_invocation(
+            namespace,
+            In::STEP,
+            started.elapsed(),
+            &result,
+            chrono::Utc::now(),
+        )
+        .emit();
         result.map_err(Diagnostic::from)
     });
     lambda_runtime::Runtime::new(service)

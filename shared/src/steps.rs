@@ -6,6 +6,7 @@ pub mod detect;
 pub mod notify;
 pub mod probe;
 pub mod promote_db;
+pub mod readiness;
 pub mod scale_compute;
 pub mod shift_traffic;
 pub mod update_dns;

@@ -120,6 +120,27 @@ pub fn start_with_endpoints(
     vars: &HashMap<String, String>,
     endpoints: &[(&str, String)],
 ) -> Child {
+    spawn(name, addr, vars, endpoints, Stdio::null())
+}
+
+/// Like [`start`], with the function's stdout (its log lines, EMF metric records among them) piped to the test.
+pub fn start_capturing_stdout(name: &str, addr: &str, vars: &HashMap<String, String>) -> Child {
+    spawn(
+        name,
+        addr,
+        vars,
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1".into())],
+        Stdio::piped(),
+    )
+}
+
+fn spawn(
+    name: &str,
+    addr: &str,
+    vars: &HashMap<String, String>,
+    endpoints: &[(&str, String)],
+    stdout: Stdio,
+) -> Child {
     Command::new(binary(name))
         .env_clear()
         .envs(vars)
@@ -131,7 +152,7 @@ pub fn start_with_endpoints(
         .env("AWS_REGION", "ap-northeast-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
         .unwrap()

@@ -99,6 +99,7 @@ pub struct Decision {
 
 // The payload's shapes are told apart in crate::trigger (on their keys); the edge only hands the payload over.
 impl StepEvent for Trigger {
+    const STEP: &'static str = "detect";
     fn from_payload(payload: Value) -> Result<Self> {
         parse_trigger(&payload)
     }

@@ -23,6 +23,7 @@ use crate::aws::sns::{TopicState, describe_topic, publish};
 use crate::aws::stepfunctions::step_reports;
 use crate::aws::{sns, stepfunctions};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::permissions::Use;
 use crate::plan::{Direction, arn_region};
 use crate::runtime::{Context, StepEvent};
@@ -150,6 +151,7 @@ pub struct Notified {
 }
 
 impl StepEvent for NotifyInput {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         parse_input(payload)
     }
@@ -223,6 +225,15 @@ pub async fn notify(ctx: &Context, input: &NotifyInput) -> Result<Notified> {
         _ => format!("published {message_id} to {topic_arn}"),
     };
     tracing::info!(%message_id, subject = %notice.subject, "notified");
+    // The execution's final notice (a report, or a failure's, which carries one): RTO, RPO and outcome as metrics.
+    let final_report = match input.kind {
+        NotifyKind::Report => Some(&notice.body),
+        NotifyKind::Failure => notice.body.get("report").filter(|r| r.is_object()),
+        NotifyKind::Milestone | NotifyKind::Approval => None,
+    };
+    if let Some(report) = final_report {
+        metrics::execution(&metrics::namespace(), report, now).emit();
+    }
     Ok(Notified {
         step: STEP,
         kind: input.kind,

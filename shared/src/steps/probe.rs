@@ -48,6 +48,7 @@ pub const PUBLISH_BUDGET: std::time::Duration = std::time::Duration::from_secs(1
 
 // The payload is a Scheduled Event or `{}` (verdict::parse_event); anything else is refused before any check.
 impl StepEvent for verdict::Invocation {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         verdict::parse_event(&payload)
     }

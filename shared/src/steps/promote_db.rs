@@ -275,6 +275,7 @@ pub async fn describe_global_cluster(
 pub struct PromoteDbInput(pub StepInput);
 
 impl StepEvent for PromoteDbInput {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         let graceful = [
             Action::Prepare,

@@ -121,6 +121,7 @@ impl SourceCapacity {
 pub struct ScaleComputeInput(pub StepInput);
 
 impl StepEvent for ScaleComputeInput {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         StepInput::parse_with(
             STEP,

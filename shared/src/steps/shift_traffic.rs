@@ -73,6 +73,7 @@ async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupStat
 pub struct ShiftTrafficInput(pub StepInput);
 
 impl StepEvent for ShiftTrafficInput {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         StepInput::parse_with(
             STEP,

@@ -98,6 +98,7 @@ fn check_change_id(id: &str) -> Result<String> {
 }
 
 impl StepEvent for UpdateDnsInput {
+    const STEP: &'static str = STEP;
     fn from_payload(payload: Value) -> Result<Self> {
         parse_input(payload)
     }
