@@ -2,7 +2,7 @@
 //!
 //! Offline (no AWS call): `check-plan`, `parse-event`, `statemachine`, `permissions`, `bench`. Against the
 //! deployed stack (real AWS through the usual credential chain, or emulators through `AWS_ENDPOINT_URL*`):
-//! `status`, `plan`, `failover`, `failback`, `follow`, `approve`, `reject`, `report`. A subcommand is one module
+//! `status`, `readiness`, `plan`, `failover`, `failback`, `follow`, `approve`, `reject`, `report`. A subcommand is one module
 //! here and one variant of [`Command`]; `pilotlight <command> --help` documents each.
 
 mod approval;
@@ -11,6 +11,7 @@ mod connect;
 mod dry_run;
 mod follow;
 mod offline;
+mod readiness;
 mod report;
 mod start;
 mod status;
@@ -47,6 +48,9 @@ enum Command {
     Bench(bench::Args),
     /// Which region is active, the database roles and lag, the Auto Scaling groups, dials, DNS, lock, executions.
     Status(status::Args),
+    /// Is the standby ready to take over now? Every readiness check (docs/readiness.md) with the value seen and the
+    /// limit; exit status 0 all pass, 1 a warning, 2 a failure.
+    Readiness(readiness::Args),
     /// What a failover or failback would change right now: a dry-run computed locally from live reads.
     Plan(dry_run::Args),
     /// Fail over to the DR region (detect's manual command), then follow the execution live.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(a) => bench::run(&a),
         Command::Status(a) => connect::block_on(status::run(a)),
+        Command::Readiness(a) => connect::block_on(readiness::run(a)),
         Command::Plan(a) => connect::block_on(dry_run::run(a)),
         Command::Failover(a) => connect::block_on(start::run(a, start::Direction::Failover)),
         Command::Failback(a) => connect::block_on(start::run(a, start::Direction::Failback)),

@@ -1,11 +1,11 @@
-//! `pilotlight report [EXECUTION] [--json]`: the report of an execution, built by notify's own
+//! `pilotlight report [EXECUTION] [--json | --html FILE]`: the report of an execution, built by notify's own
 //! `report::build` from the execution's history (`operator::report_of`): timeline, RTO, RPO and its basis, every
 //! change, warnings.
 
 use std::process::ExitCode;
 
 use pilotlight::operator::report_of;
-use pilotlight::steps::notify::report::Report;
+use pilotlight::steps::notify::report::{Report, html};
 
 use crate::connect::{AwsArgs, Session};
 
@@ -16,8 +16,12 @@ pub struct Args {
     /// The execution (name or ARN); default: the latest.
     execution: Option<String>,
     /// The report as notify builds it, one JSON object.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     json: bool,
+    /// Write the report as one self-contained HTML page (inline CSS and SVG: the timeline chart, RTO marked) to FILE,
+    /// for an incident review.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 pub async fn run(a: Args) -> Result<ExitCode, String> {
@@ -26,6 +30,17 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
     let (execution, report) = report_of(&s.ctx.aws.sfn, &arn)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(file) = &a.html {
+        std::fs::write(file, html::render(&report))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        println!(
+            "{}: the report of {} ({}) as HTML",
+            file.display(),
+            execution.name,
+            execution.status
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.json {
         println!(
             "{}",

@@ -144,6 +144,13 @@ def run(d):
     st = json.loads(pilotlight(d, "status", "--json"))
     require(st["active"]["side"] == "primary" and st["lock"] == {"seen": None} and st["running"] == [], "status --json: primary active, lock free, nothing running")
 
+    out = pilotlight(d, "readiness", "--readiness-function", d.seeded["functions"]["readiness"])
+    ready = json.loads(pilotlight(d, "readiness", "--readiness-function", d.seeded["functions"]["readiness"], "--json"))
+    not_passing = [f"{c['id']}={c['verdict']} ({c['seen']})" for c in ready["checks"] if c["verdict"] != "pass"]
+    require(len(ready["checks"]) >= 15 and not not_passing,
+            f"readiness (exit 0): all {len(ready['checks'])} checks pass on the drill topology"
+            + (f"; not passing: {not_passing}" if not_passing else ""))
+
     out = pilotlight(d, "plan")
     require("preflight: every check passes" in out, "plan: the preflight passes")
     plan = json.loads(pilotlight(d, "plan", "--json"))
@@ -192,6 +199,13 @@ def run(d):
             and report["approval"] and any(c["applied"] for c in report["changes"]),
             f"report --json: succeeded, RTO {report['rto_seconds']} s, approved, "
             f"{len(report['changes'])} changes applied")
+    page = os.path.join(os.environ.get("PILOTLIGHT_DRILL_RUN") or tempfile.gettempdir(), f"report-{name}.html")
+    pilotlight(d, "report", name, "--html", page)
+    with open(page) as f:
+        html = f.read()
+    phases = set(re.findall(r'data-phase="([^"]+)"', html))
+    require('id="rto-marker"' in html and len(phases) >= 4 and "<script" not in html and "http" not in html.split("<body", 1)[-1].replace("http://www.w3.org", ""),
+            f"report --html {os.path.basename(page)}: one self-contained page, {len(phases)} phases charted, RTO marked")
     out = pilotlight(d, "status")
     require(f"dr {d.dr} (dials 0/100)" in out and re.search(r"^lock +free$", out, re.M),
             "status: DR active, the lock released")

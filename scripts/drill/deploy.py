@@ -49,6 +49,8 @@ def endpoint_environment(d):
         "AWS_ENDPOINT_URL_SNS": d.args.ministack_url,
         # The flow lock: the table the template creates lives in ministack, where the state machine releases it.
         "AWS_ENDPOINT_URL_DYNAMODB": d.args.ministack_url,
+        # The stack's own functions (readiness compares their plans; ministack runs them).
+        "AWS_ENDPOINT_URL_LAMBDA": d.args.ministack_url,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
 

@@ -151,8 +151,14 @@ pub struct FenceReport {
 }
 
 /// The fence outcomes of the run, the latest per step; `phase_error` is the error the phase's Catch recorded
-/// (`$.degraded.fence.error`).
-pub fn fence_report(reports: &[StepReport], phase_error: Option<&Value>) -> Option<FenceReport> {
+/// (`$.degraded.fence.error`). In a dry run of a failover (`rehearsal`) nothing moved, so every fence call finds its
+/// side still serving and answers "not fenced: not now": that is what a rehearsal must show, not a warning that
+/// makes the game day read "degraded, NOT FENCED". A real run, or the `fence` command's own dry run, warns.
+pub fn fence_report(
+    reports: &[StepReport],
+    phase_error: Option<&Value>,
+    rehearsal: bool,
+) -> Option<FenceReport> {
     let mut outcomes: Vec<FenceOutcome> = Vec::new();
     let mut steps: Vec<&str> = Vec::new();
     for r in reports.iter().rev().filter(|r| r.action == Action::Fence) {
@@ -174,7 +180,7 @@ pub fn fence_report(reports: &[StepReport], phase_error: Option<&Value>) -> Opti
     outcomes.reverse();
     let mut problems: Vec<String> = outcomes
         .iter()
-        .filter(|o| o.status == FenceStatus::NotFenced)
+        .filter(|o| o.status == FenceStatus::NotFenced && !rehearsal)
         .map(FenceOutcome::line)
         .collect();
     if let Some(e) = phase_error {
@@ -522,7 +528,12 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
     let preflight = serde_json::json!({"findings": findings, "overrides_needed": needed, "accepted_by_override": accepted});
-    let fence = fence_report(&reports, state.pointer("/degraded/fence/error"));
+    let fence_only = state.get("fence_only").and_then(Value::as_bool) == Some(true);
+    let fence = fence_report(
+        &reports,
+        state.pointer("/degraded/fence/error"),
+        dry_run && !fence_only,
+    );
     let error = state.get("error").cloned();
     let degraded = state
         .get("degraded")
@@ -541,7 +552,6 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         (None, false) => "succeeded",
     }
     .to_string();
-    let fence_only = state.get("fence_only").and_then(Value::as_bool) == Some(true);
     let mut notes: Vec<&str> = warnings.iter().map(String::as_str).collect();
     notes.extend(rollback.as_ref().map(|r| r.message.as_str()));
     let mut summary = format!(
@@ -570,6 +580,9 @@ pub fn build(execution: &str, state: &Value, history: &StepHistory) -> Report {
         Some(f) if f.outcomes.iter().all(FenceOutcome::is_fenced) => {
             summary.push_str("; side left fenced")
         }
+        Some(_) if dry_run && !fence_only => summary.push_str(
+            "; the side left is fenced after a real failover (nothing moved in a dry run)",
+        ),
         _ => {}
     }
     Report {
@@ -695,6 +708,23 @@ mod tests {
             "said once, by the fence report: {:?}",
             r.warnings
         );
+        // A dry run of the failover: nothing moved, so the fence finds each side still serving; a rehearsal says
+        // so without a NOT FENCED warning. The fence command's own dry run still warns.
+        let mut rehearsal = state.clone();
+        rehearsal["dry_run"] = json!(true);
+        rehearsal["steps"]["fence"][1] =
+            json!({"scale_compute_fence": fenced("scale-compute", "not_fenced")});
+        let r = build("e", &rehearsal, &StepHistory::NotRead);
+        assert_eq!(r.outcome, "succeeded", "{}", r.summary);
+        assert!(r.fence.as_ref().unwrap().warning.is_none());
+        assert!(
+            r.summary.contains("fenced after a real failover"),
+            "{}",
+            r.summary
+        );
+        rehearsal["fence_only"] = json!(true);
+        let r = build("e", &rehearsal, &StepHistory::NotRead);
+        assert_eq!(r.outcome, "degraded", "{}", r.summary);
         // No fence phase (failback): nothing about fencing.
         assert!(build("e", &base, &StepHistory::NotRead).fence.is_none());
     }
