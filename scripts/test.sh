@@ -122,6 +122,15 @@ for i in "${!drills[@]}"; do
   fi
 done
 
+# The bench runs (figures, not pass/fail): its short mode on the debug binaries, against the emulators above (~30 s).
+step "bench (BENCH_SHORT=1 scripts/bench.sh)"
+if BENCH_SHORT=1 scripts/bench.sh > "$log.bench" 2>&1; then
+  passed=$((passed + 1)); cat "$log.bench"
+else
+  failed=$((failed + 1)); status=1; tail -n 60 "$log.bench"; echo "bench (short): FAILED"
+fi
+rm -f "$log.bench"
+
 echo
 echo "${passed} passed, ${failed} failed"
 exit "$status"

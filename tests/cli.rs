@@ -134,12 +134,26 @@ fn parse_event_takes_a_primary_region_alarm_listed_as_name_at_region() {
 fn bench_prints_figures() {
     let (ok, stdout, _) = run(&["bench", "--iterations", "50"]);
     assert!(ok);
-    for line in [
-        "parse detect-alarm-sns.json",
-        "decide (quorum, cooldown, name)",
-        "peak resident memory",
+    assert!(stdout.contains("total p50"), "no header in:\n{stdout}");
+    assert!(stdout.contains("peak resident memory"), "{stdout}");
+    // One row of percentiles per event shape: json, parse, decide, then total p50 <= p99 <= max.
+    for shape in [
+        "detect-alarm-lambda-action.json",
+        "detect-alarm-sns.json",
+        "detect-alarm-eventbridge.json",
+        "detect-manual-failover.json",
     ] {
-        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(shape))
+            .unwrap_or_else(|| panic!("no row for {shape} in:\n{stdout}"));
+        let v: Vec<f64> = row
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or_else(|_| panic!("{row}")))
+            .collect();
+        assert_eq!(v.len(), 6, "{row}");
+        assert!(v[3] > 0.0 && v[3] <= v[4] && v[4] <= v[5], "{row}");
     }
 }
 

@@ -86,6 +86,9 @@ def run(d):
            f"the first run announces its baseline: one notice ({len(notices)})")
     expect(stored_verdicts(d) == verdicts_of(first), "its verdicts are stored (lock table item lock=readiness)")
     baseline = verdicts_of(first)
+    not_passing = sorted(k for k, v in baseline.items() if v != "pass")
+    expect(len(baseline) >= 15 and not not_passing,
+           f"on the drill topology all {len(baseline)} checks pass" + (f" (not: {not_passing})" if not_passing else ""))
     if baseline.get(BROKEN_CHECK) == "fail":
         raise DrillError(f"{BROKEN_CHECK} already fails on the drill topology: {first['readiness']}")
 
