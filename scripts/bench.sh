@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 short="${BENCH_SHORT:-0}"
-functions=(detect promote-db scale-compute shift-traffic update-dns notify probe)
+functions=(detect promote-db scale-compute shift-traffic update-dns notify probe readiness)
 cargo build --workspace --bins --locked -q
 
 # ---- release binaries: size, SDK crates, cold init, RSS, warm latency, detect's pure path (issue #12) ----------

@@ -34,6 +34,7 @@ FUNCTIONS = {
     "update-dns": ("UpdateDnsFunction", "update-dns-dry-run.json"),
     "notify": ("NotifyFunction", "notify-milestone.json"),
     "probe": ("ProbeFunction", "probe-scheduled.json"),
+    "readiness": ("ReadinessFunction", "readiness-scheduled.json"),
 }
 
 
