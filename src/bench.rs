@@ -9,7 +9,6 @@ use pilotlight::aws::cloudwatch::LiveAlarm;
 use pilotlight::steps::detect::decision::{ActiveSide, Situation, check_origin, decide_alarm};
 use pilotlight::trigger::{Trigger, parse_trigger};
 
-
 #[derive(clap::Args)]
 pub struct Args {
     /// How many times each operation runs.
