@@ -236,5 +236,15 @@ def run(d):
     require(f"dr {d.dr} (dials 0/100)" in out and re.search(r"^lock +free$", out, re.M),
             "status: DR active, the lock released")
     pilotlight(d, "approve", expect=1)  # nothing waits for an answer any more: a clear error, nothing sent
+
+    phase("pilotlight failback --approval, then pilotlight reject: the run ends, nothing changed")
+    out = pilotlight(d, "failback", "--approval", "--no-follow", "--reason", "cli drill: a failback to reject")
+    failback = next(l.split()[1] for l in out.splitlines() if l.startswith("execution arn:")).rsplit(":", 1)[-1]
+    out = pilotlight(d, "reject", "--reason", "cli drill: rejected", expect=1)  # followed to FAILED: exit 1
+    require(f"detect: rejected {failback}" in out and "execution FAILED" in out,
+            "reject answered the paused failback (no token given), followed to FAILED (exit 1)")
+    out = pilotlight(d, "status")
+    require(f"dr {d.dr} (dials 0/100)" in out and re.search(r"^lock +free$", out, re.M),
+            "status: DR still active after the rejected failback, the lock released")
     say(f"  {clock()}  cli drill: done")
     return d.sfn().describe_execution(executionArn=arn)
