@@ -148,7 +148,12 @@ start_one() {
     ministack)
       "$ROOT/scripts/install-tools.sh" ministack
       mkdir -p "$MINISTACK_TMP"
-      GATEWAY_PORT="$port" BIND_HOST="$HOST" TMPDIR="$MINISTACK_TMP" \
+      # ministack runs the deployed functions with its own environment beneath theirs: an AWS_ENDPOINT_URL* this
+      # shell inherited (another emulator set's, e.g. the test command's beside a drill lane) would send a
+      # function's calls to the wrong moto. Start it without them.
+      local inherited=() v
+      for v in $(compgen -e | grep -E '^AWS_ENDPOINT_URL' || true); do inherited+=(-u "$v"); done
+      env "${inherited[@]}" GATEWAY_PORT="$port" BIND_HOST="$HOST" TMPDIR="$MINISTACK_TMP" \
         setsid "$TOOLS/ministack/bin/python" "$ROOT/tests/support/ministack_server.py" </dev/null >"$log" 2>&1 &
       ;;
   esac
