@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use pilotlight::FailoverPlan;
 use pilotlight::aws::cloudwatch::LiveAlarm;
+use pilotlight::runtime::Payload;
 use pilotlight::steps::detect::decision::{ActiveSide, Situation, check_origin, decide_alarm};
 use pilotlight::trigger::{Trigger, parse_trigger};
 
@@ -70,10 +71,11 @@ pub fn run(a: &Args) -> Result<ExitCode, String> {
         let all = Instant::now();
         for _ in 0..iterations {
             let t0 = Instant::now();
-            let value: serde_json::Value = serde_json::from_slice(std::hint::black_box(&bytes))
+            // As the runtime parses an invocation: JSON with the duplicate-key watch (runtime::Payload).
+            let payload: Payload = serde_json::from_slice(std::hint::black_box(&bytes))
                 .map_err(|e| format!("{shape}: {e}"))?;
             let t1 = Instant::now();
-            let trigger = parse_trigger(&value).map_err(|e| format!("{shape}: {e}"))?;
+            let trigger = parse_trigger(&payload.value).map_err(|e| format!("{shape}: {e}"))?;
             let t2 = Instant::now();
             if let Trigger::Alarm(t) = &trigger {
                 // What detect does with an alarm before any AWS call: the origin check, then the policy.

@@ -238,9 +238,46 @@ fn printable(s: &str) -> bool {
 /// The longest `reason` a manual command may give (it travels in the execution input, logs and mail).
 pub const REASON_MAX_CHARS: usize = 1024;
 
+/// Counts the bytes of the event's compact JSON without keeping them (no copy of the event is built).
+#[derive(Default)]
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A part of an alarm event detect never reads (the alarm's configuration, its reason data, the previous state's
+/// details): skipped by the parser, not built.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Unread;
+
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Unread)
+    }
+}
+
+impl Serialize for Unread {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+/// Deserialises `T` from the event in place (`&Value` is a deserializer: no clone of the event tree).
+fn typed<'a, T: Deserialize<'a>>(event: &'a Value) -> serde_json::Result<T> {
+    T::deserialize(event)
+}
+
 pub fn parse_trigger(event: &Value) -> Result<Trigger> {
-    let size = serde_json::to_vec(event)
-        .map(|b| b.len())
+    let mut count = ByteCount::default();
+    let size = serde_json::to_writer(&mut count, event)
+        .map(|()| count.0)
         .unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
         return Err(Error::invalid_input(format!(
@@ -254,7 +291,7 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
         ))
     })?;
     if obj.contains_key("command") {
-        let cmd: ManualCommand = serde_json::from_value(event.clone()).map_err(|e| {
+        let cmd: ManualCommand = typed(event).map_err(|e| {
             Error::invalid_input(format!(
                 "manual command rejected: {e}; expected {{\"command\": \"failover\"|\"failback\"|\"fence\"|\"status\", \"dry_run\": bool, \"mode\": \"graceful\"|\"ungraceful\", \"reason\": \"...\", \"overrides\": {{\"allow_...\": true}}, \"approval\": bool}} or {{\"command\": \"approve\"|\"reject\", \"execution\": \"<execution ARN>\", \"reason\": \"...\", \"overrides\": {{...}} (approve)}}"
             ))
@@ -278,7 +315,7 @@ pub fn parse_trigger(event: &Value) -> Result<Trigger> {
 }
 
 fn parse_lambda_action(event: &Value) -> Result<AlarmTransition> {
-    let alarm: CloudWatchAlarm = serde_json::from_value(event.clone()).map_err(|e| {
+    let alarm: CloudWatchAlarm<Unread, Unread> = typed(event).map_err(|e| {
         Error::invalid_input(format!(
             "CloudWatch alarm Lambda-action payload rejected: {e}"
         ))
@@ -323,7 +360,7 @@ fn parse_lambda_action(event: &Value) -> Result<AlarmTransition> {
 }
 
 fn parse_eventbridge(event: &Value) -> Result<AlarmTransition> {
-    let ev: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
+    let ev: EventBridgeEvent<CloudWatchAlarmData<Unread, Unread>> = typed(event)
         .map_err(|e| Error::invalid_input(format!("EventBridge alarm event rejected: {e}")))?;
     if ev.detail_type != EVENTBRIDGE_ALARM_DETAIL_TYPE || ev.source != "aws.cloudwatch" {
         return Err(Error::invalid_input(format!(
@@ -360,8 +397,8 @@ fn parse_eventbridge(event: &Value) -> Result<AlarmTransition> {
 }
 
 fn parse_sns(event: &Value) -> Result<AlarmTransition> {
-    let ev: SnsEvent = serde_json::from_value(event.clone())
-        .map_err(|e| Error::invalid_input(format!("SNS event rejected: {e}")))?;
+    let ev: SnsEvent =
+        typed(event).map_err(|e| Error::invalid_input(format!("SNS event rejected: {e}")))?;
     let [record] = ev.records.as_slice() else {
         return Err(Error::invalid_input(format!(
             "SNS event must carry exactly one record, got {}",
@@ -534,6 +571,25 @@ mod tests {
         let e = parse_trigger(&event).unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::InvalidInput, "{e}");
         e.message
+    }
+
+    #[test]
+    fn the_size_limit_counts_the_compact_json_bytes() {
+        // Sized so its compact JSON is exactly the limit, then one byte more.
+        let filler = |n: usize| json!({"command": "status", "reason": "x".repeat(n)});
+        let base = serde_json::to_vec(&filler(0)).unwrap().len();
+        let at_limit = filler(MAX_EVENT_BYTES - base);
+        assert_eq!(
+            serde_json::to_vec(&at_limit).unwrap().len(),
+            MAX_EVENT_BYTES
+        );
+        // At the limit the size check passes and the command's own checks answer (the reason is too long).
+        assert!(!rejected(at_limit).contains("bytes refused"));
+        let over = rejected(filler(MAX_EVENT_BYTES - base + 1));
+        assert!(
+            over.contains(&format!("event of {} bytes refused", MAX_EVENT_BYTES + 1)),
+            "{over}"
+        );
     }
 
     #[test]
