@@ -34,14 +34,25 @@ impl Context {
     }
 }
 
+/// JSON log lines, filtered by `RUST_LOG` (`info` when unset or unreadable). The filter is tracing-subscriber's
+/// `Targets` (`target=level,...`, levels only): `EnvFilter`'s span and field matching would link a regex engine into
+/// every function and compile its directives at each cold start, for filters nobody sets on a Lambda function.
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .without_time(), // CloudWatch Logs timestamps every line
         )
-        .with_current_span(false)
-        .without_time() // CloudWatch Logs timestamps every line
+        .with(filter)
         .try_init();
 }
 
