@@ -74,7 +74,7 @@ const ASK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// asked yet (the preflight comes first), it waits up to [`ASK_WAIT`].
 async fn waiting_for_approval(s: &Session) -> Result<String, String> {
     let sm = s.state_machine()?;
-    let sfn = &s.ctx.aws.sfn;
+    let sfn = s.ctx.aws.sfn();
     let deadline = std::time::Instant::now() + ASK_WAIT;
     loop {
         let recent = recent_executions(sfn, sm)

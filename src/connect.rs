@@ -139,7 +139,7 @@ impl Session {
                 execution_arn(sm, n)
             });
         }
-        let recent = recent_executions(&self.ctx.aws.sfn, sm)
+        let recent = recent_executions(self.ctx.aws.sfn(), sm)
             .await
             .map_err(|e| e.to_string())?;
         let pick = recent

@@ -101,7 +101,7 @@ fn format(l: &ProgressLine) -> String {
 /// Follows `arn` until it ends (exit 0 when it SUCCEEDED) or the operator presses Ctrl-C (exit 130).
 pub async fn follow(s: &Session, arn: &str) -> Result<ExitCode, String> {
     catch_interrupt();
-    let sfn = &s.ctx.aws.sfn;
+    let sfn = s.ctx.aws.sfn();
     let name = execution_name(arn);
     let mut progress = Progress::new(name);
     let view = View::new();

@@ -27,7 +27,7 @@ pub struct Args {
 pub async fn run(a: Args) -> Result<ExitCode, String> {
     let s = Session::open(&a.aws).await?;
     let arn = s.execution(a.execution.as_deref(), false).await?;
-    let (execution, report) = report_of(&s.ctx.aws.sfn, &arn)
+    let (execution, report) = report_of(s.ctx.aws.sfn(), &arn)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(file) = &a.html {

@@ -113,7 +113,7 @@ impl Setup {
         let (_, cw) = self
             .ctx
             .aws
-            .alarms
+            .alarms()
             .iter()
             .find(|(r, _)| r == region)
             .expect("a client per alarm region");
@@ -130,7 +130,7 @@ impl Setup {
         let resp = self
             .ctx
             .aws
-            .sfn
+            .sfn()
             .list_executions()
             .state_machine_arn(&self.state_machine_arn)
             .send()
@@ -144,7 +144,7 @@ impl Setup {
         let desc = self
             .ctx
             .aws
-            .sfn
+            .sfn()
             .describe_execution()
             .execution_arn(execution_arn)
             .send()
@@ -314,7 +314,7 @@ async fn dr_already_active_and_cooldown_skip() {
     let first = s.executions().await[0].execution_arn().to_string();
     s.ctx
         .aws
-        .sfn
+        .sfn()
         .stop_execution()
         .execution_arn(&first)
         .send()
@@ -595,7 +595,7 @@ async fn approve_and_reject_answer_a_paused_execution() {
 
 impl Setup {
     fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
-        &self.ctx.aws.dynamodb
+        self.ctx.aws.dynamodb()
     }
 
     /// The lock item's holder, read as detect reads it (strongly consistent).
@@ -774,7 +774,7 @@ async fn a_stale_lock_is_taken_over_exactly_once_under_concurrency() {
         let stale = first.execution_name.clone().unwrap();
         s.ctx
             .aws
-            .sfn
+            .sfn()
             .stop_execution()
             .execution_arn(first.execution_arn.as_deref().unwrap())
             .send()

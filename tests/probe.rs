@@ -192,7 +192,7 @@ async fn down_targets_are_data_published_per_target_and_the_invocation_succeeds(
     assert!(check(&report, &db_target)["latency_ms"].as_u64().unwrap() < 1000);
 
     // What CloudWatch holds, per target, in the DR region.
-    let cw = &ctx.aws.dr.cloudwatch;
+    let cw = ctx.aws.dr.cloudwatch();
     for (target, up) in expected {
         let want = if up { 1.0 } else { 0.0 };
         assert_eq!(
@@ -227,7 +227,7 @@ async fn every_target_up_publishes_an_aggregate_of_one() {
     assert_eq!(report["healthy"], true, "{report}");
     assert_eq!(report["message"], "all 2 targets healthy");
     assert!(report["scheduled_at"].is_null());
-    let cw = &ctx.aws.dr.cloudwatch;
+    let cw = ctx.aws.dr.cloudwatch();
     assert_eq!(newest(cw, &namespace, "Healthy", "all").await, Some(1.0));
     assert_eq!(newest(cw, &namespace, "Healthy", &ok).await, Some(1.0));
 }

@@ -375,7 +375,8 @@ async fn graceful_reads_the_source_best_effort_and_never_blocks_on_it() {
             .region(Region::new(PRIMARY_REGION))
             .endpoint_url("http://127.0.0.1:9")
             .build(),
-    );
+    )
+    .into();
     let report = invoke(
         handle,
         &ctx,
@@ -816,12 +817,12 @@ fn dr_rds_through(ctx: &mut pilotlight::runtime::Context, proxy: &FaultProxy) {
     let conf = ctx
         .aws
         .dr
-        .rds
+        .rds()
         .config()
         .to_builder()
         .endpoint_url(proxy.url())
         .build();
-    ctx.aws.dr.rds = aws_sdk_rds::Client::from_conf(conf);
+    ctx.aws.dr.rds = aws_sdk_rds::Client::from_conf(conf).into();
 }
 
 fn count(proxy: &FaultProxy, operation: &str) -> usize {

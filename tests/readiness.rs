@@ -518,7 +518,8 @@ async fn a_topic_without_a_confirmed_subscription_fails_operators_subscriptions(
             .region(Region::new(DR))
             .endpoint_url(proxy.url())
             .build(),
-    );
+    )
+    .into();
     let r = t.evaluate_with(&plan, &aws).await;
     let c = only_failure(&r, "operators.subscriptions");
     assert_eq!(c.seen, "0 confirmed, 1 pending");
@@ -772,20 +773,22 @@ async fn a_hanging_primary_region_neither_blocks_nor_fails_the_dr_side() {
     // The primary region's moto services behind the black hole (CloudWatch is ministack, not read there).
     aws.primary.autoscaling = aws_sdk_autoscaling::Client::from_conf(
         aws.primary
-            .autoscaling
+            .autoscaling()
             .config()
             .to_builder()
             .endpoint_url(proxy.url())
             .build(),
-    );
+    )
+    .into();
     aws.primary.rds = aws_sdk_rds::Client::from_conf(
         aws.primary
-            .rds
+            .rds()
             .config()
             .to_builder()
             .endpoint_url(proxy.url())
             .build(),
-    );
+    )
+    .into();
     let started = std::time::Instant::now();
     let r = t.evaluate_with(&plan, &aws).await;
     let took = started.elapsed();

@@ -221,7 +221,8 @@ async fn notify_context() -> pilotlight::runtime::Context {
         aws_sdk_sfn::config::Builder::from(&ministack)
             .region(aws_config::Region::new(ctx.plan.dr.region.clone()))
             .build(),
-    );
+    )
+    .into();
     ctx
 }
 

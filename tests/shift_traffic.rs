@@ -47,7 +47,7 @@ async fn context_with(primary_arn: &str, dr_arn: &str) -> Context {
 
 impl Setup {
     async fn groups(&self) -> (EndpointGroupState, EndpointGroupState) {
-        let ga = &self.ctx.aws.global_accelerator;
+        let ga = self.ctx.aws.global_accelerator();
         (
             describe_endpoint_group(ga, &self.primary_arn)
                 .await

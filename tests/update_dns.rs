@@ -131,7 +131,7 @@ impl HealthChecks {
     }
 
     async fn flags(&self) -> (CheckFlags, CheckFlags) {
-        let r53 = &self.ctx.aws.route53;
+        let r53 = self.ctx.aws.route53();
         (
             get_health_check(r53, &self.primary).await.unwrap().flags,
             get_health_check(r53, &self.dr).await.unwrap().flags,
@@ -261,7 +261,7 @@ async fn health_check_failback_restores_automatic_checking() {
 #[tokio::test]
 async fn health_check_dry_run_lists_the_flips_and_changes_nothing() {
     let s = HealthChecks::seed().await;
-    let r53 = &s.ctx.aws.route53;
+    let r53 = s.ctx.aws.route53();
     let before = (
         get_health_check(r53, &s.primary).await.unwrap(),
         get_health_check(r53, &s.dr).await.unwrap(),
@@ -349,7 +349,7 @@ impl Records {
     }
 
     async fn value(&self) -> String {
-        read_cname(&self.ctx.aws.route53, &self.zone, &self.www)
+        read_cname(self.ctx.aws.route53(), &self.zone, &self.www)
             .await
             .unwrap()
             .value
@@ -432,7 +432,7 @@ async fn records_failback_points_back_at_the_primary() {
 #[tokio::test]
 async fn records_dry_run_changes_nothing() {
     let s = Records::seed().await;
-    let r53 = &s.ctx.aws.route53;
+    let r53 = s.ctx.aws.route53();
     let before = read_cname(r53, &s.zone, &s.www).await.unwrap();
     let r = s.run(common::event("update-dns-dry-run.json")).await;
     assert_eq!(r["done"], true);
@@ -448,7 +448,7 @@ async fn records_dry_run_changes_nothing() {
 async fn records_ttl_drift_is_corrected_too() {
     let s = Records::seed().await;
     change(
-        &s.ctx.aws.route53,
+        s.ctx.aws.route53(),
         &s.zone,
         cname(&s.www, DR_VALUE, 300).build().unwrap(),
     )
@@ -456,7 +456,7 @@ async fn records_ttl_drift_is_corrected_too() {
     let r = s.run(input("start", "failover")).await;
     assert_eq!(changes(&r), vec![ch(&s.www, "TTL", 300, 60, true)]);
     assert_eq!(
-        read_cname(&s.ctx.aws.route53, &s.zone, &s.www)
+        read_cname(s.ctx.aws.route53(), &s.zone, &s.www)
             .await
             .unwrap()
             .ttl,

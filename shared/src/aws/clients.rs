@@ -1,6 +1,8 @@
-//! AWS clients, built once per Lambda cold start from one place. Endpoints come from the SDK's own
+//! AWS clients, each built once, on first use, from one place. Endpoints come from the SDK's own
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (how tests and the drill reach emulators); regions and
 //! timeouts come from the plan. Global Accelerator's control plane exists only in us-west-2; Route 53 is global.
+
+use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
@@ -23,31 +25,70 @@ macro_rules! regional {
     };
 }
 
-/// Clients for one region of the plan.
+/// How the clients of one region (or one global API) are made: the loader config, the timeouts and the retries.
+#[derive(Clone, Debug)]
+struct Recipe {
+    base: SdkConfig,
+    timeouts: TimeoutConfig,
+    retries: RetryConfig,
+}
+
+/// Accessors that build each client on first use and keep it: a cold start builds no client, and a function links
+/// only the SDK crates whose accessor its step calls (the linker drops the others' construction code, which is most
+/// of what an unused SDK crate costs). `self.<client>` is public so a test can put a client of its own in place.
+macro_rules! lazy_clients {
+    ($($(#[$doc:meta])* $name:ident: $sdk:ident in $region:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> &$sdk::Client {
+                self.$name.get_or_init(|| {
+                    let r = &self.$region.1;
+                    regional!($sdk, &r.base, &self.$region.0, r.timeouts, r.retries)
+                })
+            }
+        )*
+    };
+}
+
+/// Clients for one region of the plan, each built on first use.
 #[derive(Clone, Debug)]
 pub struct RegionClients {
     pub region: String,
-    pub rds: aws_sdk_rds::Client,
-    pub autoscaling: aws_sdk_autoscaling::Client,
-    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub backup: aws_sdk_backup::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    recipe: (String, Recipe),
+    pub rds: OnceLock<aws_sdk_rds::Client>,
+    pub autoscaling: OnceLock<aws_sdk_autoscaling::Client>,
+    pub elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
+    pub ssm: OnceLock<aws_sdk_ssm::Client>,
+    pub backup: OnceLock<aws_sdk_backup::Client>,
+    pub cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
 }
 
 impl RegionClients {
     fn new(base: &SdkConfig, plan: &RegionPlan, retries: &RetryConfig) -> Self {
-        let t = timeouts(plan);
-        let r = &plan.region;
+        let recipe = Recipe {
+            base: base.clone(),
+            timeouts: timeouts(plan),
+            retries: retries.clone(),
+        };
         RegionClients {
-            region: r.clone(),
-            rds: regional!(aws_sdk_rds, base, r, t, retries),
-            autoscaling: regional!(aws_sdk_autoscaling, base, r, t, retries),
-            elbv2: regional!(aws_sdk_elasticloadbalancingv2, base, r, t, retries),
-            ssm: regional!(aws_sdk_ssm, base, r, t, retries),
-            backup: regional!(aws_sdk_backup, base, r, t, retries),
-            cloudwatch: regional!(aws_sdk_cloudwatch, base, r, t, retries),
+            region: plan.region.clone(),
+            recipe: (plan.region.clone(), recipe),
+            rds: OnceLock::new(),
+            autoscaling: OnceLock::new(),
+            elbv2: OnceLock::new(),
+            ssm: OnceLock::new(),
+            backup: OnceLock::new(),
+            cloudwatch: OnceLock::new(),
         }
+    }
+
+    lazy_clients! {
+        rds: aws_sdk_rds in recipe;
+        autoscaling: aws_sdk_autoscaling in recipe;
+        elbv2: aws_sdk_elasticloadbalancingv2 in recipe;
+        ssm: aws_sdk_ssm in recipe;
+        backup: aws_sdk_backup in recipe;
+        cloudwatch: aws_sdk_cloudwatch in recipe;
     }
 }
 
@@ -56,21 +97,27 @@ pub struct AwsClients {
     pub primary: RegionClients,
     pub dr: RegionClients,
     /// CloudWatch in each region the plan's alarms live in (detect's quorum re-read), in plan order.
-    pub alarms: Vec<(String, aws_sdk_cloudwatch::Client)>,
-    pub global_accelerator: aws_sdk_globalaccelerator::Client,
-    pub route53: aws_sdk_route53::Client,
-    /// SNS in the operators' topic region.
-    pub sns: aws_sdk_sns::Client,
-    /// Step Functions in the state machine's region (the DR region in the reference setup).
-    pub sfn: aws_sdk_sfn::Client,
-    /// DynamoDB beside the state machine (the stack's flow lock table, detect's lock).
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// Lambda beside the state machine (the stack's functions: readiness reads their configuration).
-    pub lambda: aws_sdk_lambda::Client,
+    pub alarms: OnceLock<Vec<(String, aws_sdk_cloudwatch::Client)>>,
+    alarm_recipes: Vec<(String, Recipe)>,
+    /// Global Accelerator's control plane (us-west-2 only), with the DR side's timeouts.
+    global_accelerator_at: (String, Recipe),
+    /// Route 53's API is global (us-east-1 signing); the SDK resolves its endpoint from any region.
+    route53_at: (String, Recipe),
+    /// The operators' topic region.
+    sns_at: (String, Recipe),
+    /// The state machine's region (the DR region in the reference setup): Step Functions, the stack's flow lock
+    /// table (DynamoDB) and the stack's functions (Lambda).
+    stack_at: (String, Recipe),
+    pub global_accelerator: OnceLock<aws_sdk_globalaccelerator::Client>,
+    pub route53: OnceLock<aws_sdk_route53::Client>,
+    pub sns: OnceLock<aws_sdk_sns::Client>,
+    pub sfn: OnceLock<aws_sdk_sfn::Client>,
+    pub dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    pub lambda: OnceLock<aws_sdk_lambda::Client>,
 }
 
 impl AwsClients {
-    /// Loads the shared SDK config (credentials, endpoint overrides) once and derives every client from it.
+    /// Loads the shared SDK config (credentials, endpoint overrides) once; every client derives from it.
     pub async fn new(plan: &FailoverPlan) -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
         Self::from_sdk_config(&base, plan)
@@ -80,48 +127,78 @@ impl AwsClients {
         // The region being left may be the failed one: two short attempts at most, so a dead endpoint costs seconds.
         let primary_retries = RetryConfig::standard().with_max_attempts(2);
         let dr_retries = RetryConfig::standard().with_max_attempts(3);
-        let dr_t = timeouts(&plan.dr);
-        let primary_t = timeouts(&plan.primary);
-        let sns_region = arn_region(&plan.sns_topic_arn)
-            .unwrap_or(&plan.dr.region)
-            .to_string();
-        let sfn_region = plan
+        let recipe = |region: &str, timeouts: TimeoutConfig, retries: &RetryConfig| {
+            (
+                region.to_string(),
+                Recipe {
+                    base: base.clone(),
+                    timeouts,
+                    retries: retries.clone(),
+                },
+            )
+        };
+        let dr = |region: &str| recipe(region, timeouts(&plan.dr), &dr_retries);
+        let sns_region = arn_region(&plan.sns_topic_arn).unwrap_or(&plan.dr.region);
+        let stack_region = plan
             .state_machine_arn
             .as_deref()
             .and_then(arn_region)
-            .unwrap_or(&plan.dr.region)
-            .to_string();
+            .unwrap_or(&plan.dr.region);
         AwsClients {
             primary: RegionClients::new(base, &plan.primary, &primary_retries),
             dr: RegionClients::new(base, &plan.dr, &dr_retries),
+            alarms: OnceLock::new(),
             // An alarm region other than DR may be the failing one: the primary's short timeouts and retries.
-            alarms: plan
+            alarm_recipes: plan
                 .alarms
                 .regions()
                 .into_iter()
                 .map(|region| {
-                    let client = if region == plan.dr.region {
-                        regional!(aws_sdk_cloudwatch, base, region, dr_t, dr_retries)
+                    if region == plan.dr.region {
+                        dr(region)
                     } else {
-                        regional!(aws_sdk_cloudwatch, base, region, primary_t, primary_retries)
-                    };
-                    (region.to_string(), client)
+                        recipe(region, timeouts(&plan.primary), &primary_retries)
+                    }
                 })
                 .collect(),
-            global_accelerator: regional!(
-                aws_sdk_globalaccelerator,
-                base,
-                GLOBAL_ACCELERATOR_API_REGION,
-                dr_t,
-                dr_retries
-            ),
-            // Route 53's API is global (us-east-1 signing); the SDK resolves its endpoint from any region.
-            route53: regional!(aws_sdk_route53, base, "us-east-1", dr_t, dr_retries),
-            sns: regional!(aws_sdk_sns, base, sns_region, dr_t, dr_retries),
-            sfn: regional!(aws_sdk_sfn, base, sfn_region, dr_t, dr_retries),
-            dynamodb: regional!(aws_sdk_dynamodb, base, sfn_region, dr_t, dr_retries),
-            lambda: regional!(aws_sdk_lambda, base, sfn_region, dr_t, dr_retries),
+            global_accelerator_at: dr(GLOBAL_ACCELERATOR_API_REGION),
+            route53_at: dr("us-east-1"),
+            sns_at: dr(sns_region),
+            stack_at: dr(stack_region),
+            global_accelerator: OnceLock::new(),
+            route53: OnceLock::new(),
+            sns: OnceLock::new(),
+            sfn: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+            lambda: OnceLock::new(),
         }
+    }
+
+    lazy_clients! {
+        global_accelerator: aws_sdk_globalaccelerator in global_accelerator_at;
+        route53: aws_sdk_route53 in route53_at;
+        /// SNS in the operators' topic region.
+        sns: aws_sdk_sns in sns_at;
+        /// Step Functions in the state machine's region.
+        sfn: aws_sdk_sfn in stack_at;
+        /// DynamoDB beside the state machine (the stack's flow lock table, detect's lock).
+        dynamodb: aws_sdk_dynamodb in stack_at;
+        /// Lambda beside the state machine (the stack's functions: readiness reads their configuration).
+        lambda: aws_sdk_lambda in stack_at;
+    }
+
+    /// CloudWatch in each region the plan's alarms live in, in plan order.
+    pub fn alarms(&self) -> &[(String, aws_sdk_cloudwatch::Client)] {
+        self.alarms.get_or_init(|| {
+            self.alarm_recipes
+                .iter()
+                .map(|(region, r)| {
+                    let client =
+                        regional!(aws_sdk_cloudwatch, &r.base, region, r.timeouts, r.retries);
+                    (region.clone(), client)
+                })
+                .collect()
+        })
     }
 
     pub fn region(&self, side: Side) -> &RegionClients {

@@ -169,7 +169,7 @@ pub async fn status(ctx: &Context) -> Result<Status> {
         let mut out = Vec::new();
         for side in sides {
             let rp = plan.region(side);
-            let c = &ctx.aws.region(side).autoscaling;
+            let c = ctx.aws.region(side).autoscaling();
             let read = within(deadline, describe_group(c, &rp.asg, &rp.region)).await;
             out.push(ComputeStatus {
                 side,
@@ -193,7 +193,7 @@ pub async fn status(ctx: &Context) -> Result<Status> {
             let arn = &plan.region(side).endpoint_group_arn;
             let read = within(
                 deadline,
-                describe_endpoint_group(&ctx.aws.global_accelerator, arn),
+                describe_endpoint_group(ctx.aws.global_accelerator(), arn),
             )
             .await;
             out.push(TrafficStatus {
@@ -256,7 +256,7 @@ async fn database(ctx: &Context, side: Side, now: DateTime<Utc>) -> DatabaseStat
         DatabasePlan::RdsReplica { .. } => {
             let seen = within(
                 deadline,
-                describe_db_instance(&clients.rds, &region, &resource),
+                describe_db_instance(clients.rds(), &region, &resource),
             )
             .await;
             // promote-db's own reading: a lingering source field after a promotion is no replica.
@@ -264,7 +264,7 @@ async fn database(ctx: &Context, side: Side, now: DateTime<Utc>) -> DatabaseStat
             let lag = if replica {
                 let read = within(
                     deadline,
-                    replica_lag(&clients.cloudwatch, &resource, now, LAG_WINDOW),
+                    replica_lag(clients.cloudwatch(), &resource, now, LAG_WINDOW),
                 )
                 .await;
                 Some(Read::of(read.map(|d| d.map(|d| Lag::of(d, now)))))
@@ -294,7 +294,7 @@ async fn database(ctx: &Context, side: Side, now: DateTime<Utc>) -> DatabaseStat
         DatabasePlan::AuroraGlobal { global_cluster, .. } => {
             let seen = within(
                 deadline,
-                describe_global_cluster(&clients.rds, global_cluster),
+                describe_global_cluster(clients.rds(), global_cluster),
             )
             .await;
             let secondary = matches!(&seen, Ok(Some(g)) if g.writer() != Some(resource.as_str()));
@@ -302,7 +302,7 @@ async fn database(ctx: &Context, side: Side, now: DateTime<Utc>) -> DatabaseStat
                 let id = crate::steps::promote_db::aurora::cluster_identifier(&resource);
                 let read = within(
                     deadline,
-                    global_db_lag(&clients.cloudwatch, id, now, LAG_WINDOW),
+                    global_db_lag(clients.cloudwatch(), id, now, LAG_WINDOW),
                 )
                 .await;
                 Some(Read::of(read.map(|l| l.rpo_lag.map(|d| Lag::of(d, now)))))
@@ -335,7 +335,7 @@ async fn database(ctx: &Context, side: Side, now: DateTime<Utc>) -> DatabaseStat
 
 async fn dns(ctx: &Context) -> Vec<DnsStatus> {
     let deadline = ctx.plan.alarms.observe_deadline;
-    let r53 = &ctx.aws.route53;
+    let r53 = ctx.aws.route53();
     match &ctx.plan.dns {
         DnsPlan::HealthCheck {
             primary_health_check_id,

@@ -35,22 +35,25 @@ pub async fn observe(aws: &AwsClients, plan: &FailoverPlan, standby: Side) -> Co
     let (t, clients) = (budget(plan, standby), aws.region(standby));
     let source = tp.ami_source.as_deref();
     let (group, active_group, points, ami_parameter) = tokio::join!(
-        bounded(t, describe_group(&clients.autoscaling, &tp.asg, &tp.region)),
+        bounded(
+            t,
+            describe_group(clients.autoscaling(), &tp.asg, &tp.region)
+        ),
         bounded(
             budget(plan, standby.other()),
             describe_group(
-                &aws.region(standby.other()).autoscaling,
+                aws.region(standby.other()).autoscaling(),
                 &ap.asg,
                 &ap.region
             )
         ),
         bounded(
             t,
-            list_ec2_recovery_points(&clients.backup, &tp.backup_vault, &tp.region, source)
+            list_ec2_recovery_points(clients.backup(), &tp.backup_vault, &tp.region, source)
         ),
         bounded(
             t,
-            read_parameter(&clients.ssm, &tp.ami_parameter, &tp.region)
+            read_parameter(clients.ssm(), &tp.ami_parameter, &tp.region)
         ),
     );
     ComputeSeen {

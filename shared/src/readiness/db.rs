@@ -86,7 +86,7 @@ pub async fn observe(
                 let region = &plan.region(side).region;
                 bounded(
                     budget(plan, side),
-                    instance(&aws.region(side).rds, region, plan.database.resource(side)),
+                    instance(aws.region(side).rds(), region, plan.database.resource(side)),
                 )
             };
             let (primary, dr, standby_lag) = tokio::join!(
@@ -95,7 +95,7 @@ pub async fn observe(
                 bounded(
                     budget(plan, standby),
                     replica_lag(
-                        &aws.region(standby).cloudwatch,
+                        aws.region(standby).cloudwatch(),
                         plan.database.resource(standby),
                         now,
                         LAG_WINDOW,
@@ -113,12 +113,12 @@ pub async fn observe(
             let (global, standby_lag) = tokio::join!(
                 bounded(
                     dr_budget(plan),
-                    describe_global_cluster(&aws.dr.rds, global_cluster)
+                    describe_global_cluster(aws.dr.rds(), global_cluster)
                 ),
                 bounded(
                     budget(plan, standby),
                     global_db_lag(
-                        &aws.region(standby).cloudwatch,
+                        aws.region(standby).cloudwatch(),
                         cluster_identifier(plan.database.resource(standby)),
                         now,
                         LAG_WINDOW,

@@ -49,26 +49,27 @@ pub async fn observe(
     let t = dr_budget(plan);
     let state_machine = async {
         match targets.state_machine_arn.as_deref() {
-            Some(arn) => Some(bounded(t, describe_state_machine(&aws.sfn, arn)).await),
+            Some(arn) => Some(bounded(t, describe_state_machine(aws.sfn(), arn)).await),
             None => None,
         }
     };
     let functions = futures_join_all(targets.functions.iter().map(|(binary, name)| async move {
         (
             binary.clone(),
-            bounded(t, function_config(&aws.lambda, name)).await,
+            bounded(t, function_config(aws.lambda(), name)).await,
         )
     }));
     let lock = async {
         let table = targets.lock_table.as_deref()?;
         Some(
             bounded(t, async {
-                let Some(item) = get_item(&aws.dynamodb, table, (KEY_ATTRIBUTE, KEY)).await? else {
+                let Some(item) = get_item(aws.dynamodb(), table, (KEY_ATTRIBUTE, KEY)).await?
+                else {
                     return Ok(None);
                 };
                 let holder = item.get("holder_arn").filter(|a| !a.is_empty());
                 let status = match holder {
-                    Some(arn) => execution_status(&aws.sfn, arn).await?,
+                    Some(arn) => execution_status(aws.sfn(), arn).await?,
                     None => None,
                 };
                 Ok(Some((item, status)))

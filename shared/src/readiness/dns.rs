@@ -25,7 +25,7 @@ pub enum DnsSeen {
 }
 
 pub async fn observe(aws: &AwsClients, plan: &FailoverPlan) -> DnsSeen {
-    let (r53, t) = (&aws.route53, dr_budget(plan));
+    let (r53, t) = (aws.route53(), dr_budget(plan));
     match &plan.dns {
         DnsPlan::HealthCheck {
             primary_health_check_id,

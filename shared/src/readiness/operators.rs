@@ -28,8 +28,8 @@ pub async fn observe(
     };
     let t = dr_budget(plan);
     let (topic, subscriptions) = tokio::join!(
-        bounded(t, describe_topic(&aws.sns, arn)),
-        bounded(t, list_subscriptions(&aws.sns, arn)),
+        bounded(t, describe_topic(aws.sns(), arn)),
+        bounded(t, list_subscriptions(aws.sns(), arn)),
     );
     OperatorsSeen {
         topic: Some(topic),

@@ -37,7 +37,7 @@ impl TrafficSeen {
 }
 
 pub async fn observe(aws: &AwsClients, plan: &FailoverPlan) -> TrafficSeen {
-    let ga = &aws.global_accelerator;
+    let ga = aws.global_accelerator();
     let t = dr_budget(plan);
     let (primary, dr) = tokio::join!(
         bounded(

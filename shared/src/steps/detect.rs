@@ -187,7 +187,7 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
             } else {
                 execution_arn(ctx.plan.state_machine_arn()?, named)
             };
-            let token = pending_task_token(&ctx.aws.sfn, &arn, "approval")
+            let token = pending_task_token(ctx.aws.sfn(), &arn, "approval")
                 .await?
                 .ok_or_else(|| {
                     Error::invalid_input(format!(
@@ -199,7 +199,14 @@ async fn answer_approval(ctx: &Context, cmd: &ManualCommand) -> Result<Decision>
         }
         (None, None) => return Err(Error::invalid_input("approve/reject need \"execution\"")),
     };
-    answer_task(&ctx.aws.sfn, &token, approved, &output.to_string(), &reason).await?;
+    answer_task(
+        ctx.aws.sfn(),
+        &token,
+        approved,
+        &output.to_string(),
+        &reason,
+    )
+    .await?;
     Ok(Decision {
         outcome: if approved {
             Outcome::Approved
@@ -223,7 +230,7 @@ pub async fn observe(ctx: &Context) -> Result<Situation> {
     let sm = ctx.plan.state_machine_arn()?;
     let deadline = ctx.plan.alarms.observe_deadline;
     let mut alarm_reads = tokio::task::JoinSet::new();
-    for (region, cw) in &ctx.aws.alarms {
+    for (region, cw) in ctx.aws.alarms() {
         let (region, cw, names) = (region.clone(), cw.clone(), ctx.plan.alarms.names_in(region));
         alarm_reads.spawn(async move {
             let read = within(deadline, describe_alarms(&cw, &region, &names)).await;
@@ -239,8 +246,11 @@ pub async fn observe(ctx: &Context) -> Result<Situation> {
     };
     let (alarm_results, executions, dials) = tokio::join!(
         alarms,
-        within(deadline, recent_executions(&ctx.aws.sfn, sm)),
-        within(deadline, read_dials(&ctx.aws.global_accelerator, &ctx.plan)),
+        within(deadline, recent_executions(ctx.aws.sfn(), sm)),
+        within(
+            deadline,
+            read_dials(ctx.aws.global_accelerator(), &ctx.plan)
+        ),
     );
     let mut situation = Situation {
         alarms: Vec::new(),
@@ -343,7 +353,7 @@ async fn act(
                     }
                 }
             }
-            let started = match start_execution(&ctx.aws.sfn, sm, &name, &body).await {
+            let started = match start_execution(ctx.aws.sfn(), sm, &name, &body).await {
                 Ok(started) => started,
                 Err(e) => {
                     if let Some((table, me)) = &locked {

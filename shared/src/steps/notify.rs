@@ -198,20 +198,20 @@ pub async fn read_history(sfn: &aws_sdk_sfn::Client, execution: &str) -> StepHis
 
 pub async fn notify(ctx: &Context, input: &NotifyInput) -> Result<Notified> {
     let topic_arn = &ctx.plan.sns_topic_arn;
-    let topic = describe_topic(&ctx.aws.sns, topic_arn)
+    let topic = describe_topic(ctx.aws.sns(), topic_arn)
         .await
         .map_err(|e| e.check_if_missing("PILOTLIGHT_SNS_TOPIC_ARN"))?;
     // Reports (and failures, which carry one) are built from the state and the execution history.
     let history = match input.kind {
         NotifyKind::Report | NotifyKind::Failure => {
-            read_history(&ctx.aws.sfn, &input.execution).await
+            read_history(ctx.aws.sfn(), &input.execution).await
         }
         NotifyKind::Milestone | NotifyKind::Approval => StepHistory::NotRead,
     };
     let now = Utc::now();
     let notice = compose(&ctx.plan, input, &history, now);
     let message_id = publish(
-        &ctx.aws.sns,
+        ctx.aws.sns(),
         topic_arn,
         &notice.subject,
         notice.body.to_string(),

@@ -59,7 +59,7 @@ pub async fn handle(ctx: &Context, invocation: verdict::Invocation) -> Result<Pr
     let report = probe_with(
         &ctx.plan.probe,
         &ctx.plan.dr.region,
-        &ctx.aws.dr.cloudwatch,
+        ctx.aws.dr.cloudwatch(),
         invocation,
     )
     .await?;

@@ -447,7 +447,7 @@ async fn peek_source_instance(ctx: &Context, side: Side) -> SourcePeek {
     let budget = region.connect_timeout + region.read_timeout;
     let variable = side.variable("DB_INSTANCE");
     let read = describe_instance(
-        &ctx.aws.region(side).rds,
+        ctx.aws.region(side).rds(),
         &region.region,
         instance,
         &variable,

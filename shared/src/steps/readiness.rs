@@ -130,7 +130,7 @@ pub async fn handle(ctx: &Context, _: Invocation) -> Result<ReadinessRun> {
         ));
     };
     let current = verdicts(&readiness);
-    let stored = dynamodb::get_item(&ctx.aws.dynamodb, table, (KEY_ATTRIBUTE, STATE_KEY)).await;
+    let stored = dynamodb::get_item(ctx.aws.dynamodb(), table, (KEY_ATTRIBUTE, STATE_KEY)).await;
     let (previous, read_at) = match &stored {
         Ok(None) => (Previous::None, None),
         Ok(Some(item)) => (
@@ -149,7 +149,7 @@ pub async fn handle(ctx: &Context, _: Invocation) -> Result<ReadinessRun> {
     let (subject, message_id) = if announcement.publishes() {
         let (subject, body) = notice(&ctx.plan, &readiness, &announcement);
         let id = sns::publish(
-            &ctx.aws.sns,
+            ctx.aws.sns(),
             &ctx.plan.sns_topic_arn,
             &subject,
             body.to_string(),
@@ -213,7 +213,7 @@ async fn store(
             values: vec![(":key".into(), STATE_KEY.into())],
         },
     };
-    match dynamodb::put_item_if(&ctx.aws.dynamodb, table, &item, &condition).await {
+    match dynamodb::put_item_if(ctx.aws.dynamodb(), table, &item, &condition).await {
         Ok(Written::Yes { .. }) => "stored".into(),
         Ok(Written::ConditionFailed) => {
             "not stored: another run stored its verdicts meanwhile (theirs are kept)".into()

@@ -161,10 +161,13 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
     let clients = ctx.aws.region(target);
     // Observe everything at once; the source read is bounded and never fails the step.
     let (group, parameter, points, source_capacity) = tokio::join!(
-        describe_group(&clients.autoscaling, &tp.asg, &tp.region),
-        read_parameter(&clients.ssm, &tp.ami_parameter, &tp.region),
-        source_recovery_points(&clients.backup, tp),
-        read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
+        describe_group(clients.autoscaling(), &tp.asg, &tp.region),
+        read_parameter(clients.ssm(), &tp.ami_parameter, &tp.region),
+        source_recovery_points(clients.backup(), tp),
+        read_source_capacity(
+            ctx.aws.region(source).autoscaling(),
+            ctx.plan.region(source)
+        ),
     );
     let group = require_group(group?, tp, target)?;
     let parameter = parameter?;
@@ -204,7 +207,7 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
         report.change(&tp.ami_parameter, field, from.clone(), to.clone());
     }
     if !parameter_changes.is_empty() && !input.dry_run {
-        put_parameter(&clients.ssm, &tp.ami_parameter, &ami.image_id, &tp.region).await?;
+        put_parameter(clients.ssm(), &tp.ami_parameter, &ami.image_id, &tp.region).await?;
     }
     let capacity_changes = capacity_changes(group.capacity, target_capacity);
     for (field, from, to) in &capacity_changes {
@@ -212,7 +215,7 @@ async fn start(ctx: &Context, input: &StepInput, mut report: StepReport) -> Resu
     }
     if !capacity_changes.is_empty() && !input.dry_run {
         update_group(
-            &clients.autoscaling,
+            clients.autoscaling(),
             &group.name,
             &tp.region,
             &capacity_changes,
@@ -288,8 +291,8 @@ async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> 
     let sp = ctx.plan.region(side);
     let clients = ctx.aws.region(side);
     let (group, dial) = tokio::join!(
-        describe_group(&clients.autoscaling, &sp.asg, &sp.region),
-        read_dial(&ctx.aws.global_accelerator, &sp.endpoint_group_arn),
+        describe_group(clients.autoscaling(), &sp.asg, &sp.region),
+        read_dial(ctx.aws.global_accelerator(), &sp.endpoint_group_arn),
     );
     let group = require_group(group?, sp, side)?;
     let dial = dial.map_err(|e| e.check_if_missing("PILOTLIGHT_DR_ENDPOINT_GROUP_ARN"))?;
@@ -358,7 +361,7 @@ async fn reprotect(ctx: &Context, input: &StepInput, mut report: StepReport) -> 
             group.name, sp.region
         )));
     }
-    update_group(&clients.autoscaling, &group.name, &sp.region, &changes).await?;
+    update_group(clients.autoscaling(), &group.name, &sp.region, &changes).await?;
     let forced = if blocker.is_some() {
         format!(" (allow_serving_scale_down although the DR dial is {dial}%)")
     } else {
@@ -378,8 +381,8 @@ async fn status(ctx: &Context, input: &StepInput, mut report: StepReport) -> Res
     let tp = ctx.plan.region(target);
     let clients = ctx.aws.region(target);
     let (group, parameter) = tokio::join!(
-        describe_group(&clients.autoscaling, &tp.asg, &tp.region),
-        read_parameter(&clients.ssm, &tp.ami_parameter, &tp.region),
+        describe_group(clients.autoscaling(), &tp.asg, &tp.region),
+        read_parameter(clients.ssm(), &tp.ami_parameter, &tp.region),
     );
     let group = require_group(group?, tp, target)?;
     let parameter = parameter?;
@@ -419,7 +422,7 @@ async fn observe_readiness(ctx: &Context, target: Side, group: &GroupState) -> R
     let healthy_targets = match &tp.target_group_arn {
         Some(tg) => {
             let ids: HashSet<&str> = group.instances.iter().map(|i| i.id.as_str()).collect();
-            let healthy = count_healthy_targets(&ctx.aws.region(target).elbv2, tg, &ids).await;
+            let healthy = count_healthy_targets(ctx.aws.region(target).elbv2(), tg, &ids).await;
             Some(healthy.map_err(|e| {
                 if e.kind == ErrorKind::NotFound {
                     Error::not_found(format!(

@@ -44,7 +44,7 @@ pub const STEP: &str = "shift-traffic";
 /// Reads both endpoint groups and checks each is in the region the plan says: swapped ARNs would move traffic the
 /// wrong way, so that is a plan error and nothing is changed.
 async fn observe(ctx: &Context) -> Result<(EndpointGroupState, EndpointGroupState)> {
-    let ga = &ctx.aws.global_accelerator;
+    let ga = ctx.aws.global_accelerator();
     let plan = &ctx.plan;
     let (primary, dr) = tokio::join!(
         describe_endpoint_group(ga, &plan.primary.endpoint_group_arn),
@@ -145,7 +145,7 @@ pub fn check_endpoint_group(
 /// the state machine retries, not a finding.
 pub async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepReport> {
     let report = StepReport::begin(STEP, input);
-    let ga = &ctx.aws.global_accelerator;
+    let ga = ctx.aws.global_accelerator();
     let (p, d) = tokio::join!(
         read_dial(ga, &ctx.plan.primary.endpoint_group_arn),
         read_dial(ga, &ctx.plan.dr.endpoint_group_arn),
@@ -261,10 +261,10 @@ async fn set_source_dial(
     }
     let mut after = before;
     if !input.dry_run {
-        set_dial(&ctx.aws.global_accelerator, source_arn, to).await?;
+        set_dial(ctx.aws.global_accelerator(), source_arn, to).await?;
         after = after.with(
             source,
-            read_dial(&ctx.aws.global_accelerator, source_arn).await?,
+            read_dial(ctx.aws.global_accelerator(), source_arn).await?,
         );
     }
     report.change(source_arn, "TrafficDialPercentage", from, to);
@@ -420,7 +420,7 @@ pub async fn shift_traffic(ctx: &Context, input: &StepInput) -> Result<StepRepor
             if from != to {
                 let arn = &ctx.plan.region(side).endpoint_group_arn;
                 if !input.dry_run {
-                    set_dial(&ctx.aws.global_accelerator, arn, to).await?;
+                    set_dial(ctx.aws.global_accelerator(), arn, to).await?;
                 }
                 report.change(arn, "TrafficDialPercentage", from, to);
             }

@@ -178,7 +178,7 @@ const ATTEMPTS: usize = 4;
 
 /// Takes the lock for `me` (free, ours already, or stale), or reports who holds it.
 pub async fn acquire(ctx: &Context, table: &str, me: &LockRecord) -> Result<Acquired> {
-    let ddb = &ctx.aws.dynamodb;
+    let ddb = ctx.aws.dynamodb();
     let item = me.to_item();
     for _ in 0..ATTEMPTS {
         if let Written::Yes { old } =
@@ -200,7 +200,7 @@ pub async fn acquire(ctx: &Context, table: &str, me: &LockRecord) -> Result<Acqu
         if current.holder == me.holder {
             continue; // ours since (a duplicate delivery wrote it): the next write re-enters
         }
-        let status = execution_status(&ctx.aws.sfn, &current.holder_arn).await?;
+        let status = execution_status(ctx.aws.sfn(), &current.holder_arn).await?;
         match takeover(
             &current,
             &HolderStatus::from_status(status),
@@ -233,7 +233,7 @@ pub async fn acquire(ctx: &Context, table: &str, me: &LockRecord) -> Result<Acqu
 
 /// Who holds the lock now (None: free). Read only: `pilotlight status` shows it.
 pub async fn holder(ctx: &Context, table: &str) -> Result<Option<LockRecord>> {
-    Ok(get_item(&ctx.aws.dynamodb, table, (KEY_ATTRIBUTE, KEY))
+    Ok(get_item(ctx.aws.dynamodb(), table, (KEY_ATTRIBUTE, KEY))
         .await?
         .as_ref()
         .and_then(LockRecord::from_item))
@@ -246,14 +246,14 @@ pub async fn release(ctx: &Context, table: &str, holder: &str) -> Result<bool> {
         names: vec![("#holder".to_string(), "holder".to_string())],
         values: vec![(":me".into(), holder.into())],
     };
-    delete_item_if(&ctx.aws.dynamodb, table, (KEY_ATTRIBUTE, KEY), &condition).await
+    delete_item_if(ctx.aws.dynamodb(), table, (KEY_ATTRIBUTE, KEY), &condition).await
 }
 
 /// After a failed StartExecution: release the lock, unless the execution exists after all (the answer was lost,
 /// not the request) — then it holds the lock rightly and releases it itself. Best-effort: when this fails too, the
 /// lock becomes stale and a later detect takes it over ([`takeover`]).
 pub async fn release_unless_started(ctx: &Context, table: &str, me: &LockRecord) {
-    let outcome = match execution_status(&ctx.aws.sfn, &me.holder_arn).await {
+    let outcome = match execution_status(ctx.aws.sfn(), &me.holder_arn).await {
         Ok(None) => release(ctx, table, &me.holder).await.map(|released| {
             if released {
                 "released"

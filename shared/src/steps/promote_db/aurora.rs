@@ -71,7 +71,7 @@ pub(super) async fn read_global_lag(
 ) -> Result<ReplicaLagSeen> {
     let arn = ctx.plan.database.resource(side);
     let cluster = cluster_identifier(arn);
-    let lag = global_db_lag(&ctx.aws.region(side).cloudwatch, cluster, now, LAG_WINDOW)
+    let lag = global_db_lag(ctx.aws.region(side).cloudwatch(), cluster, now, LAG_WINDOW)
         .await
         .map_err(|e| {
             hint(e, format!(
@@ -180,7 +180,7 @@ pub(super) async fn switch_global_cluster(
     let target = input.direction.target();
     let region = &ctx.plan.region(target).region;
     let target_arn = ctx.plan.database.resource(target);
-    let rds = &ctx.aws.region(target).rds;
+    let rds = ctx.aws.region(target).rds();
     let mut report = StepReport::begin(STEP, input);
 
     let g = describe_global_cluster(rds, region, global_cluster).await?;

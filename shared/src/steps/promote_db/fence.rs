@@ -187,7 +187,7 @@ pub async fn fence(ctx: &Context, input: &StepInput) -> StepReport {
         DatabasePlan::AuroraGlobal { global_cluster, .. } => {
             let new_region = ctx.plan.region(new_side);
             let read = describe_global_cluster(
-                &ctx.aws.region(new_side).rds,
+                ctx.aws.region(new_side).rds(),
                 &new_region.region,
                 global_cluster,
             )
@@ -230,7 +230,7 @@ async fn fence_instance(
     let outcome = |status, detail: String| {
         FenceOutcome::new(WHAT, old_id, &old_region.region, status, detail)
     };
-    let old_rds = &ctx.aws.region(old_side).rds;
+    let old_rds = ctx.aws.region(old_side).rds();
     let budget = old_region.operation_timeout;
     let (new_variable, old_variable) = (
         new_side.variable("DB_INSTANCE"),
@@ -238,7 +238,7 @@ async fn fence_instance(
     );
     let (new, old) = tokio::join!(
         describe_instance(
-            &ctx.aws.region(new_side).rds,
+            ctx.aws.region(new_side).rds(),
             &new_region.region,
             new_id,
             &new_variable,

@@ -634,8 +634,8 @@ async fn ensure_replica(
     let slot_region = &ctx.plan.region(slot_side).region;
     let writer_id = ctx.plan.database.resource(writer_side);
     let slot_id = ctx.plan.database.resource(slot_side);
-    let writer_rds = &ctx.aws.region(writer_side).rds;
-    let slot_rds = &ctx.aws.region(slot_side).rds;
+    let writer_rds = ctx.aws.region(writer_side).rds();
+    let slot_rds = ctx.aws.region(slot_side).rds();
     let now = Utc::now();
     let action = input.action.as_str();
 
@@ -955,7 +955,7 @@ async fn catch_up_replica(
 
     // Only the target region is read: the replica itself, and its lag in the target region's CloudWatch.
     let view = describe_instance(
-        &clients.rds,
+        clients.rds(),
         region,
         instance,
         &target.variable("DB_INSTANCE"),
@@ -992,7 +992,7 @@ async fn catch_up_replica(
              {source_region}: run prepare, or check the plan's DB instance identifiers"
         )));
     }
-    let lag = replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW)
+    let lag = replica_lag(clients.cloudwatch(), instance, now, LAG_WINDOW)
         .await
         .map_err(|e| {
             hint(
@@ -1150,7 +1150,7 @@ async fn check_member(
     let region = &ctx.plan.region(side).region;
     let writer = ctx.plan.database.resource(writer_side);
     let secondary = ctx.plan.database.resource(secondary_side);
-    let g = describe_global_cluster(&ctx.aws.region(side).rds, region, global_cluster).await?;
+    let g = describe_global_cluster(ctx.aws.region(side).rds(), region, global_cluster).await?;
     let verdict = decide_aurora_member(&g, writer, secondary, purpose);
     report.record_saw(&MembershipSaw {
         database: "aurora-global",

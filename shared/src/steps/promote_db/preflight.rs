@@ -202,7 +202,7 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
             let sregion = &ctx.plan.region(source).region;
             let clients = ctx.aws.region(target);
             let found = match describe_instance(
-                &clients.rds,
+                clients.rds(),
                 tregion,
                 tid,
                 &target.variable("DB_INSTANCE"),
@@ -217,7 +217,7 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                 // The graceful path needs the writer anyway (prepare reads it): an unreachable source is an error
                 // (retried), not a finding.
                 let writer = describe_instance(
-                    &ctx.aws.region(source).rds,
+                    ctx.aws.region(source).rds(),
                     sregion,
                     sid,
                     &source.variable("DB_INSTANCE"),
@@ -257,7 +257,7 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
                     now,
                 ));
                 if found.as_ref().is_some_and(|v| v.is_replica()) {
-                    let lag = replica_lag(&clients.cloudwatch, tid, now, LAG_WINDOW).await?;
+                    let lag = replica_lag(clients.cloudwatch(), tid, now, LAG_WINDOW).await?;
                     checks.push(check_lag(
                         &ReplicaLagSeen::of(lag, now),
                         ctx.plan.max_replica_lag_seconds,
@@ -268,7 +268,7 @@ pub(super) async fn preflight(ctx: &Context, input: &StepInput) -> Result<StepRe
         }
         DatabasePlan::AuroraGlobal { global_cluster, .. } => {
             let target_arn = ctx.plan.database.resource(target);
-            let g = describe_global_cluster(&ctx.aws.region(target).rds, tregion, global_cluster)
+            let g = describe_global_cluster(ctx.aws.region(target).rds(), tregion, global_cluster)
                 .await?;
             checks.push(check_global_member(
                 &g,

@@ -210,7 +210,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     let variable_prefix = format!("PILOTLIGHT_{}", target.as_str().to_ascii_uppercase());
 
     let view = describe_instance(
-        &clients.rds,
+        clients.rds(),
         region,
         instance,
         &target.variable("DB_INSTANCE"),
@@ -251,7 +251,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
         let what =
             format!("{instance} in {region} is writable (status available, not a read replica)");
         return Ok(finish_as_writer(
-            &clients.rds,
+            clients.rds(),
             input,
             want,
             &variable_prefix,
@@ -265,7 +265,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
     // The lag only matters (and is only reported) while the instance is still a replica that could be promoted now
     // (start always reads it: its report states the RPO basis even when it waits).
     let lag = if view.is_replica() && (input.action == Action::Start || view.status == AVAILABLE) {
-        replica_lag(&clients.cloudwatch, instance, now, LAG_WINDOW).await?
+        replica_lag(clients.cloudwatch(), instance, now, LAG_WINDOW).await?
     } else {
         None
     };
@@ -323,7 +323,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
                 "{instance} in {region} is already the writer (available, not a read replica)"
             );
             Ok(finish_as_writer(
-                &clients.rds,
+                clients.rds(),
                 input,
                 want,
                 &variable_prefix,
@@ -376,7 +376,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
             if input.dry_run {
                 // What would follow the promotion, judged on the replica as it is now.
                 saw.promoted = make_production_ready(
-                    &clients.rds,
+                    clients.rds(),
                     &view,
                     want,
                     &variable_prefix,
@@ -400,7 +400,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
             report.record_saw(&saw);
             // Record first (see the module documentation), then promote.
             add_tags(
-                &clients.rds,
+                clients.rds(),
                 &view.arn,
                 &[
                     (PROMOTE_REQUESTED_TAG, &requested_at),
@@ -415,7 +415,7 @@ pub(super) async fn promote_replica(ctx: &Context, input: &StepInput) -> Result<
                     "check the promote-db role's rds:AddTagsToResource permission",
                 )
             })?;
-            if let Err(e) = promote_read_replica(&clients.rds, instance).await {
+            if let Err(e) = promote_read_replica(clients.rds(), instance).await {
                 if !is_not_yet(&e) {
                     return Err(hint(
                         e,

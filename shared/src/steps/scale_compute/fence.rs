@@ -115,11 +115,11 @@ pub(super) async fn fence(ctx: &Context, input: &StepInput, mut report: StepRepo
     let (group, dial) = tokio::join!(
         within(
             budget,
-            describe_group(&clients.autoscaling, &sp.asg, &sp.region)
+            describe_group(clients.autoscaling(), &sp.asg, &sp.region)
         ),
         within(
             budget,
-            read_dial(&ctx.aws.global_accelerator, &sp.endpoint_group_arn)
+            read_dial(ctx.aws.global_accelerator(), &sp.endpoint_group_arn)
         ),
     );
     let group = match group {
@@ -181,7 +181,7 @@ pub(super) async fn fence(ctx: &Context, input: &StepInput, mut report: StepRepo
                 // The record first: a scale-down whose capacity was not recorded could not be restored as it was.
                 let calls = async {
                     tag_group(
-                        &clients.autoscaling,
+                        clients.autoscaling(),
                         &group.name,
                         &sp.region,
                         &[
@@ -191,7 +191,7 @@ pub(super) async fn fence(ctx: &Context, input: &StepInput, mut report: StepRepo
                         ],
                     )
                     .await?;
-                    update_group(&clients.autoscaling, &group.name, &sp.region, &changes).await
+                    update_group(clients.autoscaling(), &group.name, &sp.region, &changes).await
                 };
                 match within(budget, calls).await {
                     Ok(()) => outcome(

@@ -180,9 +180,12 @@ pub(super) async fn preflight(
     let tp = ctx.plan.region(target);
     let clients = ctx.aws.region(target);
     let (group, points, source_capacity) = tokio::join!(
-        describe_group(&clients.autoscaling, &tp.asg, &tp.region),
-        source_recovery_points(&clients.backup, tp),
-        read_source_capacity(&ctx.aws.region(source).autoscaling, ctx.plan.region(source)),
+        describe_group(clients.autoscaling(), &tp.asg, &tp.region),
+        source_recovery_points(clients.backup(), tp),
+        read_source_capacity(
+            ctx.aws.region(source).autoscaling(),
+            ctx.plan.region(source)
+        ),
     );
     let group = group?;
     let points = points?;

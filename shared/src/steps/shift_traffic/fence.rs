@@ -85,7 +85,8 @@ pub async fn fence(ctx: &Context, input: &StepInput) -> StepReport {
                             format!("dry-run: would turn it from {}% to 0%", dials.primary),
                         )
                     } else {
-                        match set_dial(&ctx.aws.global_accelerator, &sp.endpoint_group_arn, 0).await
+                        match set_dial(ctx.aws.global_accelerator(), &sp.endpoint_group_arn, 0)
+                            .await
                         {
                             Ok(()) => outcome(
                                 FenceStatus::Fenced,

@@ -42,7 +42,7 @@ pub(super) async fn flip_health_checks(
     ids: HealthCheckIds<'_>,
 ) -> Result<StepReport> {
     let mut report = StepReport::begin(STEP, input);
-    let r53 = &ctx.aws.route53;
+    let r53 = ctx.aws.route53();
     let (primary, dr) = tokio::join!(
         get_health_check(r53, ids.primary),
         get_health_check(r53, ids.dr)

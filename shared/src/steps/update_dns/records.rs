@@ -106,7 +106,7 @@ pub(super) async fn upsert_record(
 ) -> Result<StepReport> {
     let step = &input.step;
     let mut report = StepReport::begin(STEP, step);
-    let r53 = &ctx.aws.route53;
+    let r53 = ctx.aws.route53();
     let direction = step.direction;
     let target_value = if direction.target() == Side::Primary {
         plan.primary
