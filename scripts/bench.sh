@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Figures, not pass/fail (README "Performance").
 #   scripts/bench.sh                 the release build (nice'd; ~15 min clean on 2 idle cores, 2-3x under load):
+#                                    (BENCH_PROFILE=<name>: the same for another profile of Cargo.toml)
 #                                    per function its stripped size, the SDK crates it links, cold init, peak RSS,
 #                                    warm latency against the emulators; detect's parse + decide percentiles; one
 #                                    timed drill end to end (debug binaries, the drill's own build)
 #   BENCH_SHORT=1 scripts/bench.sh   the same on the debug binaries the test command built, few iterations, no
-#                                    drill (< 1 min): the test command's check that the bench runs
+#                                    drill (< 1 min): the test command's check that the bench runs (its lanes run
+#                                    the timing drill with --bench, the command of the RTO part)
 # Needs the emulators for the warm invocations: uses those the environment points at (scripts/emulators.sh env),
 # else starts its own and stops them at the end.
 set -euo pipefail
@@ -17,17 +19,22 @@ cargo build --workspace --bins --locked -q
 # ---- release binaries: size, SDK crates, cold init, RSS, warm latency, detect's pure path (issue #12) ----------
 if [[ "$short" == 1 ]]; then
   profile=debug
-  export BENCH_DRILL="${BENCH_DRILL:-0}"
-  iterations="${BENCH_ITERATIONS:-2000}" starts=3 invocations=5
+  # No drills: the test command's lanes run the timing drill with --bench (the command the RTO part runs).
+  export BENCH_DRILL="${BENCH_DRILL:-0}" BENCH_RTO="${BENCH_RTO:-0}"
+  iterations="${BENCH_ITERATIONS:-2000}" starts=3 invocations=5 alarm_starts=3 alarm_invocations=5
 else
-  profile=release
-  # Symbols kept in target/release so the SDK crates each binary links can be counted; the sizes below are of
-  # stripped copies, which is what `strip = "symbols"` in [profile.release] makes for `sam build`.
-  echo "== release build (nice -n 10, [profile.release] of Cargo.toml, symbols kept for the count below)"
+  # BENCH_PROFILE: another profile of Cargo.toml to measure the same way (the candidates the release profile was
+  # chosen against, README "Performance"); its binaries are in target/<profile>.
+  profile="${BENCH_PROFILE:-release}"
+  # Symbols kept so the SDK crates each binary links can be counted; the sizes below are of stripped copies, which
+  # is what `strip = "symbols"` in [profile.release] makes for `sam build`.
+  strip_var="CARGO_PROFILE_$(tr 'a-z-' 'A-Z_' <<<"$profile")_STRIP"
+  echo "== $profile build (nice -n 10, [profile.$profile] of Cargo.toml, symbols kept for the count below)"
   start=$(date +%s)
-  CARGO_PROFILE_RELEASE_STRIP=none nice -n 10 cargo build --release --workspace --bins --locked -q
+  env "$strip_var=none" nice -n 10 cargo build --profile "$profile" --workspace --bins --locked -q
   echo "built in $(($(date +%s) - start)) s (0 when nothing changed)"
   iterations="${BENCH_ITERATIONS:-20000}" starts="${BENCH_STARTS:-20}" invocations="${BENCH_INVOCATIONS:-100}"
+  alarm_starts="${BENCH_STARTS:-20}" alarm_invocations="${BENCH_ALARM_INVOCATIONS:-30}"
 fi
 bin="target/$profile"
 stripped="$(mktemp -d)"
@@ -42,9 +49,9 @@ mib() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1fM", b / 1048576 }'; }
 echo
 echo "== Lambda binaries ($profile, x86_64): size stripped (what \`strip = \"symbols\"\` deploys), and the code of each"
 echo "   aws-sdk-* crate the binary still holds (KiB, summed sizes of its defined symbols; release only)"
-sdks="rds autoscaling elasticloadbalancingv2 ssm backup cloudwatch globalaccelerator route53 sns sfn dynamodb"
+sdks="rds autoscaling elasticloadbalancingv2 ssm backup cloudwatch globalaccelerator route53 sns sfn dynamodb lambda"
 printf '%-14s %9s %9s' function unstripped stripped
-if [[ "$short" != 1 ]]; then printf ' %6s' rds asg elbv2 ssm backup cw ga r53 sns sfn ddb; fi
+if [[ "$short" != 1 ]]; then printf ' %6s' rds asg elbv2 ssm backup cw ga r53 sns sfn ddb lambda; fi
 echo
 for f in "${functions[@]}"; do
   strip -o "$stripped/$f" "$bin/$f"
@@ -73,7 +80,8 @@ if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   scripts/emulators.sh start moto gapfill ministack >/dev/null
   eval "$(scripts/emulators.sh env)"
 fi
-python3 scripts/bench_lambda.py --bin-dir "$stripped" --starts "$starts" --invocations "$invocations" "${functions[@]}"
+python3 scripts/bench_lambda.py --bin-dir "$stripped" --starts "$starts" --invocations "$invocations" \
+  --alarm-starts "$alarm_starts" --alarm-invocations "$alarm_invocations" "${functions[@]}"
 
 echo
 echo "== detect's pure path in process ($bin/pilotlight bench): bytes -> JSON -> trigger -> origin check + decision"

@@ -2,14 +2,15 @@
 """Per-function figures of the real Lambda binaries through a local Lambda Runtime API (loopback only).
 
 For each function: cold init (process start -> its first GET /invocation/next, which lambda_runtime sends once the
-plan is parsed, the SDK config loaded and every client built), median and max over --starts processes; then one
+plan is parsed and the SDK config loaded; the clients are built on first use), median and max over --starts processes; then one
 process serves --invocations events of a cheap read-only action against the emulators the environment points at
 (AWS_ENDPOINT_URL*, as `scripts/emulators.sh env` exports them): warm latency (event handed out -> response or error
 posted back) and the peak resident set (VmHWM from /proc/<pid>/status) after the last one.
 
 The environment of each function is the one `sam local invoke` gets (sam-local/env.json: the reference plan and the
 function's own variables), with the endpoints taken from this process's environment instead of host.docker.internal.
-Python 3 stdlib only; prints one line per function.
+Then detect's alarm path (class AlarmPath): alarm event in -> StartExecution accepted -> response, cold and warm.
+Python 3 stdlib, and boto3 for the alarm path's topology; prints one line per function.
 """
 
 import argparse
@@ -50,6 +51,7 @@ class Api:
             self.events = list(events)
             self.next_calls = []  # perf_counter of each GET /invocation/next
             self.handed = {}  # request id -> perf_counter when the event was written
+            self.last_error = None  # the body of the last error posted
             self.answered = {}  # request id -> (perf_counter, "response" | "error <type>")
             self.lock.notify_all()
 
@@ -80,6 +82,12 @@ def handler_for(api):
                 i = len(api.next_calls) - 1
                 api.lock.notify_all()
                 event = api.events[i] if i < len(api.events) else None
+            if callable(event):
+                try:
+                    event = event()  # made now, before it is handed out: not counted in the latency
+                except Exception as e:  # noqa: BLE001 - reported by the waiting side
+                    api.last_error = f"making the event failed: {e!r}"
+                    raise
             if event is None:
                 # No more work: hold the long poll, as Lambda does between invocations; the bench ends the process.
                 time.sleep(3600)
@@ -108,11 +116,20 @@ def handler_for(api):
             parts = self.path.split("/")
             outcome = "response"
             if parts[-1] == "error":
+                api.last_error = body.decode(errors="replace")[:600]
                 try:
                     outcome = "error " + json.loads(body).get("errorType", "?")
                 except ValueError:
                     outcome = "error ?"
             rid = parts[-2] if len(parts) >= 2 else "init"
+            if outcome == "response":
+                try:
+                    said = json.loads(body).get("outcome")
+                    outcome = f"response {said}" if said else outcome
+                    if said and said != "started":
+                        api.last_error = body.decode(errors="replace")[:600]
+                except (ValueError, AttributeError):
+                    pass
             self.send_response(202)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -186,6 +203,135 @@ def warm(api, binary, env, event, invocations):
     return lat, hwm, outcomes
 
 
+class AlarmPath:
+    """detect's disaster-day path against the emulators: an alarm event in, StartExecution accepted, response out.
+
+    Seeds what that path reads (boto3, the endpoints of this environment): one alarm in ALARM in the DR region,
+    Global Accelerator dials primary 100 / DR 0, a lock table, and a state machine whose executions end at once
+    (a Pass state), so every event can start one. Before each event is handed out (not counted) the alarm is set
+    OK then ALARM again (a new transition: a new execution name) and the lock item is deleted, as a finished
+    execution's release does; the cooldown is 0. Every timed invocation therefore reads the alarm, the recent
+    executions and the dials concurrently, writes the lock and starts an execution: the path an alarm takes.
+    """
+
+    PRIMARY, DR, ACCOUNT = "ap-northeast-2", "ap-northeast-1", "123456789012"
+
+    def __init__(self):
+        import boto3  # the drill's client library; only this part of the bench needs it
+
+        run = f"{int(time.time() * 1000):x}"
+        self.cw = boto3.client("cloudwatch", region_name=self.DR)
+        self.ddb = boto3.client("dynamodb", region_name=self.DR)
+        self.sfn = sfn = boto3.client("stepfunctions", region_name=self.DR)
+        ga = boto3.client("globalaccelerator", region_name="us-west-2")
+        self.alarm = f"bench-web-5xx-{run}"
+        self.cw.put_metric_alarm(
+            AlarmName=self.alarm, Namespace="AWS/ApplicationELB", MetricName="HTTPCode_ELB_5XX_Count",
+            Statistic="Sum", Period=60, EvaluationPeriods=3, Threshold=50.0,
+            ComparisonOperator="GreaterThanThreshold")
+        self.state_machine = sfn.create_state_machine(
+            name=f"bench-failover-{run}", roleArn=f"arn:aws:iam::{self.ACCOUNT}:role/pilotlight-sfn",
+            definition=json.dumps({"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": True}}}),
+        )["stateMachineArn"]
+        accelerator = ga.create_accelerator(Name=f"bench-{run}", IdempotencyToken=f"a-{run}")["Accelerator"]
+        listener = ga.create_listener(
+            AcceleratorArn=accelerator["AcceleratorArn"], Protocol="TCP",
+            PortRanges=[{"FromPort": 443, "ToPort": 443}], IdempotencyToken=f"l-{run}")["Listener"]
+        self.groups = [
+            ga.create_endpoint_group(
+                ListenerArn=listener["ListenerArn"], EndpointGroupRegion=region, TrafficDialPercentage=dial,
+                EndpointConfigurations=[{"EndpointId": f"arn:aws:elasticloadbalancing:{region}:{self.ACCOUNT}:"
+                                                       f"loadbalancer/app/web/{run}", "Weight": 128}],
+                IdempotencyToken=f"g-{region}-{run}")["EndpointGroup"]["EndpointGroupArn"]
+            for region, dial in ((self.PRIMARY, 100.0), (self.DR, 0.0))
+        ]
+        self.table = f"bench-lock-{run}"
+        self.ddb.create_table(
+            TableName=self.table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}])
+        self.template = json.loads((ROOT / "events" / "detect-alarm-lambda-action.json").read_text())
+
+    def env(self, base):
+        return {**base,
+                "PILOTLIGHT_ALARM_REGION": self.DR, "PILOTLIGHT_ALARM_NAMES": self.alarm, "PILOTLIGHT_QUORUM": "1",
+                "PILOTLIGHT_COOLDOWN_SECONDS": "0", "PILOTLIGHT_STATE_MACHINE_ARN": self.state_machine,
+                "PILOTLIGHT_PRIMARY_ENDPOINT_GROUP_ARN": self.groups[0],
+                "PILOTLIGHT_DR_ENDPOINT_GROUP_ARN": self.groups[1], "PILOTLIGHT_LOCK_TABLE": self.table}
+
+    def event(self):
+        """Re-arms the topology and returns the alarm's Lambda-action event for its new transition."""
+        # The previous execution ends (the emulator keeps even a Pass execution RUNNING for a while) and releases
+        # the lock, as a finished flow does.
+        for ex in self.sfn.list_executions(stateMachineArn=self.state_machine, statusFilter="RUNNING")["executions"]:
+            self.sfn.stop_execution(executionArn=ex["executionArn"])
+        self.ddb.delete_item(TableName=self.table, Key={"lock": {"S": "flow"}})
+        # The emulator keeps alarm transition times in whole seconds, and the execution name is derived from the
+        # transition: a new second for a new name.
+        time.sleep(1 - time.time() % 1 + 0.01)
+        for state in ("OK", "ALARM"):
+            self.cw.set_alarm_state(AlarmName=self.alarm, StateValue=state, StateReason="pilotlight bench")
+        alarm = self.cw.describe_alarms(AlarmNames=[self.alarm])["MetricAlarms"][0]
+        at = alarm["StateUpdatedTimestamp"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        e = json.loads(json.dumps(self.template))
+        # The plan's account (the emulator's own ARNs carry 000000000000; CloudWatch's would carry this one).
+        arn = f"arn:aws:cloudwatch:{self.DR}:{self.ACCOUNT}:alarm:{self.alarm}"
+        e.update(alarmArn=arn, accountId=self.ACCOUNT, region=self.DR, time=at)
+        e["alarmData"]["alarmName"] = self.alarm
+        e["alarmData"]["state"]["timestamp"] = at
+        return json.dumps(e).encode()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a killed function's held long poll resets its connection: expected, not news
+
+
+def serve(api):
+    """A Runtime API for `api` on a free loopback port: the server and its host:port."""
+    server = Server(("127.0.0.1", 0), handler_for(api))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+def alarm_path(api, binary, env, starts, invocations):
+    """Cold: `starts` processes, each handed one alarm at its first /invocation/next (init + event handed ->
+    response, and event handed -> response alone); warm: one process, `invocations` alarms (the first left out)."""
+    path = AlarmPath()
+    env = path.env(env)
+    cold, first, outcomes = [], [], {}
+    for _ in range(starts):
+        # A Runtime API of its own per start: the previous process's next long poll, in flight when it was
+        # killed, must not take this start's event.
+        own = Api()
+        own.reset([path.event])
+        server, addr = serve(own)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([binary], env={**env, "AWS_LAMBDA_RUNTIME_API": addr}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            ok = own.wait(lambda: "req-0" in own.answered, 30)
+        finally:
+            stop(proc)
+            server.shutdown()
+            server.server_close()
+        api.last_error = own.last_error
+        if not ok:
+            raise SystemExit(f"{binary}: the alarm was not answered within 30 s ({api.last_error or 'no error seen'});"
+                             " run it by hand to see why")
+        at, outcome = own.answered["req-0"]
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        # Init plus the first invocation: the time the event spent being made (re-arming, above) left out.
+        first.append((at - own.handed["req-0"]) * 1000)
+        cold.append((own.next_calls[0] - t0) * 1000 + first[-1])
+    lat, _, warm_outcomes = warm(api, binary, env, path.event, invocations)
+    for o, n in warm_outcomes.items():
+        outcomes[o] = outcomes.get(o, 0) + n
+    return sorted(cold), sorted(first), lat, outcomes
+
+
 def pct(sorted_values, p):
     rank = max(1, min(len(sorted_values), -(-len(sorted_values) * p // 100)))
     return sorted_values[int(rank) - 1]
@@ -196,19 +342,13 @@ def main():
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--starts", type=int, default=20)
     ap.add_argument("--invocations", type=int, default=100)
+    ap.add_argument("--alarm-starts", type=int, default=20, help="cold starts of detect on the alarm path")
+    ap.add_argument("--alarm-invocations", type=int, default=30, help="warm alarms through one detect process")
     ap.add_argument("functions", nargs="*", default=list(FUNCTIONS))
     args = ap.parse_args()
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request, client_address):
-            pass  # a killed function's held long poll resets its connection: expected, not news
-
     api = Api()
-    server = Server(("127.0.0.1", 0), handler_for(api))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    addr = f"127.0.0.1:{server.server_address[1]}"
+    server, addr = serve(api)
     emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
     if not emulated:
         raise SystemExit("no AWS_ENDPOINT_URL: start the emulators (scripts/emulators.sh) and eval their env first")
@@ -230,6 +370,20 @@ def main():
             f"{name:<14} {statistics.median(init):>9.1f} {init[-1]:>9.1f} {hwm / 1024:>9.1f} "
             f"{pct(steady, 50):>9.1f} {pct(steady, 99):>9.1f}  {where}: {what}"
         )
+    if "detect" in args.functions:
+        cold, first, lat, outcomes = alarm_path(
+            api, str(Path(args.bin_dir) / "detect"), function_env("detect", addr), args.alarm_starts,
+            args.alarm_invocations)
+        what = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        print()
+        print(f"detect, alarm -> StartExecution accepted -> response (ms): cold (init + first invocation) p50 "
+              f"{statistics.median(cold):.1f} max {cold[-1]:.1f}; first invocation (event handed -> response) p50 "
+              f"{statistics.median(first):.1f} max {first[-1]:.1f}  ({args.alarm_starts} starts); warm p50 "
+              f"{pct(lat, 50):.1f} p99 {pct(lat, 99):.1f} ({args.alarm_invocations} alarms, the first left out)")
+        print(f"  outcomes: {what}")
+        if any(not o.endswith(" started") for o in outcomes):
+            raise SystemExit("detect: an alarm did not start an execution (outcomes above): the figures are not "
+                             f"of the alarm path; the last answer that was not a start: {api.last_error}")
     server.shutdown()
     return 0
 
