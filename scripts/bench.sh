@@ -80,7 +80,9 @@ if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   scripts/emulators.sh start moto gapfill ministack >/dev/null
   eval "$(scripts/emulators.sh env)"
 fi
-python3 scripts/bench_lambda.py --bin-dir "$stripped" --starts "$starts" --invocations "$invocations" \
+# The drill's interpreter (boto3 pinned there) for the alarm path's topology, as drill.sh picks it.
+py=python3; [[ -x .tools/moto/bin/python ]] && py=.tools/moto/bin/python
+"$py" scripts/bench_lambda.py --bin-dir "$stripped" --starts "$starts" --invocations "$invocations" \
   --alarm-starts "$alarm_starts" --alarm-invocations "$alarm_invocations" "${functions[@]}"
 
 echo

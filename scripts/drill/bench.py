@@ -35,6 +35,10 @@ PRODUCTION_POLL_SECONDS = 15             # plans/reference.env defaults (plan.rs
 PRODUCTION_DIAL_BAKE_SECONDS = 30
 PEER_SLEEP_SECONDS, PEER_POLL_SECONDS = 60, 15  # the peer design: sleep 60 s in the promote Lambda, then 15 s polls
 PROBE_RUNS_PER_MONTH = 60 * 24 * 30      # ProbeSchedule rate(1 minute)
+READINESS_RUNS_PER_MONTH = 2 * 24 * 30   # ReadinessSchedule rate(30 minutes), the template's default
+READINESS_CHECKS = 21                    # checks on the reference topology (docs/readiness.md)
+PRICE_METRIC_MONTH = 0.30                # CloudWatch custom metric, first 10,000
+PRICE_ALARM_MONTH = 0.10                 # CloudWatch standard-resolution alarm
 BRANCH_STATES_PER_TASK = 6               # a loop turn in a Parallel branch: task, done?, count, budget, soon?, wait
 
 
@@ -159,9 +163,16 @@ def show(d, execution):
        f"${invocations * PRICE_LAMBDA_REQUEST:.6f} (invocation times as the history shows them: an upper bound of "
        f"the billed durations); {notifies} SNS publishes = ${notifies * PRICE_SNS_PUBLISH:.6f}")
     probe = PROBE_RUNS_PER_MONTH * (PRICE_LAMBDA_REQUEST + 0.2 * MEMORY_MB / 1024 * PRICE_ARM64_GB_S)
-    kv("idle cost per month", f"$0 at rest for the failover path (Step Functions, Lambda, SNS bill per use); with the "
-       f"probe (ProbeSchedule rate(1 minute), {PROBE_RUNS_PER_MONTH} runs, 200 ms assumed) ${probe:.2f} of Lambda "
-       "plus its custom metrics and alarm in CloudWatch (one metric per target + Target=all, $0.30 each, alarm $0.10)")
+    readiness = READINESS_RUNS_PER_MONTH * (PRICE_LAMBDA_REQUEST + 1.0 * MEMORY_MB / 1024 * PRICE_ARM64_GB_S)
+    # ReadinessFailures and ReadinessWarnings per check and for Check=all, published every run: full-month metrics.
+    readiness_metrics = 2 * (READINESS_CHECKS + 1) * PRICE_METRIC_MONTH
+    kv("idle cost per month", f"$0 at rest for the failover path (Step Functions, Lambda, SNS bill per use); the "
+       f"readiness schedule (on by default: rate(30 minutes), {READINESS_RUNS_PER_MONTH} runs, 1 s assumed) "
+       f"${readiness:.3f} of Lambda + {2 * (READINESS_CHECKS + 1)} custom metrics (failures and warnings per check "
+       f"and for all, {READINESS_CHECKS} checks) ${readiness_metrics:.2f} + its alarm ${PRICE_ALARM_MONTH:.2f} = "
+       f"${readiness + readiness_metrics + PRICE_ALARM_MONTH:.2f}; the optional probe (rate(1 minute), "
+       f"{PROBE_RUNS_PER_MONTH} runs, 200 ms assumed) ${probe:.2f} of Lambda plus one metric per target + "
+       f"Target=all (${PRICE_METRIC_MONTH:.2f} each) and its alarm")
 
     # replica writable -> the step reports it
     db = [c for c in changes if c["kind"] == "db"]
