@@ -36,43 +36,38 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA, a leaf certificate for 127.0.0.1 signed by it, and an HTTPS server with the leaf answering every POST
 /// with an empty DynamoDB ListTables result. Returns the server, its URL and the CA file.
 fn https_endpoint(dir: &Path) -> (Server, String, String) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=pilotlight test CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
+    // A P-256 key and, with -x509, the CA's self-signed certificate; without it, the leaf's request.
+    let new_key = |rest: &[&str]| {
+        let mut args = vec![
             "req",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
             "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
+        ];
+        args.extend_from_slice(rest);
+        openssl(dir, &args);
+    };
+    new_key(&[
+        "-x509",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=pilotlight test CA",
+    ]);
+    new_key(&[
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
     std::fs::write(
         dir.join("leaf.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",

@@ -141,6 +141,19 @@ impl TrustRoots {
         }
     }
 
+    /// What is wrong with a named bundle that cannot be read, naming it and what to do; `None` when it can be.
+    pub fn unreadable_bundle(&self) -> Option<String> {
+        let TrustRoots::System { cert_file } = self else {
+            return None;
+        };
+        std::fs::metadata(cert_file).err().map(|e| {
+            format!(
+                "SSL_CERT_FILE={cert_file} cannot be read ({e}): every AWS call will fail its TLS handshake; fix the \
+                 path, or unset SSL_CERT_FILE to trust Amazon Trust Services' built-in roots"
+            )
+        })
+    }
+
     /// The SDK's own hyper 1 + rustls (aws-lc) client, as its default one is built (proxy settings from the
     /// environment), with these roots.
     pub fn https_client(&self) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -176,6 +189,10 @@ impl AwsClients {
     /// roots of [`TrustRoots::from_env`]; every client derives from it.
     pub async fn new(plan: &FailoverPlan) -> Self {
         let roots = TrustRoots::from_env(std::env::var("SSL_CERT_FILE").ok().as_deref());
+        if let Some(problem) = roots.unreadable_bundle() {
+            // Every AWS call would then fail its TLS handshake: say which file, at start, once.
+            tracing::error!("{problem}");
+        }
         let base = aws_config::defaults(BehaviorVersion::latest())
             .http_client(roots.https_client())
             .load()
@@ -305,6 +322,24 @@ mod tests {
         ] {
             assert!(text.contains(&format!("CN = {name}")), "{name}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_named_bundle_is_reported_with_its_path() {
+        let missing = TrustRoots::from_env(Some("/nonexistent/proxy-ca.pem"));
+        let problem = missing
+            .unreadable_bundle()
+            .expect("a missing file is a problem");
+        assert!(
+            problem.contains("SSL_CERT_FILE=/nonexistent/proxy-ca.pem cannot be read"),
+            "{problem}"
+        );
+        assert_eq!(TrustRoots::AmazonTrustServices.unreadable_bundle(), None);
+        let here = TrustRoots::from_env(Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/aws/amazon-trust-services.pem"
+        )));
+        assert_eq!(here.unreadable_bundle(), None, "an existing file is fine");
     }
 
     #[test]
